@@ -1,0 +1,1 @@
+"""GPO: gradient-inspired prompt optimization (arXiv 2402.17564)."""

@@ -1,0 +1,173 @@
+"""Results of running a prompt over cases: per run, per case, per suite.
+
+These cross every boundary after the model calls (gate, optimizer, report, xdist), so they
+serialize to plain JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_gpo.calls import Usage
+
+
+@dataclass
+class RunResult:
+    """One sample of one case: the output and its combined, weighted score."""
+
+    sample: int
+    output: str
+    score: float
+    passed: bool
+    reason: str
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form."""
+        return {
+            "sample": self.sample,
+            "output": self.output,
+            "score": self.score,
+            "passed": self.passed,
+            "reason": self.reason,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunResult:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            sample=int(d["sample"]),
+            output=str(d["output"]),
+            score=float(d["score"]),
+            passed=bool(d["passed"]),
+            reason=str(d["reason"]),
+            error=d.get("error"),
+        )
+
+
+@dataclass
+class CaseResult:
+    """A case over its N runs: mean score, and passed when at least ``min_pass`` runs passed."""
+
+    case_id: str
+    vars: Mapping[str, Any]
+    expected: Any
+    runs: list[RunResult]
+    min_pass: int = 1
+
+    @property
+    def score(self) -> float:
+        """Mean score over the runs."""
+        return sum(r.score for r in self.runs) / len(self.runs) if self.runs else 0.0
+
+    @property
+    def passes(self) -> int:
+        """How many runs passed."""
+        return sum(1 for r in self.runs if r.passed)
+
+    @property
+    def passed(self) -> bool:
+        """At least ``min_pass`` of the runs passed (k of N)."""
+        return self.passes >= self.min_pass
+
+    @property
+    def pass_rate(self) -> float:
+        """Fraction of runs that passed."""
+        return self.passes / len(self.runs) if self.runs else 0.0
+
+    @property
+    def output(self) -> str:
+        """The first run's output (what reports show)."""
+        return self.runs[0].output if self.runs else ""
+
+    @property
+    def reason(self) -> str:
+        """The first failing run's reason, else the first run's."""
+        for r in self.runs:
+            if not r.passed:
+                return r.reason
+        return self.runs[0].reason if self.runs else ""
+
+    @property
+    def error(self) -> str | None:
+        """The first run error, if any run could not be completed."""
+        for r in self.runs:
+            if r.error:
+                return r.error
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form."""
+        return {
+            "case_id": self.case_id,
+            "vars": dict(self.vars),
+            "expected": self.expected,
+            "min_pass": self.min_pass,
+            "runs": [r.to_dict() for r in self.runs],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CaseResult:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            case_id=str(d["case_id"]),
+            vars=dict(d.get("vars") or {}),
+            expected=d.get("expected"),
+            runs=[RunResult.from_dict(r) for r in d.get("runs", [])],
+            min_pass=int(d.get("min_pass", 1)),
+        )
+
+
+@dataclass
+class SuiteRun:
+    """A prompt's run over a set of cases, with the model use it cost."""
+
+    suite: str
+    model: str
+    prompt_text: str
+    cases: list[CaseResult]
+    usage: Usage = field(default_factory=Usage)
+    errors: list[str] = field(default_factory=list)
+    error_kind: str | None = None
+
+    @property
+    def score(self) -> float:
+        """Mean case score (0 for no cases)."""
+        return sum(c.score for c in self.cases) / len(self.cases) if self.cases else 0.0
+
+    @property
+    def pass_rate(self) -> float:
+        """Fraction of cases that passed."""
+        return sum(1 for c in self.cases if c.passed) / len(self.cases) if self.cases else 0.0
+
+    def by_id(self) -> dict[str, CaseResult]:
+        """Case results keyed by case id."""
+        return {c.case_id: c for c in self.cases}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form."""
+        return {
+            "suite": self.suite,
+            "model": self.model,
+            "prompt_text": self.prompt_text,
+            "cases": [c.to_dict() for c in self.cases],
+            "usage": self.usage.to_dict(),
+            "errors": list(self.errors),
+            "error_kind": self.error_kind,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SuiteRun:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            suite=str(d["suite"]),
+            model=str(d["model"]),
+            prompt_text=str(d["prompt_text"]),
+            cases=[CaseResult.from_dict(c) for c in d.get("cases", [])],
+            usage=Usage.from_dict(d.get("usage") or {}),
+            errors=list(d.get("errors") or []),
+            error_kind=d.get("error_kind"),
+        )

@@ -1,0 +1,1 @@
+"""Scorers: one module per family, behind a registry that plugins extend."""

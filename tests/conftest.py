@@ -1,0 +1,20 @@
+"""Shared fixtures: the local OpenAI-compatible server and environment isolation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from openai_server import OpenAIServer, openai_server  # noqa: F401  (fixture re-export)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests never see the developer's model settings or CI flags."""
+    for name in ("GPO_MODEL", "GPO_OPTIMIZER_MODEL", "CI", "GITHUB_STEP_SUMMARY", "GPO_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    yield
