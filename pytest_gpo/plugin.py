@@ -1,1 +1,118 @@
-"""pytest entry point (being built)."""
+"""pytest entry point: hooks only, each delegating to :class:`~pytest_gpo.session.GpoSession`.
+
+Importing this module is cheap: no litellm, no torch. They load on the first model call or the
+first semantic score.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_gpo import hookspecs
+from pytest_gpo.errors import GpoError
+from pytest_gpo.items import SESSION_KEY, SuiteFile
+from pytest_gpo.session import GpoSession, SuiteRecord
+from pytest_gpo.settings import OPTIONS, resolve
+from pytest_gpo.suite import is_suite_file
+
+WORKER_KEY = "gpo_records"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register pytest-gpo's own hooks (see :mod:`pytest_gpo.hookspecs`)."""
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--gpo-*`` options and ``gpo_*`` ini keys, declared once in :data:`OPTIONS`."""
+    group = parser.getgroup("gpo", "prompt suites (pytest-gpo)")
+    for opt in OPTIONS:
+        if opt.flag:
+            env = f" [env {opt.env}]" if opt.env else ""
+            ini = f" [ini {opt.ini}]" if opt.ini else ""
+            if opt.name in ("update_baseline", "dry_run"):
+                group.addoption(opt.flag, action="store_true", default=False, dest=f"gpo_{opt.name}",
+                                help=opt.help)
+            elif opt.name == "optimize":
+                group.addoption(opt.flag, nargs="?", const="auto", default=None,
+                                dest="gpo_optimize", metavar=opt.metavar, help=opt.help)
+            else:
+                group.addoption(opt.flag, default=None, dest=f"gpo_{opt.name}",
+                                metavar=opt.metavar, help=opt.help + env + ini)
+        if opt.ini:
+            default = "" if opt.default is None else str(opt.default)
+            parser.addini(opt.ini, help=opt.help, default=default)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve the settings (a bad value is a usage error naming its source)."""
+    config.addinivalue_line("markers", "gpo: a pytest-gpo prompt suite")
+    cli = {opt.name: config.getoption(f"gpo_{opt.name}", None) for opt in OPTIONS if opt.flag}
+    ini_name = config.inipath.name if config.inipath else "ini"
+    try:
+        settings = resolve(rootdir=Path(config.rootpath), cli=cli, ini=config.getini,
+                           ini_source=ini_name)
+    except GpoError as exc:
+        raise pytest.UsageError(exc.render()) from None
+    config.stash[SESSION_KEY] = GpoSession(settings=settings, hook=config.hook)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Collect ``*.gpo.yaml`` / ``*.gpo.yml`` files."""
+    if is_suite_file(file_path):
+        return SuiteFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: merge the records a worker sends home."""
+    payload = getattr(node, "workeroutput", {}).get(WORKER_KEY)
+    if not payload:
+        return
+    gs = node.config.stash[SESSION_KEY]
+    for data in json.loads(payload):
+        record = SuiteRecord.from_dict(data)
+        gs.records[record.nodeid] = record
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Workers send records home; the controller (or a single process) finishes the run."""
+    config = session.config
+    if SESSION_KEY not in config.stash:
+        return
+    gs = config.stash[SESSION_KEY]
+    if _is_worker(config):
+        records = [r.to_dict() for r in gs.records.values()]
+        config.workeroutput[WORKER_KEY] = json.dumps(records)  # type: ignore[attr-defined]
+        gs.close()
+        return
+    from pytest_gpo.finish import finish_session
+
+    status = finish_session(gs, int(exitstatus))
+    if status is not None:
+        session.exitstatus = status
+    gs.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The summary table of every suite, and what was written."""
+    if SESSION_KEY not in config.stash or _is_worker(config):
+        return
+    gs = config.stash[SESSION_KEY]
+    if not gs.records and not gs.warnings:
+        return
+    from pytest_gpo.finish import summary_lines
+
+    terminalreporter.section("pytest-gpo")
+    for line in summary_lines(gs):
+        terminalreporter.write_line(line)

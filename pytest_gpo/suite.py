@@ -7,15 +7,23 @@ case and the fix, raised at collection time so a bad suite never costs a model c
 
 from __future__ import annotations
 
+import csv
+import difflib
 import hashlib
-from collections.abc import Mapping
+import io
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pytest_gpo.calls import canonical_json
-from pytest_gpo.case import Case
-from pytest_gpo.scorers.base import Scorer
+from pytest_gpo.case import Case, derive_case_id
+from pytest_gpo.errors import GpoError, SuiteError
+from pytest_gpo.scorers.base import Scorer, ScorerRegistry
+from pytest_gpo.template import template_variables
 
 SUITE_SUFFIXES = (".gpo.yaml", ".gpo.yml")
 
@@ -75,3 +83,457 @@ class Suite:
             for c in self.cases
         ]
         return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+
+
+SUITE_KEYS = (
+    "name",
+    "description",
+    "prompt",
+    "system",
+    "model",
+    "params",
+    "cases",
+    "scorers",
+    "threshold",
+    "tolerance",
+    "alpha",
+    "repeat",
+    "min_pass",
+    "optimize",
+)
+CASE_KEYS = ("id", "vars", "expected", "tags", "description")
+DEFAULT_SCORERS: tuple[dict[str, Any], ...] = ({"type": "exact"},)
+
+
+def is_suite_file(path: Path) -> bool:
+    """True for ``*.gpo.yaml`` / ``*.gpo.yml``."""
+    return path.name.endswith(SUITE_SUFFIXES)
+
+
+def suite_stem(path: Path) -> str:
+    """The file name without ``.gpo.yaml`` / ``.gpo.yml``."""
+    for suffix in SUITE_SUFFIXES:
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    known = "known keys: " + ", ".join(choices)
+    return f"did you mean '{close[0]}'? {known}" if close else known
+
+
+def _yaml_error(exc: yaml.YAMLError, where: str) -> SuiteError:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    line = f" on line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return SuiteError(
+        f"malformed YAML{line}: {problem}",
+        path=where,
+        fix="fix the YAML syntax (indentation, quotes, ':' after keys)",
+    )
+
+
+class _Loader:
+    """Loads one suite file; every error names the suite file and the key or case."""
+
+    def __init__(self, path: Path, registry: ScorerRegistry) -> None:
+        self.path = path
+        self.dir = path.parent
+        self.where = str(path)
+        self.registry = registry
+
+    def err(self, message: str, *, key: str | None = None, case: str | None = None,
+            fix: str | None = None, path: str | None = None) -> SuiteError:
+        return SuiteError(message, path=path or self.where, key=key, case=case, fix=fix)
+
+    def load(self) -> Suite:
+        try:
+            text = self.path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self.err(f"cannot read the suite file: {exc}", fix="check the file") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise _yaml_error(exc, self.where) from None
+        except RecursionError:
+            raise self.err("YAML nested too deeply", fix="flatten the suite file") from None
+        if data is None:
+            raise self.err("the suite file is empty",
+                           fix="add at least 'prompt:' and 'cases:' (see docs/suite-format.md)")
+        if not isinstance(data, dict):
+            raise self.err(f"the suite file must be a mapping of keys, not {_kind(data)}",
+                           fix="start with 'prompt: path/to/prompt.txt' and 'cases: ...'")
+        for key in data:
+            if not isinstance(key, str) or key not in SUITE_KEYS:
+                raise self.err(f"unknown key '{key}'", key=str(key),
+                               fix=_did_you_mean(str(key), SUITE_KEYS))
+        for required in ("prompt", "cases"):
+            if required not in data:
+                raise self.err(f"missing required key '{required}'", key=required,
+                               fix=f"add '{required}:' to the suite (see docs/suite-format.md)")
+
+        name = self.string(data, "name", default=suite_stem(self.path))
+        prompt_path, prompt_bytes, prompt_text, encoding = self.prompt(data["prompt"])
+        variables = template_variables(prompt_text, where=str(prompt_path))
+        system = self.system(data.get("system"))
+        model = self.string(data, "model", default=None)
+        params = self.params(data.get("params"))
+        cases = self.cases(data["cases"], variables)
+        scorers = self.scorers(data.get("scorers"), cases)
+        threshold, metric = self.threshold(data.get("threshold", 1.0))
+        tolerance = self.fraction(data, "tolerance", 0.0, low_open=False)
+        alpha = self.fraction(data, "alpha", 0.05, low_open=True)
+        repeat = self.count(data, "repeat")
+        min_pass = self.count(data, "min_pass")
+        if min_pass is not None and min_pass > (repeat or 1):
+            raise self.err(f"min_pass ({min_pass}) is larger than repeat ({repeat or 1})",
+                           key="min_pass", fix="set min_pass between 1 and repeat")
+        optimize = data.get("optimize") or {}
+        if not isinstance(optimize, dict):
+            raise self.err(f"'optimize' must be a mapping, not {_kind(optimize)}", key="optimize",
+                           fix="write e.g. 'optimize: {steps: 12, candidates: 8}'")
+        self.check_optimize(optimize)
+        return Suite(
+            name=name,
+            path=self.path,
+            prompt_path=prompt_path,
+            prompt_text=prompt_text,
+            prompt_bytes=prompt_bytes,
+            prompt_encoding=encoding,
+            system=system,
+            model=model,
+            params=params,
+            cases=cases,
+            scorers=scorers,
+            threshold=threshold,
+            threshold_metric=metric,
+            tolerance=tolerance,
+            alpha=alpha,
+            repeat=repeat,
+            min_pass=min_pass,
+            optimize=optimize,
+            template_vars=variables,
+        )
+
+    # -- scalar keys --------------------------------------------------------------------------
+
+    def string(self, data: Mapping[str, Any], key: str, *, default: str | None) -> Any:
+        value = data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise self.err(f"'{key}' must be a non-empty string, not {_kind(value)}", key=key,
+                           fix=f"write '{key}: some-text'")
+        return value.strip()
+
+    def fraction(self, data: Mapping[str, Any], key: str, default: float, *,
+                 low_open: bool) -> float:
+        if key not in data or data[key] is None:
+            return default
+        value = data[key]
+        ok = _is_number(value) and (0 < value < 1 if low_open else 0 <= value <= 1)
+        if not ok:
+            span = "between 0 and 1 (exclusive)" if low_open else "between 0 and 1"
+            raise self.err(f"'{key}' must be a number {span}, got {value!r}", key=key,
+                           fix=f"write e.g. '{key}: {default if default else 0.05}'")
+        return float(value)
+
+    def count(self, data: Mapping[str, Any], key: str) -> int | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.err(f"'{key}' must be a whole number >= 1, got {value!r}", key=key,
+                           fix=f"write e.g. '{key}: 3'")
+        return value
+
+    def threshold(self, value: Any) -> tuple[float, str]:
+        metric = "mean"
+        if isinstance(value, dict):
+            if len(value) != 1 or next(iter(value)) not in ("mean", "pass_rate"):
+                raise self.err("'threshold' mapping must have exactly one of 'mean' or "
+                               "'pass_rate'", key="threshold",
+                               fix="write 'threshold: 0.8' or 'threshold: {pass_rate: 0.9}'")
+            metric, value = next(iter(value.items()))
+        if not _is_number(value) or not 0 <= value <= 1:
+            raise self.err(f"threshold must be a number between 0 and 1, got {value!r}",
+                           key="threshold",
+                           fix="scores are fractions: write e.g. 'threshold: 0.8' (not 80)")
+        return float(value), str(metric)
+
+    # -- files --------------------------------------------------------------------------------
+
+    def resolve(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.dir / p
+
+    def prompt(self, value: Any) -> tuple[Path, bytes, str, str]:
+        if not isinstance(value, str) or not value.strip():
+            raise self.err(f"'prompt' must be the path of a prompt template file, not "
+                           f"{_kind(value)}", key="prompt",
+                           fix="write 'prompt: prompts/my_prompt.txt' (relative to this file)")
+        path = self.resolve(value.strip())
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise self.err(f"prompt file not found: {path}", key="prompt",
+                           fix="create the file or correct the path "
+                               "(relative to the suite file)") from None
+        except OSError as exc:
+            raise self.err(f"cannot read prompt file {path}: {exc}", key="prompt",
+                           fix="check the path and permissions") from None
+        encoding = "utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise self.err(f"prompt file {path} is not UTF-8 ({exc.reason} at byte "
+                           f"{exc.start})", key="prompt",
+                           fix="save the prompt file as UTF-8") from None
+        if not text.strip():
+            raise self.err(f"prompt file {path} is empty", key="prompt",
+                           fix="write the prompt template into the file")
+        return path, raw, text, encoding
+
+    def system(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.err(f"'system' must be text or a file path, not {_kind(value)}",
+                           key="system", fix="write 'system: You route tickets.'")
+        candidate = value.strip()
+        if "\n" not in candidate and len(candidate) < 400:
+            path = self.resolve(candidate)
+            if path.suffix and path.is_file():
+                try:
+                    return path.read_text(encoding="utf-8-sig")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise self.err(f"cannot read system file {path}: {exc}", key="system",
+                                   fix="save it as UTF-8 text") from None
+        return value
+
+    def params(self, value: Any) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise self.err(f"'params' must be a mapping of litellm parameters, not "
+                           f"{_kind(value)}", key="params",
+                           fix="write e.g. 'params: {temperature: 0, max_tokens: 200}'")
+        if "n" in value or "stream" in value:
+            bad = "n" if "n" in value else "stream"
+            raise self.err(f"'params.{bad}' is managed by pytest-gpo", key=f"params.{bad}",
+                           fix="remove it; use 'repeat: N' to run each case N times")
+        return dict(value)
+
+    # -- cases --------------------------------------------------------------------------------
+
+    def cases(self, value: Any, variables: frozenset[str]) -> tuple[Case, ...]:
+        if isinstance(value, str):
+            path = self.resolve(value.strip())
+            raw_cases = read_case_file(path, where=self.where)
+        elif isinstance(value, list):
+            raw_cases = [(item, f"{self.path.name}: cases[{i}]") for i, item in enumerate(value)]
+        else:
+            raise self.err(f"'cases' must be a list of cases or a file path, not {_kind(value)}",
+                           key="cases",
+                           fix="write 'cases: cases.jsonl' or an inline list of "
+                               "{id, vars, expected}")
+        if not raw_cases:
+            raise self.err("the suite has no cases", key="cases", fix="add at least one case")
+        cases: list[Case] = []
+        seen: dict[str, str] = {}
+        for item, source in raw_cases:
+            case = self.case(item, source)
+            if case.id in seen:
+                raise self.err(f"duplicate case id '{case.id}' ({seen[case.id]} and {source})",
+                               key="cases", case=case.id,
+                               fix="give every case a unique 'id' (or remove the duplicate)")
+            seen[case.id] = source
+            missing = sorted(variables - set(case.vars))
+            if missing:
+                raise self.err(
+                    f"case is missing template variable(s) {', '.join(missing)} ({source})",
+                    key="cases", case=case.id,
+                    fix=f"add {', '.join(missing)} to the case's vars, or remove "
+                        f"{{{{ {missing[0]} }}}} from the prompt",
+                )
+            cases.append(case)
+        return tuple(cases)
+
+    def case(self, item: Any, source: str) -> Case:
+        if not isinstance(item, dict):
+            raise self.err(f"a case must be a mapping with 'vars', not {_kind(item)} ({source})",
+                           key="cases", fix="write {vars: {...}, expected: ...}")
+        for key in item:
+            if key not in CASE_KEYS:
+                raise self.err(f"unknown case key '{key}' ({source})", key="cases",
+                               case=str(item.get("id", "")) or None,
+                               fix=_did_you_mean(str(key), CASE_KEYS))
+        vars_ = item.get("vars", {})
+        if vars_ is None:
+            vars_ = {}
+        if not isinstance(vars_, dict) or not all(isinstance(k, str) for k in vars_):
+            raise self.err(f"case 'vars' must be a mapping of names to values ({source})",
+                           key="cases", fix="write vars: {ticket: '...'}")
+        has_expected = "expected" in item
+        expected = item.get("expected")
+        raw_id = item.get("id")
+        if raw_id is None or raw_id == "":
+            case_id = derive_case_id(vars_, expected, has_expected)
+        elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
+            case_id = str(raw_id).strip()
+            if not case_id or len(case_id) > 200 or "\n" in case_id:
+                raise self.err(f"case id {raw_id!r} must be one short line ({source})",
+                               key="cases", fix="use ids like 'refund-1'")
+        else:
+            raise self.err(f"case id must be a string or a number, not {_kind(raw_id)} "
+                           f"({source})", key="cases", fix="use ids like 'refund-1'")
+        return Case(id=case_id, vars=vars_, expected=expected, has_expected=has_expected,
+                    source=source)
+
+    # -- scorers ------------------------------------------------------------------------------
+
+    def scorers(self, value: Any, cases: Sequence[Case]) -> tuple[ScorerSpec, ...]:
+        if value is None:
+            value = [dict(s) for s in DEFAULT_SCORERS]
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            raise self.err("'scorers' must be a non-empty list of {type: ...} mappings",
+                           key="scorers", fix="write 'scorers: [{type: exact}]'")
+        specs: list[ScorerSpec] = []
+        for i, item in enumerate(value):
+            key = f"scorers[{i}]"
+            if isinstance(item, str):
+                item = {"type": item}
+            if not isinstance(item, dict) or "type" not in item:
+                raise self.err(f"a scorer must be a mapping with a 'type', not {_kind(item)}",
+                               key=key, fix="write e.g. '{type: exact, ignore_case: true}'")
+            options = dict(item)
+            type_name = options.pop("type")
+            weight = options.pop("weight", 1.0)
+            label = options.pop("name", None) or str(type_name)
+            if not _is_number(weight) or weight <= 0:
+                raise self.err(f"scorer weight must be a number > 0, got {weight!r}",
+                               key=f"{key}.weight", fix="write e.g. 'weight: 2'")
+            try:
+                scorer = self.registry.create(str(type_name), options,
+                                              where=f"{self.where} ({key})")
+            except GpoError:
+                raise
+            except Exception as exc:  # a plugin's scorer failing in __init__
+                raise self.err(f"scorer '{type_name}' could not be configured: {exc}", key=key,
+                               fix="check the scorer's options") from None
+            if scorer.requires_expected():
+                lacking = [c.id for c in cases if not c.has_expected]
+                if lacking:
+                    shown = ", ".join(lacking[:3]) + (" ..." if len(lacking) > 3 else "")
+                    raise self.err(
+                        f"scorer '{type_name}' compares with 'expected', but "
+                        f"{len(lacking)} case(s) have none: {shown}",
+                        key=key, case=lacking[0],
+                        fix="add 'expected' to those cases, or use a scorer that does not "
+                            "need it",
+                    )
+            specs.append(ScorerSpec(scorer=scorer, weight=float(weight), label=str(label)))
+        return tuple(specs)
+
+    def check_optimize(self, optimize: Mapping[str, Any]) -> None:
+        from pytest_gpo.optimize.config import OptimizeConfig
+
+        OptimizeConfig.from_mapping(optimize, where=f"{self.where} (optimize)")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false"}.get(
+        type(value), f"a {type(value).__name__}")
+
+
+def read_case_file(path: Path, *, where: str) -> list[tuple[Any, str]]:
+    """Read cases from .jsonl / .json / .yaml / .yml / .csv: (raw case, source) pairs."""
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".json", ".yaml", ".yml", ".csv"):
+        raise SuiteError(f"unsupported cases file type '{suffix or path.name}'", path=where,
+                         key="cases", fix="use a .jsonl, .json, .yaml or .csv file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SuiteError(f"cases file not found: {path}", path=where, key="cases",
+                         fix="create the file or correct the path "
+                             "(relative to the suite file)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"cannot read cases file {path}: {exc}", path=where, key="cases",
+                         fix="save it as UTF-8 text") from None
+    name = path.name
+    if suffix == ".jsonl":
+        out: list[tuple[Any, str]] = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                out.append((json.loads(line), f"{name}:{lineno}"))
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise SuiteError(f"bad JSON on line {lineno} of {name}: {exc}", path=where,
+                                 key="cases", fix=f"fix line {lineno} of {path}") from None
+        return out
+    if suffix == ".csv":
+        return _read_csv(text, path, where)
+    try:
+        data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise SuiteError(f"bad JSON in {name}: {exc}", path=where, key="cases",
+                         fix=f"fix {path}") from None
+    except yaml.YAMLError as exc:
+        err = _yaml_error(exc, str(path))
+        raise SuiteError(err.message, path=where, key="cases", fix=f"fix {path}") from None
+    if isinstance(data, dict) and "cases" in data:
+        data = data["cases"]
+    if not isinstance(data, list):
+        raise SuiteError(f"{name} must hold a list of cases, not {_kind(data)}", path=where,
+                         key="cases", fix="write a list of {id, vars, expected}")
+    return [(item, f"{name}[{i}]") for i, item in enumerate(data)]
+
+
+def _read_csv(text: str, path: Path, where: str) -> list[tuple[Any, str]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise SuiteError(f"bad CSV in {path.name}: {exc}", path=where, key="cases",
+                         fix=f"fix {path}") from None
+    if not rows:
+        return []
+    header = [h.strip() for h in rows[0]]
+    if not header or any(not h for h in header) or len(set(header)) != len(header):
+        raise SuiteError(f"{path.name}: the header row needs unique, non-empty column names",
+                         path=where, key="cases", fix="write e.g. 'id,ticket,expected'")
+    out: list[tuple[Any, str]] = []
+    for lineno, row in enumerate(rows[1:], 2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise SuiteError(
+                f"bad CSV row on line {lineno} of {path.name}: {len(row)} fields, the header has "
+                f"{len(header)}", path=where, key="cases",
+                fix="quote fields that contain commas, and give every row all columns")
+        record = dict(zip(header, row, strict=True))
+        case: dict[str, Any] = {"vars": {k: v for k, v in record.items()
+                                         if k not in ("id", "expected")}}
+        if "id" in record and record["id"].strip():
+            case["id"] = record["id"]
+        if "expected" in record:
+            case["expected"] = record["expected"]
+        out.append((case, f"{path.name}:{lineno}"))
+    return out
+
+
+def load_suite(path: Path, registry: ScorerRegistry) -> Suite:
+    """Load and validate a suite file (raises :class:`SuiteError` / :class:`ScorerError`)."""
+    return _Loader(path, registry).load()

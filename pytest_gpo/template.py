@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 import jinja2.meta
 import jinja2.sandbox
+from jinja2.exceptions import SecurityError
 
 from pytest_gpo.errors import SuiteError
 
@@ -69,7 +70,7 @@ def render(
             case=case,
             fix="add the variable to the case's vars, or remove it from the prompt",
         ) from None
-    except jinja2.sandbox.SecurityError as exc:
+    except SecurityError as exc:
         raise SuiteError(
             f"template tried an unsafe operation ({exc}); templates render in a sandbox",
             path=where,

@@ -117,4 +117,5 @@ class ScorerRegistry:
                 key="scorers",
                 fix=hint + "known types: " + ", ".join(self.names()),
             )
-        return self._factories[name](options, where)
+        scorer: Scorer = self._factories[name](options, where)
+        return scorer

@@ -1,0 +1,170 @@
+"""Run a prompt over cases: render, call the model, score. Shared by the gate and the optimizer.
+
+All case runs of a suite are started at once; the client's concurrency cap decides how many
+calls are in flight, so a suite's wall time is close to ``ceil(calls / concurrency) x latency``.
+Errors come back as data on each run; nothing here raises for a provider fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pytest_gpo.calls import Completion, Embedder, ModelClient, Request, Usage
+from pytest_gpo.case import Case
+from pytest_gpo.errors import GpoError
+from pytest_gpo.results import CaseResult, RunResult, SuiteRun
+from pytest_gpo.scorers.base import ScoreContext, ScoreResult
+from pytest_gpo.suite import Suite
+from pytest_gpo.template import render
+
+
+class CountingClient:
+    """Wraps a client to add every completion (task and judge calls) to one :class:`Usage`."""
+
+    def __init__(self, inner: ModelClient, usage: Usage) -> None:
+        self.inner = inner
+        self.usage = usage
+        self.error_kinds: set[str] = set()
+
+    async def complete(self, request: Request) -> Completion:
+        """Delegate, then count."""
+        completion = await self.inner.complete(request)
+        self.usage.add(completion)
+        if completion.error_kind:
+            self.error_kinds.add(completion.error_kind)
+        return completion
+
+    async def aclose(self) -> None:
+        """The inner client is closed by its owner."""
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to run a suite: the resolved model, repeats and helpers for scorers."""
+
+    model: str
+    repeat: int = 1
+    min_pass: int = 1
+    judge_model: str | None = None
+    embedder: Callable[[str | None], Embedder] | None = None
+
+
+def build_messages(suite: Suite, prompt_text: str, case: Case) -> tuple[dict[str, str], ...]:
+    """The chat messages of one case: the fixed system message, then the rendered prompt."""
+    user = render(prompt_text, case.vars, where=str(suite.prompt_path), case=case.id)
+    if suite.system:
+        return ({"role": "system", "content": suite.system}, {"role": "user", "content": user})
+    return ({"role": "user", "content": user},)
+
+
+async def _score(
+    suite: Suite, output: str, case: Case, ctx: ScoreContext
+) -> tuple[float, bool, str]:
+    results: list[tuple[float, str, ScoreResult]] = []
+    outcomes = await asyncio.gather(
+        *(spec.scorer.score(output, case, ctx) for spec in suite.scorers), return_exceptions=True
+    )
+    for spec, outcome in zip(suite.scorers, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, Exception):
+                raise outcome
+            outcome = ScoreResult(0.0, False, f"scorer raised {type(outcome).__name__}: {outcome}")
+        results.append((spec.weight, spec.label, outcome))
+    total = sum(w for w, _, _ in results)
+    score = sum(w * max(0.0, min(1.0, r.score)) for w, _, r in results) / total
+    passed = all(r.passed for _, _, r in results)
+    if len(results) == 1:
+        reason = results[0][2].reason
+    else:
+        reason = "; ".join(f"{label}: {r.reason}" for _, label, r in results)
+    return score, passed, reason
+
+
+async def _run_one(
+    suite: Suite,
+    client: ModelClient,
+    prompt_text: str,
+    case: Case,
+    sample: int,
+    options: EvalOptions,
+) -> RunResult:
+    try:
+        messages = build_messages(suite, prompt_text, case)
+    except GpoError as exc:
+        return RunResult(sample, "", 0.0, False, exc.message, error=exc.render())
+    request = Request(
+        model=options.model, messages=messages, params=suite.params, sample=sample, purpose="task"
+    )
+    completion = await client.complete(request)
+    if not completion.ok:
+        return RunResult(sample, "", 0.0, False, completion.error or "", error=completion.error)
+    ctx = ScoreContext(
+        client=client,
+        embedder=options.embedder,
+        suite_dir=suite.path.parent,
+        prompt=messages[-1]["content"],
+        judge_model=options.judge_model,
+        sample=sample,
+    )
+    score, passed, reason = await _score(suite, completion.text, case, ctx)
+    return RunResult(sample, completion.text, score, passed, reason)
+
+
+async def evaluate(
+    suite: Suite,
+    client: ModelClient,
+    options: EvalOptions,
+    *,
+    prompt_text: str | None = None,
+    cases: Sequence[Case] | None = None,
+) -> SuiteRun:
+    """Run ``prompt_text`` (default: the suite's prompt) over ``cases`` (default: all).
+
+    Each case runs ``options.repeat`` times with sample indices 0..N-1 (distinct cache keys);
+    a case passes when at least ``options.min_pass`` runs pass.
+    """
+    text = suite.prompt_text if prompt_text is None else prompt_text
+    selected = suite.cases if cases is None else cases
+    counting = CountingClient(client, Usage())
+    jobs = [
+        _run_one(suite, counting, text, case, sample, options)
+        for case in selected
+        for sample in range(options.repeat)
+    ]
+    runs = await asyncio.gather(*jobs)
+    results: list[CaseResult] = []
+    errors: list[str] = []
+    for i, case in enumerate(selected):
+        case_runs = list(runs[i * options.repeat : (i + 1) * options.repeat])
+        for r in case_runs:
+            if r.error:
+                errors.append(f"case '{case.id}': {r.error}")
+        results.append(
+            CaseResult(
+                case_id=case.id,
+                vars=case.vars,
+                expected=case.expected if case.has_expected else None,
+                runs=case_runs,
+                min_pass=options.min_pass,
+            )
+        )
+    kind: str | None = None
+    if errors:
+        # the most telling kind first: a replay miss or a cap explains itself better
+        for candidate in ("cache_miss", "budget", "provider"):
+            if candidate in counting.error_kinds:
+                kind = candidate
+                break
+        else:
+            kind = "render"
+    return SuiteRun(
+        suite=suite.name,
+        model=options.model,
+        prompt_text=text,
+        cases=results,
+        usage=counting.usage,
+        errors=errors,
+        error_kind=kind,
+    )

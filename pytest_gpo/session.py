@@ -1,0 +1,242 @@
+"""The session object: everything one pytest run of pytest-gpo holds.
+
+The pytest hooks in :mod:`pytest_gpo.plugin` and the items in :mod:`pytest_gpo.items` stay a
+few lines each and delegate here. The model client (and with it litellm) is created on the
+first model call, never at start-up or collection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_gpo.calls import Embedder, ModelClient, Usage
+from pytest_gpo.errors import ConfigError, GpoError
+from pytest_gpo.evaluate import EvalOptions, evaluate
+from pytest_gpo.results import SuiteRun
+from pytest_gpo.scorers.base import ScorerRegistry
+from pytest_gpo.settings import Settings
+from pytest_gpo.suite import Suite, load_suite
+
+if TYPE_CHECKING:
+    from pytest_gpo.client import EventLoopRunner
+    from pytest_gpo.gate import GateVerdict
+    from pytest_gpo.optimize.result import OptimizationResult
+
+SIM_PREFIX = "gpo-sim/"
+
+
+@dataclass
+class SuiteRecord:
+    """What one suite produced in this session (JSON-able, merged across xdist workers)."""
+
+    nodeid: str
+    name: str
+    path: str
+    model: str = ""
+    run: dict[str, Any] | None = None
+    verdict: dict[str, Any] | None = None
+    optimization: dict[str, Any] | None = None
+    gate_entry: dict[str, Any] | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SuiteRecord:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+
+@dataclass
+class GpoSession:
+    """State of one pytest session (one per process; xdist workers send records home)."""
+
+    settings: Settings
+    hook: Any = None
+    records: dict[str, SuiteRecord] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    _registry: ScorerRegistry | None = None
+    _runner: EventLoopRunner | None = None
+    _client: ModelClient | None = None
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> ScorerRegistry:
+        """Built-in scorers plus those registered through ``pytest_gpo_register_scorers``."""
+        if self._registry is None:
+            from pytest_gpo.scorers.registry import builtin_registry
+
+            registry = builtin_registry()
+            if self.hook is not None:
+                self.hook.pytest_gpo_register_scorers(registry=registry)
+            self._registry = registry
+        return self._registry
+
+    def load(self, path: Path) -> Suite:
+        """Load and validate a suite file."""
+        return load_suite(path, self.registry)
+
+    # -- models -------------------------------------------------------------------------------
+
+    def model_for(self, suite: Suite) -> str:
+        """Suite ``model``, then ``--gpo-model``, ``GPO_MODEL``, ini ``gpo_model``."""
+        model = suite.model or self.settings.model
+        if not model:
+            raise ConfigError(
+                "no model is configured for this suite",
+                path=suite.path,
+                key="model",
+                fix="set 'model:' in the suite, pass --gpo-model NAME, set GPO_MODEL, or set "
+                "'gpo_model' in the ini file (offline: gpo_model = gpo-sim/task)",
+            )
+        return model
+
+    def optimizer_model_for(self, suite: Suite) -> str:
+        """``--gpo-optimizer-model``, ``GPO_OPTIMIZER_MODEL``, ini, then the suite's optimize."""
+        model = self.settings.optimizer_model or suite.optimize.get("optimizer_model")
+        if not model:
+            raise ConfigError(
+                "no optimizer model is configured",
+                path=suite.path,
+                key="optimize.optimizer_model",
+                fix="pass --gpo-optimizer-model NAME, set GPO_OPTIMIZER_MODEL, or set "
+                "'gpo_optimizer_model' in the ini file (offline: gpo-sim/optimizer)",
+            )
+        return str(model)
+
+    @property
+    def runner(self) -> EventLoopRunner:
+        """The session's single event loop (created on first use)."""
+        if self._runner is None:
+            from pytest_gpo.client import EventLoopRunner
+
+            self._runner = EventLoopRunner()
+        return self._runner
+
+    @property
+    def client(self) -> ModelClient:
+        """The model client (litellm, or one a plugin provides), created on first use."""
+        if self._client is None:
+            made = None
+            if self.hook is not None:
+                made = self.hook.pytest_gpo_make_client(settings=self.settings)
+            self._client = made if made is not None else self._make_client()
+        return self._client
+
+    def _make_client(self) -> ModelClient:
+        from pytest_gpo.cache import open_cache
+        from pytest_gpo.client import LiteLLMClient
+
+        s = self.settings
+        cache = None
+        if s.cache != "off":
+            cache = open_cache(s.cache_url or str(s.cache_path))
+        return LiteLLMClient(
+            cache=cache,
+            cache_mode=s.cache,
+            concurrency=s.concurrency,
+            timeout=s.timeout,
+            max_attempts=s.max_attempts,
+            max_calls=s.max_calls,
+            max_cost=s.max_cost,
+        )
+
+    def embedder(self, spec: str | None) -> Embedder:
+        """A shared embedder for a model spec (``None``: the local all-MiniLM-L6-v2)."""
+        from pytest_gpo.embeddings import get_embedder
+
+        return get_embedder(spec)
+
+    def eval_options(self, suite: Suite) -> EvalOptions:
+        """Model, repeats and scorer helpers for a suite."""
+        repeat = self.settings.repeat or suite.repeat or 1
+        min_pass = suite.min_pass if suite.min_pass is not None else repeat // 2 + 1
+        if min_pass > repeat:
+            raise ConfigError(
+                f"min_pass ({min_pass}) is larger than the number of repeats ({repeat})",
+                path=suite.path,
+                key="min_pass",
+                fix="lower min_pass or raise --gpo-repeat",
+            )
+        return EvalOptions(
+            model=self.model_for(suite),
+            repeat=repeat,
+            min_pass=min_pass,
+            judge_model=self.settings.judge_model,
+            embedder=self.embedder,
+        )
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run_suite(self, suite: Suite) -> SuiteRun:
+        """Evaluate a suite's prompt over all its cases (blocking, on the session loop)."""
+        options = self.eval_options(suite)
+        return self.runner.run(evaluate(suite, self.client, options))
+
+    def record(self, nodeid: str, suite: Suite) -> SuiteRecord:
+        """The record of a suite item (created on first use)."""
+        if nodeid not in self.records:
+            self.records[nodeid] = SuiteRecord(nodeid=nodeid, name=suite.name, path=str(suite.path))
+        return self.records[nodeid]
+
+    def gate(self, suite: Suite, run: SuiteRun) -> GateVerdict:
+        """Threshold and regression verdict of a run against the committed baseline."""
+        from pytest_gpo.gate import evaluate_gate
+
+        entry = self.baseline().get(suite.name)
+        return evaluate_gate(suite, run, entry)
+
+    def baseline(self) -> Any:
+        """The baseline store (read once per session)."""
+        from pytest_gpo.baseline import BaselineStore
+
+        if not hasattr(self, "_baseline"):
+            self._baseline = BaselineStore.load(self.settings.baseline_path)
+        return self._baseline
+
+    def optimize_suite(self, suite: Suite, progress: Callable[[str], None]) -> OptimizationResult:
+        """Run the optimizer on a suite; the write-back happens at the end of the session."""
+        from pytest_gpo.optimize.runner import optimize_suite
+
+        return optimize_suite(self, suite, progress)
+
+    # -- totals -------------------------------------------------------------------------------
+
+    def total_usage(self) -> Usage:
+        """Model use of every suite (and optimization) recorded in this session."""
+        total = Usage()
+        for rec in self.records.values():
+            if rec.run:
+                total.merge(Usage.from_dict(rec.run.get("usage") or {}))
+            if rec.optimization:
+                total.merge(Usage.from_dict(rec.optimization.get("usage") or {}))
+        return total
+
+    def uses_simulated_models(self) -> bool:
+        """True when any suite ran on the built-in simulated models."""
+        return any(rec.model.startswith(SIM_PREFIX) for rec in self.records.values())
+
+    def close(self) -> None:
+        """Close the client and the event loop."""
+        if self._runner is not None:
+            client = self._client
+            if client is not None:
+                try:
+                    self._runner.run(client.aclose())
+                except GpoError:
+                    pass
+            self._runner.close()
+            self._runner = None
+            self._client = None
+
+
+def in_ci() -> bool:
+    """True when the ``CI`` environment variable is set to something other than false/0."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")

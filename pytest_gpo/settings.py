@@ -1,0 +1,226 @@
+"""One frozen :class:`Settings` per session: command line > environment > ini > default.
+
+Every option is declared once in :data:`OPTIONS`; the plugin registers the command-line flags
+and ini keys from it, and :func:`resolve` reads them back. A bad value is a
+:class:`~pytest_gpo.errors.ConfigError` that names where it came from (``--gpo-concurrency``,
+``GPO_CACHE``, ``ini gpo_timeout``), so a user knows which of the three places to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_gpo.errors import ConfigError
+
+CACHE_MODES = ("rw", "replay", "off")
+OPTIMIZE_MODES = ("auto", "write")
+PRESETS = ("gpo", "ape", "apo", "opro", "pe2")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its flag, env var, ini key, parser and default."""
+
+    name: str
+    flag: str | None
+    env: str | None
+    ini: str | None
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    metavar: str | None = None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a whole number >= 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0 or value != value:
+        raise ValueError("must be a number >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0 or value != value:
+        raise ValueError("must be a number > 0")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError("must be one of " + ", ".join(choices))
+        return text
+
+    return parse
+
+
+def _text(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("model", "--gpo-model", "GPO_MODEL", "gpo_model", _text, None,
+           "model for suites that set none (a litellm name, e.g. openai/gpt-4o-mini)", "NAME"),
+    Option("optimizer_model", "--gpo-optimizer-model", "GPO_OPTIMIZER_MODEL",
+           "gpo_optimizer_model", _text, None,
+           "model that proposes prompt rewrites in --gpo-optimize", "NAME"),
+    Option("judge_model", "--gpo-judge-model", "GPO_JUDGE_MODEL", "gpo_judge_model", _text, None,
+           "model of 'judge' scorers that set none", "NAME"),
+    Option("cache", "--gpo-cache", "GPO_CACHE", "gpo_cache", _choice(*CACHE_MODES), "rw",
+           "response cache: rw (read and write), replay (cache only, a miss is an error), off",
+           "{rw,replay,off}"),
+    Option("cache_dir", None, "GPO_CACHE_DIR", "gpo_cache_dir", _text, ".gpo/cache",
+           "response cache directory (relative to the rootdir)"),
+    Option("cache_url", None, "GPO_CACHE_URL", "gpo_cache_url", _text, None,
+           "shared cache URL (redis://host:port/db); the file cache is used when unset"),
+    Option("baseline", None, "GPO_BASELINE", "gpo_baseline", _text, ".gpo/baseline.json",
+           "baseline file (relative to the rootdir), meant to be committed"),
+    Option("concurrency", "--gpo-concurrency", "GPO_CONCURRENCY", "gpo_concurrency",
+           _positive_int, 8, "model calls in flight at once", "N"),
+    Option("timeout", "--gpo-timeout", "GPO_TIMEOUT", "gpo_timeout", _positive_float, 60.0,
+           "seconds per model call attempt", "SECONDS"),
+    Option("max_attempts", "--gpo-max-attempts", "GPO_MAX_ATTEMPTS", "gpo_max_attempts",
+           _positive_int, 6, "attempts per model call (retries on 429, 5xx, timeouts)", "N"),
+    Option("repeat", "--gpo-repeat", "GPO_REPEAT", "gpo_repeat", _positive_int, None,
+           "run every case N times (overrides the suites' repeat)", "N"),
+    Option("report", "--gpo-report", "GPO_REPORT", "gpo_report", _text, None,
+           "write a markdown report to PATH and a .json beside it", "PATH"),
+    Option("update_baseline", "--gpo-update-baseline", None, None, _text, False,
+           "write the scores of this run into the baseline file"),
+    Option("optimize", "--gpo-optimize", None, None, _choice(*OPTIMIZE_MODES), None,
+           "optimize the collected suites' prompts with GPO and write them back "
+           "(=write: also when CI is set)", "{auto,write}"),
+    Option("dry_run", "--gpo-dry-run", None, None, _text, False,
+           "with --gpo-optimize: write only the report, never the prompt files"),
+    Option("preset", "--gpo-preset", "GPO_PRESET", "gpo_preset", _choice(*PRESETS), None,
+           "optimizer preset: gpo (default), ape, apo, opro, pe2", "NAME"),
+    Option("steps", "--gpo-steps", "GPO_STEPS", "gpo_steps", _positive_int, None,
+           "optimization steps (default: from the train split, as in the paper)", "N"),
+    Option("candidates", "--gpo-candidates", "GPO_CANDIDATES", "gpo_candidates",
+           _positive_int, None, "candidate prompts per optimization step (default 8)", "N"),
+    Option("max_calls", "--gpo-max-calls", "GPO_MAX_CALLS", "gpo_max_calls", _positive_int, None,
+           "hard cap on model calls in this run (never exceeded)", "N"),
+    Option("max_cost", "--gpo-max-cost", "GPO_MAX_COST", "gpo_max_cost", _non_negative_float,
+           None, "hard cap on model cost in USD in this run", "USD"),
+    Option("seed", "--gpo-seed", "GPO_SEED", "gpo_seed", lambda t: int(t), 0,
+           "seed of splits and optimizer sampling", "N"),
+)
+
+OPTIONS_BY_NAME: Mapping[str, Option] = {o.name: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of a session (see :data:`OPTIONS` for meaning and defaults)."""
+
+    rootdir: Path
+    model: str | None = None
+    optimizer_model: str | None = None
+    judge_model: str | None = None
+    cache: str = "rw"
+    cache_dir: str = ".gpo/cache"
+    cache_url: str | None = None
+    baseline: str = ".gpo/baseline.json"
+    concurrency: int = 8
+    timeout: float = 60.0
+    max_attempts: int = 6
+    repeat: int | None = None
+    report: str | None = None
+    update_baseline: bool = False
+    optimize: str | None = None
+    dry_run: bool = False
+    preset: str | None = None
+    steps: int | None = None
+    candidates: int | None = None
+    max_calls: int | None = None
+    max_cost: float | None = None
+    seed: int = 0
+    #: where each value came from, e.g. {"model": "env GPO_MODEL"}
+    sources: Mapping[str, str] | None = None
+
+    def path(self, value: str) -> Path:
+        """A configured path made absolute against the rootdir."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.rootdir / p
+
+    @property
+    def cache_path(self) -> Path:
+        """Absolute directory of the file cache."""
+        return self.path(self.cache_dir)
+
+    @property
+    def baseline_path(self) -> Path:
+        """Absolute path of the baseline file."""
+        return self.path(self.baseline)
+
+    @property
+    def report_path(self) -> Path | None:
+        """Absolute report path; optimizing defaults it to ``.gpo/report.md``."""
+        if self.report:
+            return self.path(self.report)
+        if self.optimize:
+            return self.path(".gpo/report.md")
+        return None
+
+
+def resolve(
+    *,
+    rootdir: Path,
+    cli: Mapping[str, Any],
+    ini: Callable[[str], Any],
+    env: Mapping[str, str] | None = None,
+    ini_source: str = "ini",
+) -> Settings:
+    """Resolve every option: command line, then environment, then ini, then default.
+
+    ``cli`` maps option names to parsed command-line values (``None`` when not given);
+    ``ini`` returns the raw ini value of a key ('' or None when unset).
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        raw: Any = None
+        source = "default"
+        if cli.get(opt.name) not in (None, False):
+            raw, source = cli[opt.name], opt.flag or opt.name
+        elif opt.env and env.get(opt.env, "").strip():
+            raw, source = env[opt.env], f"environment variable {opt.env}"
+        elif opt.ini:
+            ini_value = ini(opt.ini)
+            if ini_value not in (None, "", []):
+                raw, source = ini_value, f"{ini_source} key {opt.ini}"
+        if raw is None:
+            values[opt.name] = opt.default
+            continue
+        if isinstance(raw, bool):
+            values[opt.name] = raw
+        elif isinstance(raw, str):
+            try:
+                values[opt.name] = opt.parse(raw)
+            except ValueError as exc:
+                detail = str(exc)
+                if "invalid literal" in detail or "could not convert" in detail:
+                    detail = "must be a number"
+                raise ConfigError(
+                    f"{source}: bad value {raw!r}: {detail}",
+                    fix=f"set a valid value ({opt.help})",
+                ) from None
+        else:
+            values[opt.name] = raw
+        sources[opt.name] = source
+    return Settings(rootdir=rootdir, sources=sources, **values)
