@@ -1,17 +1,204 @@
-"""End of a session: baseline update, prompt write-back, reports, the terminal summary."""
+"""End of a session: baseline update, prompt write-back, reports, the terminal summary.
+
+Runs in the process that owns the session's results: the only process, or the xdist
+controller after every worker sent its records home. So the baseline, the prompt files and the
+report are each written once, by one process.
+"""
 
 from __future__ import annotations
 
-from pytest_gpo.session import GpoSession
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_gpo.errors import GpoError
+from pytest_gpo.session import SIM_PREFIX, GpoSession, SuiteRecord, in_ci
+
+if TYPE_CHECKING:
+    from pytest_gpo.optimize.result import OptimizationResult
+    from pytest_gpo.report import Report
+    from pytest_gpo.writeback import WriteOutcome
+
+SIM_NOTE = (
+    "NOTE: this run used the built-in SIMULATED models (gpo-sim/...): scores show the "
+    "plugin working offline, not the quality of a real model."
+)
+
+
+@dataclass
+class Outcome:
+    """What finishing the session did (shown by the terminal summary)."""
+
+    lines: list[str] = field(default_factory=list)
+    writes: list[WriteOutcome] = field(default_factory=list)
+    report: Report | None = None
+
+
+def _records(gs: GpoSession) -> list[SuiteRecord]:
+    return sorted(gs.records.values(), key=lambda r: r.nodeid)
+
+
+def _optimizations(gs: GpoSession) -> list[tuple[SuiteRecord, OptimizationResult]]:
+    from pytest_gpo.optimize.result import OptimizationResult
+
+    return [
+        (rec, OptimizationResult.from_dict(rec.optimization))
+        for rec in _records(gs)
+        if rec.optimization
+    ]
+
+
+def _update_baseline(gs: GpoSession, out: Outcome) -> None:
+    from pytest_gpo.baseline import BaselineEntry
+
+    entries = {}
+    skipped = []
+    for rec in _records(gs):
+        if rec.gate_entry:
+            entries[rec.name] = BaselineEntry.from_dict(rec.gate_entry)
+        elif rec.run is not None or rec.error:
+            skipped.append(f"{rec.name} ({rec.error or 'the run did not complete'})")
+    if entries:
+        gs.baseline_store().update(entries)
+        out.lines.append(
+            f"baseline updated for {len(entries)} suite(s) in {gs.settings.baseline_path}: "
+            + ", ".join(sorted(entries))
+            + " (commit the file)"
+        )
+    for item in skipped:
+        out.lines.append(f"baseline NOT updated for {item}")
+
+
+def _write_back(gs: GpoSession, out: Outcome) -> int | None:
+    from pytest_gpo.writeback import PlannedWrite, apply
+
+    plans = []
+    for rec, result in _optimizations(gs):
+        if result.should_write:
+            plans.append(PlannedWrite(rec.name, Path(rec.prompt_path), rec.prompt_sha256,
+                                      result.best_prompt))
+        else:
+            out.lines.append(f"{rec.name}: prompt kept ({result.reason})")
+    if not plans:
+        return None
+    s = gs.settings
+    out.writes = apply(plans, dry_run=s.dry_run, ci=in_ci(), allow_in_ci=s.optimize == "write")
+    for w in out.writes:
+        out.lines.append(f"{w.suite}: {w.message}")
+    written = [w for w in out.writes if w.written]
+    if written:
+        out.lines.append(
+            f"{len(written)} prompt file(s) rewritten: review the diff (git diff) and the report, "
+            "then re-run pytest to check them (this run exits 1, like --force-regen)"
+        )
+        return 1
+    return None
+
+
+def _build_report(gs: GpoSession) -> Report:
+    from pytest_gpo import __version__
+    from pytest_gpo.gate import error_verdict
+    from pytest_gpo.report import SuiteReport, build_report
+    from pytest_gpo.results import SuiteRun
+
+    suites: list[SuiteReport] = []
+    for rec in _records(gs):
+        if rec.verdict:
+            suites.append(SuiteReport.from_dicts(rec.verdict, rec.run))
+        elif rec.error and not rec.optimization:
+            run = SuiteRun.from_dict(rec.run) if rec.run else None
+            kind = run.error_kind if run is not None else None
+            verdict = error_verdict(rec.name, rec.error, kind=kind, model=rec.model)
+            suites.append(SuiteReport(verdict, run))
+    sections = []
+    optimizations = _optimizations(gs)
+    if optimizations:
+        from pytest_gpo.optimize.report import optimize_json, optimize_markdown
+
+        sections.append(
+            (
+                "Optimization",
+                "\n\n".join(optimize_markdown(r) for _, r in optimizations),
+                {r.suite: optimize_json(r) for _, r in optimizations},
+            )
+        )
+    s = gs.settings
+    meta: dict[str, Any] = {
+        "pytest-gpo": __version__,
+        "cache": s.cache,
+        "baseline": str(s.baseline),
+    }
+    if gs.uses_simulated_models():
+        meta["simulated models"] = "yes (gpo-sim/...): offline demo models, not a real LLM"
+    return build_report(suites, sections, meta=meta)
 
 
 def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
-    """Finish the run; returns a new exit status, or None to keep pytest's."""
+    """Update the baseline, write prompts back, write reports; a new exit status or None."""
+    out = Outcome()
+    gs.outcome = out
+    status: int | None = None
     if not gs.records:
         return None
+    try:
+        if gs.settings.update_baseline:
+            _update_baseline(gs, out)
+        if gs.settings.optimize:
+            status = _write_back(gs, out)
+        path = gs.settings.report_path
+        report = _build_report(gs)
+        out.report = report
+        if path is not None:
+            from pytest_gpo.report import write_reports
+
+            def hook(payload: dict[str, Any]) -> None:
+                if gs.hook is not None:
+                    gs.hook.pytest_gpo_report(report=payload)
+
+            written = write_reports(path, report, json_hook=hook)
+            out.lines.append(f"report: {written.markdown} (and {written.json.name})")
+            if written.step_summary_error:
+                out.lines.append(written.step_summary_error)
+        else:
+            from pytest_gpo.report import append_step_summary, render_markdown
+
+            try:
+                append_step_summary(render_markdown(report))
+            except OSError as exc:
+                out.lines.append(f"cannot append to $GITHUB_STEP_SUMMARY: {exc}")
+    except GpoError as exc:
+        out.lines.append("ERROR: " + exc.render())
+        return 1 if exitstatus == 0 else None
+    if status is not None and exitstatus in (0, 1):
+        return status
     return None
 
 
 def summary_lines(gs: GpoSession) -> list[str]:
-    """Lines of the terminal summary."""
-    return list(gs.warnings)
+    """Lines of the terminal summary: the suite table, optimizations, writes, notes."""
+    lines: list[str] = []
+    out: Outcome | None = gs.outcome
+    report = out.report if out is not None else None
+    if report is None and gs.records:
+        report = _build_report(gs)
+    if report is not None and report.suites:
+        from pytest_gpo.report import terminal_lines
+
+        lines.extend(terminal_lines(report))
+    optimizations = _optimizations(gs)
+    if optimizations:
+        from pytest_gpo.optimize.report import optimize_terminal_lines
+
+        for _, result in optimizations:
+            lines.extend(optimize_terminal_lines(result))
+    usage = gs.total_usage()
+    lines.append(
+        f"model calls: {usage.calls}, cache hits: {usage.cache_hits}, misses: "
+        f"{usage.cache_misses}, tokens: {usage.tokens}, cost: {usage.cost_text()}"
+    )
+    if out is not None:
+        lines.extend(out.lines)
+    lines.extend(gs.warnings)
+    if any(rec.model.startswith(SIM_PREFIX) for rec in gs.records.values()):
+        lines.append(SIM_NOTE)
+    return lines

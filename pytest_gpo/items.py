@@ -62,7 +62,7 @@ class BrokenSuiteItem(pytest.Item):
         """Fail with the load error."""
         raise self.error
 
-    def repr_failure(  # type: ignore[override]
+    def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str:
         """The error text, no traceback."""
@@ -104,6 +104,10 @@ class SuiteItem(pytest.Item):
             pytest.fail(exc.render(), pytrace=False)
         record.run = run.to_dict()
         self.run = run
+        if not run.errors:
+            from pytest_gpo.baseline import BaselineEntry
+
+            record.gate_entry = BaselineEntry.from_run(self.suite, run).to_dict()
         if run.errors:
             head = {
                 "cache_miss": "responses missing from the cache (replay mode)",
@@ -125,7 +129,10 @@ class SuiteItem(pytest.Item):
             self._optimize()
             return
         assert self.run is not None
-        verdict = gs.gate(self.suite, self.run)
+        try:
+            verdict = gs.gate(self.suite, self.run)
+        except GpoError as exc:  # an unreadable baseline file
+            raise SuiteFailed(exc.render()) from None
         self.verdict = verdict
         record = gs.record(self.nodeid, self.suite)
         record.verdict = verdict.to_dict()
@@ -150,7 +157,7 @@ class SuiteItem(pytest.Item):
         record.optimization = result.to_dict()
         record.model = gs.model_for(self.suite)
 
-    def repr_failure(  # type: ignore[override]
+    def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str:
         """A table of failing cases and the score against the threshold, no traceback."""

@@ -35,8 +35,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             env = f" [env {opt.env}]" if opt.env else ""
             ini = f" [ini {opt.ini}]" if opt.ini else ""
             if opt.name in ("update_baseline", "dry_run"):
-                group.addoption(opt.flag, action="store_true", default=False, dest=f"gpo_{opt.name}",
-                                help=opt.help)
+                group.addoption(opt.flag, action="store_true", default=False,
+                                dest=f"gpo_{opt.name}", help=opt.help)
             elif opt.name == "optimize":
                 group.addoption(opt.flag, nargs="?", const="auto", default=None,
                                 dest="gpo_optimize", metavar=opt.metavar, help=opt.help)

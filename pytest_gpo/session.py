@@ -7,6 +7,7 @@ first model call, never at start-up or collection.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from pytest_gpo.settings import Settings
 from pytest_gpo.suite import Suite, load_suite
 
 if TYPE_CHECKING:
+    from pytest_gpo.baseline import BaselineStore
     from pytest_gpo.client import EventLoopRunner
     from pytest_gpo.gate import GateVerdict
     from pytest_gpo.optimize.result import OptimizationResult
@@ -42,6 +44,8 @@ class SuiteRecord:
     optimization: dict[str, Any] | None = None
     gate_entry: dict[str, Any] | None = None
     error: str | None = None
+    prompt_path: str = ""
+    prompt_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form."""
@@ -64,6 +68,9 @@ class GpoSession:
     _registry: ScorerRegistry | None = None
     _runner: EventLoopRunner | None = None
     _client: ModelClient | None = None
+    _baseline: BaselineStore | None = None
+    #: what finishing the session did (a :class:`pytest_gpo.finish.Outcome`)
+    outcome: Any = None
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -140,7 +147,7 @@ class GpoSession:
             cache = open_cache(s.cache_url or str(s.cache_path))
         return LiteLLMClient(
             cache=cache,
-            cache_mode=s.cache,
+            cache_mode=s.cache,  # type: ignore[arg-type]  # validated by settings
             concurrency=s.concurrency,
             timeout=s.timeout,
             max_attempts=s.max_attempts,
@@ -183,22 +190,32 @@ class GpoSession:
     def record(self, nodeid: str, suite: Suite) -> SuiteRecord:
         """The record of a suite item (created on first use)."""
         if nodeid not in self.records:
-            self.records[nodeid] = SuiteRecord(nodeid=nodeid, name=suite.name, path=str(suite.path))
+            self.records[nodeid] = SuiteRecord(
+                nodeid=nodeid,
+                name=suite.name,
+                path=str(suite.path),
+                prompt_path=str(suite.prompt_path),
+                prompt_sha256=suite.prompt_sha256,
+            )
         return self.records[nodeid]
 
     def gate(self, suite: Suite, run: SuiteRun) -> GateVerdict:
-        """Threshold and regression verdict of a run against the committed baseline."""
-        from pytest_gpo.gate import evaluate_gate
+        """Threshold and regression verdict of a run against the committed baseline.
 
-        entry = self.baseline().get(suite.name)
-        return evaluate_gate(suite, run, entry)
+        With ``--gpo-update-baseline`` the run is compared with the threshold only: the user
+        is accepting its scores as the new baseline.
+        """
+        from pytest_gpo.gate import evaluate
 
-    def baseline(self) -> Any:
-        """The baseline store (read once per session)."""
-        from pytest_gpo.baseline import BaselineStore
+        entry = None if self.settings.update_baseline else self.baseline_store().entry(suite.name)
+        return evaluate(suite, run, entry)
 
-        if not hasattr(self, "_baseline"):
-            self._baseline = BaselineStore.load(self.settings.baseline_path)
+    def baseline_store(self) -> BaselineStore:
+        """The baseline store (the file is read once per session, on first use)."""
+        if self._baseline is None:
+            from pytest_gpo.baseline import BaselineStore
+
+            self._baseline = BaselineStore(self.settings.baseline_path)
         return self._baseline
 
     def optimize_suite(self, suite: Suite, progress: Callable[[str], None]) -> OptimizationResult:
@@ -228,10 +245,8 @@ class GpoSession:
         if self._runner is not None:
             client = self._client
             if client is not None:
-                try:
+                with contextlib.suppress(GpoError):
                     self._runner.run(client.aclose())
-                except GpoError:
-                    pass
             self._runner.close()
             self._runner = None
             self._client = None

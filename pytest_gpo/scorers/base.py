@@ -91,7 +91,8 @@ class ScorerRegistry:
             cls = factory
 
             def make(options: Mapping[str, Any], where: str) -> Scorer:
-                return cls(options, where=where)
+                scorer: Scorer = cls(options, where=where)
+                return scorer
 
             self._factories[name] = make
         else:
