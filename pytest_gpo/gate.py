@@ -221,7 +221,14 @@ class GateVerdict:
         that have it and is not needed (the verdict carries what it shows).
         """
         where = f" ({suite.path})" if suite is not None else ""
-        return "\n".join([self.headline() + where, *self.message])
+        lines = [self.headline() + where]
+        if run is None or self.status != "below_threshold":
+            return "\n".join([*lines, *self.message])
+        # a table of the failing cases, as in the terminal of a failed unit test
+        listed = set(_case_lines(self))
+        lines += [m for m in self.message if m not in listed]
+        lines.append(failing_case_table(run))
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (the JSON report's per-suite verdict)."""
@@ -507,6 +514,33 @@ def _notes(v: GateVerdict, *, below: bool) -> list[str]:
         spread_text = f"; suite score per sample {v.spread.text()}" if v.spread else ""
         lines.append(f"repeats: {v.repeats} runs per case{spread_text}")
     return lines
+
+
+def _vars_excerpt(vars: Mapping[str, Any], limit: int = 40) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in vars.items())
+    return excerpt(text, limit)
+
+
+def failing_case_table(run: SuiteRun, limit: int = MESSAGE_CASES * 2) -> str:
+    """A plain-text table of the failing cases: id, vars excerpt, expected, got, reason."""
+    from tabulate import tabulate
+
+    failing = [c for c in run.cases if not c.passed]
+    rows = [
+        [
+            c.case_id,
+            _vars_excerpt(c.vars),
+            excerpt(c.expected, 30),
+            excerpt(_got(c), 40),
+            excerpt(c.reason, 50),
+        ]
+        for c in failing[:limit]
+    ]
+    table = tabulate(rows, headers=["case", "vars", "expected", "got", "reason"],
+                     tablefmt="simple")
+    if len(failing) > limit:
+        table += f"\n… and {len(failing) - limit} more failing cases (see the report)"
+    return table
 
 
 def _case_lines(v: GateVerdict) -> list[str]:
