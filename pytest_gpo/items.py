@@ -101,7 +101,9 @@ class SuiteItem(pytest.Item):
             run = gs.run_suite(self.suite)
         except GpoError as exc:
             record.error = exc.render()
-            pytest.fail(exc.render(), pytrace=False)
+        if record.error:
+            # raised outside the except block so pytest shows no chained exception
+            pytest.fail(record.error, pytrace=False)
         record.run = run.to_dict()
         self.run = run
         if not run.errors:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
+
+# litellm imports the importlib_metadata backport, which deletes the stdlib's
+# PathFinder.find_distributions and puts its own finder on sys.meta_path. In-process pytester
+# runs restore sys.meta_path afterwards, dropping that finder and leaving no way to find any
+# distribution. Importing the backport here, before any snapshot, keeps its finder in place.
+with contextlib.suppress(ImportError):
+    import importlib_metadata  # noqa: F401
 
 from openai_server import OpenAIServer, openai_server  # noqa: F401  (fixture re-export)
 

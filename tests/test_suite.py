@@ -84,7 +84,7 @@ def test_loads_the_contract_keys(make: Callable[..., Suite]) -> None:
     assert suite.params == {"temperature": 0}
     assert suite.threshold == 0.5 and suite.threshold_metric == "mean"
     assert suite.template_vars == frozenset({"ticket"})
-    assert [c.id for c in suite.cases][0] == "a"
+    assert suite.cases[0].id == "a"
     assert suite.prompt_text == "Classify: {{ ticket }}\n"
 
 

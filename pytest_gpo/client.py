@@ -1,0 +1,817 @@
+"""The litellm implementation of :class:`~pytest_gpo.calls.ModelClient`.
+
+:class:`LiteLLMClient` answers a :class:`~pytest_gpo.calls.Request` from the response cache,
+from an identical request already in flight, or from the provider through
+``litellm.acompletion``, and never raises for provider faults: every failure comes back as a
+:class:`~pytest_gpo.calls.Completion` carrying its error. It owns the retry policy (litellm's
+and the OpenAI SDK's retries are switched off), caps in-flight calls with a semaphore and
+enforces hard budgets on calls and cost.
+
+:class:`EventLoopRunner` holds the one event loop a pytest session uses for all its async calls.
+
+litellm is imported on first use (:func:`import_litellm`), never when this module is imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import functools
+import importlib
+import math
+import os
+import random
+import re
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import dataclass, replace
+from types import ModuleType, TracebackType
+from typing import Any, Literal, TypeVar
+
+from pytest_gpo.cache import ResponseCache
+from pytest_gpo.calls import SECRET_PARAMS, Completion, Request, Usage
+
+CacheMode = Literal["rw", "replay", "off"]
+
+#: The accepted values of ``cache_mode`` (and of ``--gpo-cache``).
+CACHE_MODES: tuple[str, ...] = ("rw", "replay", "off")
+
+#: Models under this prefix are the offline simulated models of :mod:`pytest_gpo.sim`.
+SIM_PREFIX = "gpo-sim/"
+
+#: HTTP statuses worth another attempt: throttling, timeouts and server-side faults.
+RETRYABLE_STATUS: frozenset[int] = frozenset(
+    {408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529}
+)
+
+#: litellm exception classes that are always transient (looked up by name: lazy import).
+_RETRYABLE_NAMES = (
+    "RateLimitError",
+    "Timeout",
+    "APIConnectionError",
+    "InternalServerError",
+    "ServiceUnavailableError",
+    "BadGatewayError",
+)
+
+#: litellm exception classes that another attempt cannot fix.
+_FATAL_NAMES = (
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "UnprocessableEntityError",
+    "ContextWindowExceededError",
+    "ContentPolicyViolationError",
+    "UnsupportedParamsError",
+    "BudgetExceededError",
+)
+
+#: Request params that the client sets itself and never takes from a suite.
+_OWNED_PARAMS = frozenset({"n", "stream", "num_retries", "max_retries", "caching", "model"})
+
+#: Output tokens assumed for the cost estimate when neither max_tokens nor the model says.
+DEFAULT_OUTPUT_TOKENS = 4096
+
+#: A 429 that no wait will fix (OpenAI's ``insufficient_quota``: the account is out of credit).
+_QUOTA_RE = re.compile(r"insufficient_quota|exceeded your current quota", re.IGNORECASE)
+
+_MAX_ERROR_CHARS = 1000
+_SECRET_PATTERNS = (
+    (re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}"), "sk-***"),
+    (re.compile(r"(?i)\b(bearer\s+|api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"), r"\1***"),
+)
+
+T = TypeVar("T")
+
+
+@functools.cache
+def import_litellm() -> Any:
+    """Import litellm once, configured for pytest-gpo.
+
+    The local price map is used (the import would otherwise fetch one from the internet) and
+    debug banners are off. Callbacks a user configured are left alone; litellm has none of its
+    own by default, and its response cache is bypassed per call (``caching=False``).
+    """
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    # Older releases phone home unless told not to; current ones have no such attribute.
+    litellm.telemetry = False
+    return litellm
+
+
+def _sim_module() -> ModuleType:
+    # Resolved at run time so that the client works before (and without) the simulator module.
+    return importlib.import_module("pytest_gpo.sim")
+
+
+@dataclass
+class _Attempts:
+    """The outcome of one provider call made with retries (possibly several attempts)."""
+
+    texts: tuple[str, ...] = ()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    attempts: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+    rejected_n: bool = False
+
+
+@dataclass
+class _Reservation:
+    """Budget held for one attempt while it is in flight."""
+
+    cost: float | None
+
+
+class LiteLLMClient:
+    """A :class:`~pytest_gpo.calls.ModelClient` on litellm with cache, retries and budgets.
+
+    ``cache_mode``: ``rw`` reads and writes the cache, ``replay`` only reads it and never calls
+    a provider (a miss is an error), ``off`` ignores it. ``concurrency`` caps provider calls in
+    flight. ``timeout`` is per attempt, in seconds (a request's own ``timeout`` param wins).
+    Retries use exponential backoff with full jitter between ``backoff_base`` and
+    ``backoff_max`` seconds, or the provider's ``Retry-After`` (up to ``retry_after_max``).
+
+    ``max_calls`` caps provider attempts, retries included; ``max_cost`` caps dollars spent.
+    Both are hard: a slot (and a conservative cost estimate) is reserved before every attempt,
+    so calls and retries in flight can never overshoot. A model without a known price cannot be
+    checked against ``max_cost``; it is recorded in :attr:`unpriced_models` so the caller can
+    warn. Cache hits and answers shared with an identical request in flight cost nothing.
+    """
+
+    def __init__(
+        self,
+        *,
+        cache: ResponseCache | None = None,
+        cache_mode: CacheMode = "rw",
+        concurrency: int = 8,
+        timeout: float = 60.0,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 120.0,
+        max_calls: int | None = None,
+        max_cost: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if cache_mode not in CACHE_MODES:
+            raise ValueError(f"cache_mode must be one of {CACHE_MODES}, got {cache_mode!r}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if max_calls is not None and max_calls < 0:
+            raise ValueError(f"max_calls must be >= 0, got {max_calls}")
+        if max_cost is not None and max_cost < 0:
+            raise ValueError(f"max_cost must be >= 0, got {max_cost}")
+        self.cache = cache
+        self.cache_mode: CacheMode = cache_mode
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        self.max_calls = max_calls
+        self.max_cost = max_cost
+        #: Counters of every completion returned (see :class:`~pytest_gpo.calls.Usage`).
+        self.usage = Usage()
+        #: Provider attempts made so far (retries included); never exceeds ``max_calls``.
+        self.calls_made = 0
+        #: Dollars spent on attempts whose price is known (timeouts count their estimate).
+        self.cost_spent = 0.0
+        #: True once a request was refused because a budget cap was reached.
+        self.budget_exhausted = False
+        #: Models whose price litellm does not know: their cost is unknown and unchecked.
+        self.unpriced_models: set[str] = set()
+        #: Cache read/write failures (the run goes on without the cache entry).
+        self.cache_errors: list[str] = []
+        self._random = random.Random(seed)
+        self._semaphore: asyncio.Semaphore | None = None
+        self._inflight: dict[str, asyncio.Task[Completion]] = {}
+        self._reserved_cost = 0.0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"LiteLLMClient(cache_mode={self.cache_mode!r}, concurrency={self.concurrency}, "
+            f"calls_made={self.calls_made}, cost_spent={self.cost_spent:.6f})"
+        )
+
+    # -- public API ----------------------------------------------------------------------------
+
+    async def complete(self, request: Request) -> Completion:
+        """Answer ``request`` from the cache, an identical call in flight, or the provider.
+
+        Never raises for provider faults, cache misses in replay mode or budget caps: the
+        returned completion carries ``error`` and ``error_kind`` instead. Every completion
+        returned is added to :attr:`usage`.
+        """
+        completion = await self._complete(request)
+        self.usage.add(completion)
+        return completion
+
+    async def aclose(self) -> None:
+        """Cancel requests still in flight; the client answers no more requests afterwards."""
+        self._closed = True
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._inflight.clear()
+
+    # -- the pipeline ----------------------------------------------------------------------------
+
+    async def _complete(self, request: Request) -> Completion:
+        if self._closed:
+            return Completion(error="the model client is closed", error_kind="provider")
+        key = request.cache_key()
+        task = self._inflight.get(key)
+        if task is not None:
+            shared = await asyncio.shield(task)
+            return replace(shared, cached=shared.ok, attempts=0)
+        if self.cache_mode != "off":
+            hit = self._cache_get(key, request)
+            if hit is not None:
+                return hit
+        if self.cache_mode == "replay":
+            return Completion(
+                error=(
+                    f"no cached response for model '{request.model}' and this request "
+                    "(--gpo-cache replay makes no model calls); "
+                    "run once with --gpo-cache rw to record it"
+                ),
+                error_kind="cache_miss",
+            )
+        task = asyncio.ensure_future(self._fetch_and_store(key, request))
+        self._inflight[key] = task
+        task.add_done_callback(functools.partial(self._forget, key))
+        return await asyncio.shield(task)
+
+    def _forget(self, key: str, task: asyncio.Task[Completion]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+
+    def _cache_get(self, key: str, request: Request) -> Completion | None:
+        if self.cache is None:
+            return None
+        try:
+            entry = self.cache.get(key)
+        except Exception as exc:
+            self.cache_errors.append(f"cache read failed: {type(exc).__name__}: {exc}")
+            return None
+        if entry is None:
+            return None
+        texts = entry.get("texts")
+        if not isinstance(texts, list) or len(texts) != request.n:
+            return None
+        cost = entry.get("cost")
+        return Completion(
+            texts=tuple(str(t) for t in texts),
+            prompt_tokens=int(entry.get("prompt_tokens") or 0),
+            completion_tokens=int(entry.get("completion_tokens") or 0),
+            cost=float(cost) if isinstance(cost, int | float) else None,
+            cached=True,
+            attempts=0,
+        )
+
+    async def _fetch_and_store(self, key: str, request: Request) -> Completion:
+        try:
+            completion = await self._fetch(request)
+        except Exception as exc:
+            # A bug must not take the session down with it: report it on this request only.
+            message = _redact(
+                f"internal error in the model client: {type(exc).__name__}: {exc}", request
+            )
+            return Completion(error=message, error_kind="provider")
+        if completion.ok and self.cache is not None and self.cache_mode == "rw":
+            entry = {
+                "texts": list(completion.texts),
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+                "cost": completion.cost,
+                "model": request.model,
+                "created": time.time(),
+            }
+            try:
+                # fsync costs milliseconds: keep it off the event loop.
+                await asyncio.to_thread(self.cache.put, key, entry)
+            except Exception as exc:
+                self.cache_errors.append(f"cache write failed: {type(exc).__name__}: {exc}")
+        return completion
+
+    async def _fetch(self, request: Request) -> Completion:
+        """Collect ``request.n`` completions, with further calls when a provider gives fewer."""
+        import_litellm()
+        if request.model.startswith(SIM_PREFIX):
+            problem = _prepare_sim()
+            if problem is not None:
+                return Completion(error=problem, error_kind="provider")
+        texts: list[str] = []
+        prompt_tokens = completion_tokens = attempts = 0
+        cost: float | None = 0.0
+        use_n = True
+        while len(texts) < request.n:
+            want = request.n - len(texts)
+            if texts or not use_n:
+                # Distinct sample indices, so a simulated model gives fresh samples, not repeats.
+                sub = replace(
+                    request,
+                    sample=request.sample * request.n + len(texts),
+                    n=want if use_n else 1,
+                )
+            else:
+                sub = request
+            outcome = await self._call_with_retries(sub)
+            attempts += outcome.attempts
+            if outcome.error is not None:
+                if outcome.rejected_n and use_n and sub.n > 1:
+                    use_n = False
+                    continue
+                return Completion(
+                    error=outcome.error,
+                    error_kind=outcome.error_kind,
+                    attempts=attempts,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    cost=cost if texts else None,
+                )
+            texts.extend(outcome.texts[:want])
+            prompt_tokens += outcome.prompt_tokens
+            completion_tokens += outcome.completion_tokens
+            cost = None if cost is None or outcome.cost is None else cost + outcome.cost
+        return Completion(
+            texts=tuple(texts),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            attempts=attempts,
+        )
+
+    async def _call_with_retries(self, request: Request) -> _Attempts:
+        """One provider call (``request.n`` choices) with the retry policy and budget checks."""
+        litellm = import_litellm()
+        try:
+            kwargs = self._kwargs(request)
+        except Exception as exc:
+            message = _redact(f"cannot prepare the call: {type(exc).__name__}: {exc}", request)
+            return _Attempts(error=message, error_kind="provider")
+        attempts = 0
+        last_error = ""
+        while True:
+            async with self._get_semaphore():
+                reservation = self._reserve(litellm, request, kwargs)
+                if isinstance(reservation, str):
+                    self.budget_exhausted = True
+                    refusal = reservation
+                    if last_error:
+                        refusal += f"; last provider error: {last_error}"
+                    return _Attempts(attempts=attempts, error=refusal, error_kind="budget")
+                attempts += 1
+                try:
+                    response = await self._send(litellm, kwargs)
+                except asyncio.CancelledError:
+                    self._settle(reservation, None, charge_estimate=True)
+                    raise
+                except Exception as exc:
+                    fault = _classify(litellm, exc, kwargs)
+                    self._settle(reservation, None, charge_estimate=fault.may_be_billed)
+                    last_error = _redact(fault.message, request)
+                else:
+                    outcome = self._read_response(litellm, request, response)
+                    self._settle(reservation, outcome.cost, charge_estimate=outcome.cost is None)
+                    outcome.attempts = attempts
+                    return outcome
+            if not fault.retryable or attempts >= self.max_attempts:
+                noun = "attempt" if attempts == 1 else "attempts"
+                return _Attempts(
+                    attempts=attempts,
+                    error=f"{last_error} (after {attempts} {noun})",
+                    error_kind="provider",
+                    rejected_n=fault.rejected_n,
+                )
+            # Sleep outside the semaphore: a backing-off request must not hold a slot.
+            await asyncio.sleep(self._delay(attempts, fault.retry_after))
+
+    # -- pieces ----------------------------------------------------------------------------------
+
+    def _get_semaphore(self) -> asyncio.Semaphore:
+        # Created on first use so that it binds to the loop the client runs on.
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        return self._semaphore
+
+    def _kwargs(self, request: Request) -> dict[str, Any]:
+        params = {k: v for k, v in request.params.items() if k not in _OWNED_PARAMS}
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": [dict(m) for m in request.messages],
+            "timeout": self.timeout,
+        }
+        kwargs.update(params)
+        if request.n > 1:
+            kwargs["n"] = request.n
+        if request.model.startswith(SIM_PREFIX):
+            kwargs.update(_sim_module().extra_kwargs(request))
+        kwargs["num_retries"] = 0
+        kwargs["max_retries"] = 0
+        kwargs["caching"] = False
+        return kwargs
+
+    async def _send(self, litellm: Any, kwargs: dict[str, Any]) -> Any:
+        timeout = kwargs.get("timeout")
+        limit = float(timeout) if isinstance(timeout, int | float) else self.timeout
+        # A safety net in case a provider path ignores its timeout (litellm's own fires first).
+        async with asyncio.timeout(limit * 1.5 + 1.0):
+            return await litellm.acompletion(**kwargs)
+
+    def _read_response(self, litellm: Any, request: Request, response: Any) -> _Attempts:
+        choices = list(getattr(response, "choices", None) or [])
+        texts = []
+        for choice in choices[: request.n]:
+            message = getattr(choice, "message", None)
+            content = getattr(message, "content", None)
+            texts.append(content if isinstance(content, str) else "")
+        usage = getattr(response, "usage", None)
+        prompt_tokens = _int(getattr(usage, "prompt_tokens", 0))
+        completion_tokens = _int(getattr(usage, "completion_tokens", 0))
+        cost = _response_cost(litellm, response)
+        if cost is None:
+            self.unpriced_models.add(request.model)
+        if not texts:
+            return _Attempts(
+                error=f"model '{request.model}' returned no choices",
+                error_kind="provider",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost=cost,
+            )
+        return _Attempts(
+            texts=tuple(texts),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+        )
+
+    def _reserve(
+        self, litellm: Any, request: Request, kwargs: Mapping[str, Any]
+    ) -> _Reservation | str:
+        """Hold a call slot and a cost estimate for one attempt, or say why not."""
+        if self.max_calls is not None and self.calls_made >= self.max_calls:
+            return (
+                f"call budget exhausted: {self.calls_made} of --gpo-max-calls {self.max_calls} "
+                f"provider calls made; model '{request.model}' not called"
+            )
+        estimate: float | None = None
+        if self.max_cost is not None:
+            estimate = _estimate_cost(litellm, request, kwargs)
+            if estimate is None:
+                self.unpriced_models.add(request.model)
+            elif self.cost_spent + self._reserved_cost + estimate > self.max_cost:
+                return (
+                    f"cost budget exhausted: ${self.cost_spent:.4f} spent and "
+                    f"${self._reserved_cost:.4f} in flight of --gpo-max-cost ${self.max_cost:.4f}; "
+                    f"the next call to '{request.model}' may cost up to ${estimate:.4f} "
+                    "(set max_tokens to tighten this estimate)"
+                )
+            else:
+                self._reserved_cost += estimate
+        self.calls_made += 1
+        return _Reservation(cost=estimate)
+
+    def _settle(
+        self, reservation: _Reservation, actual: float | None, *, charge_estimate: bool
+    ) -> None:
+        if reservation.cost is not None:
+            self._reserved_cost = max(0.0, self._reserved_cost - reservation.cost)
+        if actual is not None:
+            self.cost_spent += actual
+        elif charge_estimate and reservation.cost is not None:
+            # The provider may bill an attempt we could not price (a timeout still generates).
+            self.cost_spent += reservation.cost
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            jitter = self._random.uniform(0.0, min(self.backoff_base, 1.0))
+            return min(retry_after, self.retry_after_max) + jitter
+        cap = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        return self._random.uniform(0.0, cap)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _prepare_sim() -> str | None:
+    """Register the simulated provider; a message when that is impossible."""
+    try:
+        sim = _sim_module()
+    except ImportError as exc:
+        return (
+            f"the offline simulated models ({SIM_PREFIX}...) need the module pytest_gpo.sim, "
+            f"which cannot be imported: {exc}"
+        )
+    try:
+        sim.register()
+    except Exception as exc:
+        return f"registering the simulated models failed: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _response_cost(litellm: Any, response: Any) -> float | None:
+    """The response's cost in dollars, or None when the model has no known price."""
+    hidden = getattr(response, "_hidden_params", None)
+    # litellm already priced the response while logging it; asking again costs ~0.2 ms.
+    if isinstance(hidden, dict):
+        known = hidden.get("response_cost")
+        if isinstance(known, int | float) and not isinstance(known, bool) and known >= 0:
+            return float(known)
+    try:
+        cost = litellm.completion_cost(completion_response=response)
+    except Exception:
+        return None
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and math.isfinite(cost):
+        return float(cost)
+    return None
+
+
+def _estimate_cost(litellm: Any, request: Request, kwargs: Mapping[str, Any]) -> float | None:
+    """An upper estimate of one attempt's cost; None when the model's price is unknown."""
+    try:
+        info = litellm.get_model_info(model=request.model)
+    except Exception:
+        return None
+    input_price = info.get("input_cost_per_token")
+    output_price = info.get("output_cost_per_token")
+    if not isinstance(input_price, int | float) or not isinstance(output_price, int | float):
+        return None
+    try:
+        prompt_tokens = int(litellm.token_counter(model=request.model, messages=kwargs["messages"]))
+    except Exception:
+        prompt_tokens = sum(len(str(m.get("content", ""))) for m in request.messages) // 2 + 16
+    limit = kwargs.get("max_completion_tokens") or kwargs.get("max_tokens")
+    if not isinstance(limit, int) or limit <= 0:
+        limit = info.get("max_output_tokens") or info.get("max_tokens") or DEFAULT_OUTPUT_TOKENS
+    return float(prompt_tokens * input_price + int(limit) * max(1, request.n) * output_price)
+
+
+@dataclass
+class _Fault:
+    retryable: bool
+    retry_after: float | None
+    message: str
+    may_be_billed: bool = False
+    rejected_n: bool = False
+
+
+def _litellm_classes(litellm: Any, names: Iterable[str]) -> tuple[type[BaseException], ...]:
+    found = (getattr(litellm, name, None) for name in names)
+    return tuple(cls for cls in found if isinstance(cls, type))
+
+
+def _classify(litellm: Any, exc: BaseException, kwargs: Mapping[str, Any]) -> _Fault:
+    """Whether another attempt may help, how long the provider asked us to wait, and why."""
+    message = str(exc).strip() or type(exc).__name__
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, TimeoutError):
+        limit = kwargs.get("timeout")
+        return _Fault(True, None, f"model call timed out after {limit} s", may_be_billed=True)
+    timeout_cls = getattr(litellm, "Timeout", None)
+    is_timeout = isinstance(timeout_cls, type) and isinstance(exc, timeout_cls)
+    if isinstance(exc, _litellm_classes(litellm, _FATAL_NAMES)) or _QUOTA_RE.search(message):
+        retryable = False
+    elif is_timeout or isinstance(exc, (OSError, *_litellm_classes(litellm, _RETRYABLE_NAMES))):
+        retryable = True
+    elif isinstance(status, int):
+        retryable = status in RETRYABLE_STATUS or status >= 500
+    else:
+        retryable = False
+    rejected_n = (
+        not retryable
+        and "n" in kwargs
+        and (
+            type(exc).__name__ == "UnsupportedParamsError"
+            or re.search(r"(?i)(\bn\b|'n'|\"n\"|\bparameter n\b|number of choices)", message)
+            is not None
+        )
+    )
+    return _Fault(
+        retryable,
+        _retry_after(exc) if retryable else None,
+        message,
+        may_be_billed=is_timeout,
+        rejected_n=bool(rejected_n),
+    )
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds from a ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms`` header."""
+    for headers in _header_sources(exc):
+        try:
+            millis = headers.get("retry-after-ms")
+            if millis is not None:
+                return max(0.0, float(millis) / 1000.0)
+            value = headers.get("retry-after")
+        except Exception:
+            continue
+        if value is None:
+            continue
+        text = str(value).strip()
+        try:
+            return max(0.0, float(text))
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            continue
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def _header_sources(exc: BaseException) -> list[Any]:
+    sources: list[Any] = []
+    for candidate in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(exc, "headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ):
+        if candidate is None or not hasattr(candidate, "get"):
+            continue
+        if isinstance(candidate, Mapping) and not hasattr(candidate, "get_list"):
+            candidate = {str(k).lower(): v for k, v in candidate.items()}
+        sources.append(candidate)
+    return sources
+
+
+def _secrets(params: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    for name in SECRET_PARAMS:
+        value = params.get(name)
+        if isinstance(value, Mapping):
+            found.extend(str(v) for v in value.values())
+        elif value:
+            found.append(str(value))
+    for name, value in os.environ.items():
+        if value and name.endswith(("_API_KEY", "_KEY", "_TOKEN", "_SECRET")):
+            found.append(value)
+    return sorted({s for s in found if len(s) >= 6}, key=len, reverse=True)
+
+
+def _redact(message: str, request: Request) -> str:
+    """The message without secrets (request params, ``*_KEY`` env vars, key-like strings)."""
+    for secret in _secrets(request.params):
+        message = message.replace(secret, "***")
+    for pattern, replacement in _SECRET_PATTERNS:
+        message = pattern.sub(replacement, message)
+    message = " ".join(message.split())
+    if len(message) > _MAX_ERROR_CHARS:
+        message = message[: _MAX_ERROR_CHARS - 3] + "..."
+    return message
+
+
+# -- the session's event loop ----------------------------------------------------------------------
+
+
+class EventLoopRunner:
+    """One asyncio event loop for a whole pytest session, run in a background thread.
+
+    ``run(coro)`` runs a coroutine to completion on that loop from synchronous code (any
+    thread but the loop's own). ``close()`` closes the attached client, litellm's cached HTTP
+    clients and the loop, leaving no unclosed sockets behind (clean under ``-W error``).
+    """
+
+    def __init__(self, client: LiteLLMClient | None = None) -> None:
+        #: The client closed by :meth:`close` (anything with ``async aclose()``).
+        self.client: Any = client
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._serve, name="pytest-gpo-event-loop", daemon=True
+        )
+        self._closed = False
+        self._thread.start()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The session's event loop."""
+        return self._loop
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._closed
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the session loop and return its result (or raise its exception)."""
+        if self._closed:
+            coro.close()
+            raise RuntimeError("EventLoopRunner is closed")
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("EventLoopRunner.run() called from its own loop: await instead")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        """Close the client, litellm's HTTP clients for this loop, then the loop itself."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=60)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=60)
+            if not self._loop.is_running():
+                self._loop.close()
+
+    def __enter__(self) -> EventLoopRunner:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def _shutdown(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.aclose()
+        await _close_litellm(self._loop)
+        current = asyncio.current_task()
+        others = [task for task in asyncio.all_tasks() if task is not current]
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.gather(*others, return_exceptions=True)
+        await self._loop.shutdown_asyncgens()
+        await self._loop.shutdown_default_executor()
+
+
+async def _close_litellm(loop: asyncio.AbstractEventLoop) -> None:
+    """Flush litellm's logging worker and close the HTTP clients it cached for ``loop``."""
+    litellm = sys.modules.get("litellm")
+    if litellm is None:
+        return
+    worker_module = sys.modules.get("litellm.litellm_core_utils.logging_worker")
+    worker = getattr(worker_module, "GLOBAL_LOGGING_WORKER", None)
+    if worker is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(worker.flush(), timeout=2.0)
+        with contextlib.suppress(Exception):
+            await worker.stop()
+    cache = getattr(litellm, "in_memory_llm_clients_cache", None)
+    cache_dict = getattr(cache, "cache_dict", None)
+    if not isinstance(cache_dict, dict):
+        return
+    suffix = f"-{id(loop)}"
+    mine = [key for key in list(cache_dict) if isinstance(key, str) and key.endswith(suffix)]
+    for key in mine:
+        handler = cache_dict.pop(key, None)
+        ttl_dict = getattr(cache, "ttl_dict", None)
+        if isinstance(ttl_dict, dict):
+            ttl_dict.pop(key, None)
+        await _aclose_quietly(handler)
+    await _aclose_quietly(getattr(litellm, "base_llm_aiohttp_handler", None))
+    # aiohttp closes connector transports on the next loop iterations.
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def _aclose_quietly(handler: Any) -> None:
+    if handler is None:
+        return
+    client = getattr(handler, "_client", None) or getattr(handler, "client", None)
+    for target in (handler, client, getattr(client, "_transport", None)):
+        close = getattr(target, "aclose", None) or getattr(target, "close", None)
+        if not callable(close):
+            continue
+        with contextlib.suppress(Exception):
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result

@@ -1,0 +1,47 @@
+"""The ``fuzzy`` scorer: normalized edit similarity to ``expected`` (rapidfuzz)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from rapidfuzz import fuzz
+
+from pytest_gpo.case import Case
+from pytest_gpo.scorers.base import ScoreContext, ScoreResult
+from pytest_gpo.scorers.common import OptionScorer, as_text, quote, result, versus
+
+
+class FuzzyScorer(OptionScorer):
+    """Scores ``fuzz.ratio(output, expected) / 100``; passes at ``min`` (default 0.8).
+
+    Options: ``min`` (0..1), ``ignore_case`` (default false), ``strip`` surrounding
+    whitespace (default true). The score is the similarity itself (partial credit).
+    """
+
+    type_name: ClassVar[str] = "fuzzy"
+    option_keys: ClassVar[tuple[str, ...]] = ("min", "ignore_case", "strip")
+
+    def __init__(self, options: Mapping[str, Any], *, where: str = "") -> None:
+        super().__init__(options, where=where)
+        self.min = self.opt_float("min", 0.8, lo=0.0, hi=1.0)
+        self.ignore_case = self.opt_bool("ignore_case", False)
+        self.strip = self.opt_bool("strip", True)
+
+    def _norm(self, text: str) -> str:
+        if self.strip:
+            text = text.strip()
+        return text.casefold() if self.ignore_case else text
+
+    async def score(self, output: str, case: Case, ctx: ScoreContext) -> ScoreResult:
+        """The similarity ratio in 0..1; passed when it reaches ``min``."""
+        missing = self.missing_expected(case)
+        if missing is not None:
+            return missing
+        expected = as_text(case.expected)
+        similarity = float(fuzz.ratio(self._norm(output), self._norm(expected))) / 100.0
+        passed = similarity >= self.min
+        reason = f"similarity {versus(similarity, self.min)}"
+        if not passed:
+            reason += f": expected {quote(expected)}, got {quote(output)}"
+        return result(similarity, passed, reason)
