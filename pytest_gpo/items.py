@@ -146,9 +146,16 @@ class SuiteItem(pytest.Item):
     def _optimize(self) -> None:
         gs = self.gs
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
 
         def progress(line: str) -> None:
-            if reporter is not None:
+            if reporter is None:
+                return
+            # live progress must bypass output capture, which is active while an item runs
+            if capture is not None:
+                with capture.global_and_fixture_disabled():
+                    reporter.write_line(f"[gpo] {line}")
+            else:
                 reporter.write_line(f"[gpo] {line}")
 
         try:
