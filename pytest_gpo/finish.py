@@ -95,7 +95,27 @@ def _write_back(gs: GpoSession, out: Outcome) -> int | None:
     return None
 
 
-def _build_report(gs: GpoSession) -> Report:
+def _optimize_headline(gs: GpoSession, writes: list[WriteOutcome]) -> str:
+    """The report's first line for an optimization run: what improved, what was written."""
+    results = [r for _, r in _optimizations(gs)]
+    improved = [r for r in results if r.should_write]
+    written = {w.suite for w in writes if w.written}
+    parts = []
+    for r in improved:
+        test = r.scores.get("test")
+        if test is not None and test.before is not None and test.after is not None:
+            parts.append(f"{r.suite} {test.before:.3f} → {test.after:.3f} on held-out test")
+        else:
+            parts.append(r.suite)
+    kept = len(results) - len(improved)
+    if not improved:
+        return f"⚪ GPO: no prompt improved on the held-out split ({len(results)} kept)"
+    verb = "rewritten" if written else "not written (see below)"
+    head = f"✍️ GPO: {len(improved)} of {len(results)} prompt(s) improved and {verb}: "
+    return head + "; ".join(parts) + (f"; {kept} kept" if kept else "")
+
+
+def _build_report(gs: GpoSession, writes: list[WriteOutcome] | None = None) -> Report:
     from pytest_gpo import __version__
     from pytest_gpo.gate import error_verdict
     from pytest_gpo.report import SuiteReport, build_report
@@ -130,7 +150,11 @@ def _build_report(gs: GpoSession) -> Report:
     }
     if gs.uses_simulated_models():
         meta["simulated models"] = "yes (gpo-sim/...): offline demo models, not a real LLM"
-    return build_report(suites, sections, meta=meta)
+    report = build_report(suites, sections, meta=meta)
+    if optimizations:
+        report.title = "pytest-gpo: prompt optimization"
+        report.headline = _optimize_headline(gs, writes or [])
+    return report
 
 
 def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
@@ -146,7 +170,7 @@ def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
         if gs.settings.optimize:
             status = _write_back(gs, out)
         path = gs.settings.report_path
-        report = _build_report(gs)
+        report = _build_report(gs, out.writes)
         out.report = report
         if path is not None:
             from pytest_gpo.report import write_reports

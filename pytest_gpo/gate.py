@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pytest_gpo.baseline import BaselineCase, BaselineEntry
 from pytest_gpo.calls import canonical_json
+from pytest_gpo.paths import display
 from pytest_gpo.results import CaseResult, SuiteRun
 from pytest_gpo.stats import Spread, paired_test, spread
 from pytest_gpo.suite import Suite
@@ -220,7 +221,7 @@ class GateVerdict:
         ``suite`` adds the suite file's path to the headline; ``run`` is accepted for callers
         that have it and is not needed (the verdict carries what it shows).
         """
-        where = f" ({suite.path})" if suite is not None else ""
+        where = f" ({display(suite.path)})" if suite is not None else ""
         lines = [self.headline() + where]
         if run is None or self.status != "below_threshold":
             return "\n".join([*lines, *self.message])

@@ -190,6 +190,8 @@ class Report:
     sections: list[Section] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     title: str = "pytest-gpo"
+    #: replaces the gate's one-line verdict (e.g. an optimization run's outcome)
+    headline: str | None = None
 
     @property
     def verdicts(self) -> list[GateVerdict]:
@@ -202,8 +204,8 @@ class Report:
         return all(v.passed for v in self.verdicts)
 
     def summary(self) -> str:
-        """The one-line verdict (:func:`pytest_gpo.gate.summarize`)."""
-        return summarize(self.verdicts)
+        """The one-line verdict (:func:`pytest_gpo.gate.summarize`), or :attr:`headline`."""
+        return self.headline if self.headline else summarize(self.verdicts)
 
     def usage(self) -> Usage:
         """Model use over all suites."""

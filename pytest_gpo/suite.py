@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import io
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import yaml
 from pytest_gpo.calls import canonical_json
 from pytest_gpo.case import Case, derive_case_id
 from pytest_gpo.errors import GpoError, SuiteError
+from pytest_gpo.paths import display
 from pytest_gpo.scorers.base import Scorer, ScorerRegistry
 from pytest_gpo.template import template_variables
 
@@ -141,7 +143,7 @@ class _Loader:
     def __init__(self, path: Path, registry: ScorerRegistry) -> None:
         self.path = path
         self.dir = path.parent
-        self.where = str(path)
+        self.where = display(path)
         self.registry = registry
 
     def err(self, message: str, *, key: str | None = None, case: str | None = None,
@@ -267,7 +269,7 @@ class _Loader:
 
     def resolve(self, value: str) -> Path:
         p = Path(value).expanduser()
-        return p if p.is_absolute() else self.dir / p
+        return Path(os.path.normpath(p if p.is_absolute() else self.dir / p))
 
     def prompt(self, value: Any) -> tuple[Path, bytes, str, str]:
         if not isinstance(value, str) or not value.strip():
@@ -278,7 +280,7 @@ class _Loader:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            raise self.err(f"prompt file not found: {path}", key="prompt",
+            raise self.err(f"prompt file not found: {display(path)}", key="prompt",
                            fix="create the file or correct the path "
                                "(relative to the suite file)") from None
         except OSError as exc:
@@ -465,7 +467,7 @@ def read_case_file(path: Path, *, where: str) -> list[tuple[Any, str]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise SuiteError(f"cases file not found: {path}", path=where, key="cases",
+        raise SuiteError(f"cases file not found: {display(path)}", path=where, key="cases",
                          fix="create the file or correct the path "
                              "(relative to the suite file)") from None
     except (OSError, UnicodeDecodeError) as exc:

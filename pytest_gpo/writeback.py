@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_gpo.paths import display
+
 BOM = b"\xef\xbb\xbf"
 
 
@@ -109,7 +111,9 @@ def apply(
 
 def _apply_one(plan: PlannedWrite, *, dry_run: bool, ci: bool, allow_in_ci: bool) -> WriteOutcome:
     def out(status: str, message: str) -> WriteOutcome:
-        return WriteOutcome(plan.suite, plan.path, status, message)
+        return WriteOutcome(plan.suite, plan.path, status, message.replace(full, shown))
+
+    full, shown = str(plan.path), display(plan.path)
 
     try:
         current = plan.path.read_bytes()
