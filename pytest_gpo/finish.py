@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_gpo.errors import GpoError
+from pytest_gpo.paths import display
 from pytest_gpo.session import SIM_PREFIX, GpoSession, SuiteRecord, in_ci
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def _update_baseline(gs: GpoSession, out: Outcome) -> None:
     if entries:
         gs.baseline_store().update(entries)
         out.lines.append(
-            f"baseline updated for {len(entries)} suite(s) in {gs.settings.baseline_path}: "
+            f"baseline updated for {len(entries)} suite(s) in "
+            f"{display(gs.settings.baseline_path)}: "
             + ", ".join(sorted(entries))
             + " (commit the file)"
         )
@@ -180,7 +182,7 @@ def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
                     gs.hook.pytest_gpo_report(report=payload)
 
             written = write_reports(path, report, json_hook=hook)
-            out.lines.append(f"report: {written.markdown} (and {written.json.name})")
+            out.lines.append(f"report: {display(written.markdown)} (and {written.json.name})")
             if written.step_summary_error:
                 out.lines.append(written.step_summary_error)
         else:
