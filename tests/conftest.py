@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import pytest
+
+# Process-wide, never undone by a test's monkeypatch: litellm re-reads this in a background
+# refresh long after import, and without it tries to fetch a price list from the internet.
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 # litellm imports the importlib_metadata backport, which deletes the stdlib's
 # PathFinder.find_distributions and puts its own finder on sys.meta_path. In-process pytester
@@ -22,7 +29,4 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Tests never see the developer's model settings or CI flags."""
     for name in ("GPO_MODEL", "GPO_OPTIMIZER_MODEL", "CI", "GITHUB_STEP_SUMMARY", "GPO_CACHE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     yield

@@ -387,7 +387,7 @@ def test_example_project_runs(pytester: pytest.Pytester) -> None:
 
     source = Path(__file__).resolve().parent.parent / "example_project"
     for item in source.iterdir():
-        if item.name in (".gpo", ".github"):
+        if item.name in (".github",):
             continue
         target = pytester.path / item.name
         if item.is_dir():
@@ -396,7 +396,24 @@ def test_example_project_runs(pytester: pytest.Pytester) -> None:
             shutil.copy(item, target)
     result = pytester.runpytest("-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()
-    assert "SIMULATED" in result.stdout.str()
+    out = result.stdout.str()
+    assert "SIMULATED" in out and "3 passed" in out
+    # the gate compared with the committed baseline
+    assert "no baseline" not in out
+
+
+def test_ci_recipe_record_then_replay(sim_project: pytest.Pytester) -> None:
+    """docs/ci.md: record locally (rw + baseline), then CI replays with zero calls."""
+    write_suite(sim_project, "s1")
+    write_suite(sim_project, "s2", prompt=CHATTY_PROMPT, threshold=0.0)
+    sim_project.runpytest("-p", "no:cacheprovider", "--gpo-update-baseline").assert_outcomes(
+        passed=2)
+    replay = sim_project.runpytest("-p", "no:cacheprovider", "--gpo-cache", "replay",
+                                   "--gpo-report", ".gpo/report.md")
+    replay.assert_outcomes(passed=2)
+    replay.stdout.fnmatch_lines(["model calls: 0, cache hits: 8, misses: 0*"])
+    md = (sim_project.path / ".gpo" / "report.md").read_text(encoding="utf-8")
+    assert "2 suites passed" in md
 
 
 if sys.platform == "win32":  # pragma: no cover
