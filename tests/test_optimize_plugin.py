@@ -186,3 +186,23 @@ def test_optimize_through_the_real_http_path(
         optimizer_calls = [b for b in server.bodies if b.get("model") == "optimizer"]
         assert optimizer_calls and all(b.get("n", 1) <= 2 for b in optimizer_calls)
         assert optimizer_calls[0].get("temperature") == 1.0
+
+
+def test_optimize_under_xdist_writes_on_the_controller(router_project: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    second = router_project.path / "suites" / "second.gpo.yaml"
+    second.write_text((router_project.path / "suites" / "ticket_router.gpo.yaml").read_text()
+                      .replace("name: ticket_router", "name: second_router")
+                      .replace("../prompts/router.txt", "../prompts/router2.txt"))
+    shutil.copy(router_project.path / "prompts" / "router.txt",
+                router_project.path / "prompts" / "router2.txt")
+    before = prompt_of(router_project)
+    result = router_project.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2",
+                                                 "--gpo-optimize")
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*2 prompt file(s) rewritten*"])
+    assert prompt_of(router_project) != before
+    rewritten = (router_project.path / "prompts" / "router2.txt").read_text()
+    assert rewritten == prompt_of(router_project)  # same suite content, same seed: same result
+    data = report_json(router_project)["sections"][0]["data"]
+    assert sorted(data) == ["second_router", "ticket_router"]
