@@ -29,7 +29,6 @@ TRANSPORT_PARAMS: frozenset[str] = frozenset(
         "num_retries",
         "max_retries",
         "metadata",
-        "mock_response",
     }
 )
 

@@ -51,9 +51,25 @@ class EvalOptions:
     embedder: Callable[[str | None], Embedder] | None = None
 
 
+def valid_text(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates replaced by U+FFFD.
+
+    JSON can carry them (``"\\ud83d"``: half an emoji, cut by ``max_tokens``); Python keeps
+    them in ``str`` but cannot encode them, so one would break hashing, caching and every
+    report downstream.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def build_messages(suite: Suite, prompt_text: str, case: Case) -> tuple[dict[str, str], ...]:
     """The chat messages of one case: the fixed system message, then the rendered prompt."""
-    user = render(prompt_text, case.vars, where=str(suite.prompt_path), case=case.id)
+    user = valid_text(render(prompt_text, case.vars, where=str(suite.prompt_path), case=case.id))
     if suite.system:
         return ({"role": "system", "content": suite.system}, {"role": "user", "content": user})
     return ({"role": "user", "content": user},)
@@ -99,7 +115,9 @@ async def _run_one(
     )
     completion = await client.complete(request)
     if not completion.ok:
-        return RunResult(sample, "", 0.0, False, completion.error or "", error=completion.error)
+        error = valid_text(completion.error or "")
+        return RunResult(sample, "", 0.0, False, error, error=error)
+    output = valid_text(completion.text)
     ctx = ScoreContext(
         client=client,
         embedder=options.embedder,
@@ -108,8 +126,8 @@ async def _run_one(
         judge_model=options.judge_model,
         sample=sample,
     )
-    score, passed, reason = await _score(suite, completion.text, case, ctx)
-    return RunResult(sample, completion.text, score, passed, reason)
+    score, passed, reason = await _score(suite, output, case, ctx)
+    return RunResult(sample, output, score, passed, valid_text(reason))
 
 
 async def evaluate(

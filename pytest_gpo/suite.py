@@ -25,7 +25,7 @@ from pytest_gpo.case import Case, derive_case_id
 from pytest_gpo.errors import GpoError, SuiteError
 from pytest_gpo.paths import display
 from pytest_gpo.scorers.base import Scorer, ScorerRegistry
-from pytest_gpo.template import template_variables
+from pytest_gpo.template import render, template_variables
 
 SUITE_SUFFIXES = (".gpo.yaml", ".gpo.yml")
 
@@ -126,6 +126,127 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> str:
     return f"did you mean '{close[0]}'? {known}" if close else known
 
 
+#: Most runs of a case that ``repeat`` / ``min_pass`` may ask for.
+MAX_REPEAT = 1000
+#: Most values (strings, numbers, list items, mapping entries) a suite or case file may expand
+#: to, counting every use of a YAML alias: ``&a [x, x, ...]`` nested a few levels is a "billion
+#: laughs" that would otherwise exhaust memory when the cases are hashed or rendered.
+MAX_VALUES = 5_000_000
+#: Deepest nesting of lists and mappings accepted in suite and case files.
+MAX_DEPTH = 200
+
+
+def check_data(data: Any, *, where: str, key: str | None = None, source: str | None = None) -> None:
+    """Refuse parsed suite or case data that later steps cannot handle; names the bad key.
+
+    Checked: text that is not valid Unicode (a lone surrogate from a ``\\ud800`` escape: it
+    cannot be encoded, hashed or sent), mapping keys that JSON cannot sort (``{1: a, b: c}``,
+    a date as a key: cases and params are hashed as canonical JSON), self-referencing YAML
+    aliases, nesting deeper than :data:`MAX_DEPTH` and more than :data:`MAX_VALUES` values once
+    aliases are expanded.
+    """
+    prefix = f"{source}: " if source else ""
+    # Depth-first, each container once: its size (values once aliases are expanded) and height
+    # are memoized, so an alias bomb costs the size of the file, not of its expansion. Paths
+    # are linked (parent, step) pairs, spelled out only for an error.
+    Where = tuple[Any, Any] | None
+    stack: list[tuple[Any, Where, int, bool]] = [(data, None, 0, False)]
+    on_path: set[int] = set()
+    done: dict[int, tuple[int, int]] = {}  # id -> (size, height)
+    containers = (dict, list, tuple)
+
+    def fail(message: str, at: Where, fix: str) -> SuiteError:
+        steps: list[str] = []
+        while at is not None:
+            at, step = at
+            steps.append(step)
+        text = key or ""
+        for step in reversed(steps):
+            text += step if step.startswith("[") or not text else "." + step
+        if len(text) > 80:
+            text = text[:50] + "..." + text[-25:]
+        return SuiteError(f"{prefix}{message}", path=where, key=text or key, fix=fix)
+
+    def too_deep(at: Where) -> SuiteError:
+        return fail(f"the data is nested more than {MAX_DEPTH} levels deep", at,
+                    "flatten the data")
+
+    while stack:
+        value, at, depth, leaving = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise fail(f"text holds an invalid character {value[exc.start]!r} (a lone "
+                               "UTF-16 surrogate, from an escape like \\ud800)", at,
+                               "escape whole characters (\\U0001F600), not surrogate "
+                               "halves") from None
+            continue
+        if not isinstance(value, containers):
+            continue
+        ident = id(value)
+        if leaving:
+            on_path.discard(ident)
+            size, height = 1, 1
+            for child in (*value.keys(), *value.values()) if isinstance(value, dict) else value:
+                if isinstance(child, containers):
+                    sub = done[id(child)]
+                    size += sub[0]
+                    height = max(height, sub[1] + 1)
+                else:
+                    size += 1
+            done[ident] = (size, height)
+            if size > MAX_VALUES:
+                raise fail(f"the data expands to more than {MAX_VALUES:,} values (YAML "
+                           "aliases repeated inside each other?)", at,
+                           "write the values out, or split the cases into several suites")
+            if depth + height > MAX_DEPTH:
+                raise too_deep(at)
+            continue
+        if ident in done:
+            if depth + done[ident][1] > MAX_DEPTH:
+                raise too_deep(at)
+            continue
+        if ident in on_path:
+            raise fail("a YAML alias refers to a value that contains it (a cycle)", at,
+                       "remove the self-reference")
+        if depth >= MAX_DEPTH:
+            raise too_deep(at)
+        on_path.add(ident)
+        stack.append((value, at, depth, True))
+        if isinstance(value, dict):
+            keys = list(value) if at is not None or key else []  # top level: see load()
+            try:
+                if not all(k is None or isinstance(k, str | int | float) for k in keys):
+                    raise TypeError
+                sorted(keys)
+            except TypeError:
+                raise fail("a mapping mixes keys of different kinds (text, numbers, dates); "
+                           f"keys: {', '.join(repr(k)[:20] for k in keys[:5])}", at,
+                           "quote the keys so that they are all text") from None
+            for k, v in value.items():
+                step = (at, k if isinstance(k, str) and k.isprintable() and k else repr(k)[:40])
+                stack.append((k, step, depth + 1, False))
+                stack.append((v, step, depth + 1, False))
+        else:
+            for i, v in enumerate(value):
+                stack.append((v, (at, f"[{i}]"), depth + 1, False))
+
+
+def resolve_path(directory: Path, value: str, *, where: str, key: str) -> Path:
+    """``value`` as a path relative to ``directory`` (``~`` expanded); bad paths are errors."""
+    if "\0" in value:
+        raise SuiteError("the path contains a NUL character", path=where, key=key,
+                         fix="write a plain file path")
+    try:
+        p = Path(value).expanduser()
+    except RuntimeError as exc:  # ~user that does not exist, or no home directory
+        raise SuiteError(f"cannot expand the path {value[:200]!r}: {exc}", path=where, key=key,
+                         fix="write the path relative to the suite file") from None
+    return Path(os.path.normpath(p if p.is_absolute() else directory / p))
+
+
 def _yaml_error(exc: yaml.YAMLError, where: str) -> SuiteError:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
@@ -161,12 +282,16 @@ class _Loader:
             raise _yaml_error(exc, self.where) from None
         except RecursionError:
             raise self.err("YAML nested too deeply", fix="flatten the suite file") from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise self.err(f"malformed YAML: {exc}",
+                           fix="fix the value (numbers must be of a sensible size)") from None
         if data is None:
             raise self.err("the suite file is empty",
                            fix="add at least 'prompt:' and 'cases:' (see docs/suite-format.md)")
         if not isinstance(data, dict):
             raise self.err(f"the suite file must be a mapping of keys, not {_kind(data)}",
                            fix="start with 'prompt: path/to/prompt.txt' and 'cases: ...'")
+        check_data(data, where=self.where)
         for key in data:
             if not isinstance(key, str) or key not in SUITE_KEYS:
                 raise self.err(f"unknown key '{key}'", key=str(key),
@@ -177,12 +302,20 @@ class _Loader:
                                fix=f"add '{required}:' to the suite (see docs/suite-format.md)")
 
         name = self.string(data, "name", default=suite_stem(self.path))
+        if len(name) > 200 or not name.isprintable():
+            raise self.err(f"'name' must be one short line of printable text, got {name[:80]!r}",
+                           key="name", fix="write e.g. 'name: ticket_router'")
         prompt_path, prompt_bytes, prompt_text, encoding = self.prompt(data["prompt"])
-        variables = template_variables(prompt_text, where=str(prompt_path))
+        try:
+            variables = template_variables(prompt_text, where=display(prompt_path))
+        except SuiteError as exc:
+            raise self.err(f"{exc.message} (template {display(prompt_path)})", key="prompt",
+                           fix=exc.fix) from None
         system = self.system(data.get("system"))
         model = self.string(data, "model", default=None)
         params = self.params(data.get("params"))
         cases = self.cases(data["cases"], variables)
+        self.check_render(prompt_text, prompt_path, cases)
         scorers = self.scorers(data.get("scorers"), cases)
         threshold, metric = self.threshold(data.get("threshold", 1.0))
         tolerance = self.fraction(data, "tolerance", 0.0, low_open=False)
@@ -246,9 +379,11 @@ class _Loader:
         value = data.get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.err(f"'{key}' must be a whole number >= 1, got {value!r}", key=key,
-                           fix=f"write e.g. '{key}: 3'")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEAT:
+            huge = isinstance(value, int) and value >= 10**12
+            shown = "a huge number" if huge else f"{value!r}"
+            raise self.err(f"'{key}' must be a whole number from 1 to {MAX_REPEAT}, got {shown}",
+                           key=key, fix=f"write e.g. '{key}: 3'")
         return value
 
     def threshold(self, value: Any) -> tuple[float, str]:
@@ -267,16 +402,26 @@ class _Loader:
 
     # -- files --------------------------------------------------------------------------------
 
-    def resolve(self, value: str) -> Path:
-        p = Path(value).expanduser()
-        return Path(os.path.normpath(p if p.is_absolute() else self.dir / p))
+    def resolve(self, value: str, key: str) -> Path:
+        return resolve_path(self.dir, value, where=self.where, key=key)
+
+    def check_render(self, text: str, prompt_path: Path, cases: Sequence[Case]) -> None:
+        """Render the prompt with every case once: sandbox refusals and filter errors surface
+        here, at collection, naming the suite file and the case, before any model call."""
+        for case in cases:
+            try:
+                render(text, case.vars, where=display(prompt_path), case=case.id)
+            except SuiteError as exc:
+                raise self.err(f"the prompt cannot be rendered with this case ({case.source}; "
+                               f"template {display(prompt_path)}): {exc.message}", key="prompt",
+                               case=case.id, fix=exc.fix) from None
 
     def prompt(self, value: Any) -> tuple[Path, bytes, str, str]:
         if not isinstance(value, str) or not value.strip():
             raise self.err(f"'prompt' must be the path of a prompt template file, not "
                            f"{_kind(value)}", key="prompt",
                            fix="write 'prompt: prompts/my_prompt.txt' (relative to this file)")
-        path = self.resolve(value.strip())
+        path = self.resolve(value.strip(), "prompt")
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -306,7 +451,7 @@ class _Loader:
                            key="system", fix="write 'system: You route tickets.'")
         candidate = value.strip()
         if "\n" not in candidate and len(candidate) < 400:
-            path = self.resolve(candidate)
+            path = self.resolve(candidate, "system")
             if path.suffix and path.is_file():
                 try:
                     return path.read_text(encoding="utf-8-sig")
@@ -332,7 +477,7 @@ class _Loader:
 
     def cases(self, value: Any, variables: frozenset[str]) -> tuple[Case, ...]:
         if isinstance(value, str):
-            path = self.resolve(value.strip())
+            path = self.resolve(value.strip(), "cases")
             raw_cases = read_case_file(path, where=self.where)
         elif isinstance(value, list):
             raw_cases = [(item, f"{self.path.name}: cases[{i}]") for i, item in enumerate(value)]
@@ -444,7 +589,14 @@ class _Loader:
     def check_optimize(self, optimize: Mapping[str, Any]) -> None:
         from pytest_gpo.optimize.config import OptimizeConfig
 
-        OptimizeConfig.from_mapping(optimize, where=f"{self.where} (optimize)")
+        try:
+            OptimizeConfig.from_mapping(optimize, where=f"{self.where} (optimize)")
+        except GpoError:
+            raise
+        except Exception as exc:  # a value of a type the validator did not expect
+            raise self.err(f"bad 'optimize' settings: {type(exc).__name__}: {exc}",
+                           key="optimize", fix="see docs/optimize.md for the keys and their "
+                           "values") from None
 
 
 def _is_number(value: Any) -> bool:
@@ -481,20 +633,24 @@ def read_case_file(path: Path, *, where: str) -> list[tuple[Any, str]]:
                 continue
             try:
                 out.append((json.loads(line), f"{name}:{lineno}"))
-            except (json.JSONDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:
                 raise SuiteError(f"bad JSON on line {lineno} of {name}: {exc}", path=where,
                                  key="cases", fix=f"fix line {lineno} of {path}") from None
+        check_data([item for item, _ in out], where=where, key="cases", source=name)
         return out
     if suffix == ".csv":
         return _read_csv(text, path, where)
+    kind = "JSON" if suffix == ".json" else "YAML"
     try:
         data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise SuiteError(f"bad JSON in {name}: {exc}", path=where, key="cases",
-                         fix=f"fix {path}") from None
     except yaml.YAMLError as exc:
         err = _yaml_error(exc, str(path))
         raise SuiteError(err.message, path=where, key="cases", fix=f"fix {path}") from None
+    except (ValueError, RecursionError) as exc:
+        detail = str(exc) or f"{kind} nested too deeply"
+        raise SuiteError(f"bad {kind} in {name}: {detail}", path=where, key="cases",
+                         fix=f"fix {path}") from None
+    check_data(data, where=where, key="cases", source=name)
     if isinstance(data, dict) and "cases" in data:
         data = data["cases"]
     if not isinstance(data, list):

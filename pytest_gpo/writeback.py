@@ -122,7 +122,11 @@ def _apply_one(plan: PlannedWrite, *, dry_run: bool, ci: bool, allow_in_ci: bool
     if hashlib.sha256(current).hexdigest() != plan.original_sha256:
         return out("stale", f"{plan.path} changed while the optimizer ran: not written "
                             "(re-run --gpo-optimize to optimize the new content)")
-    data = encode_like(current, plan.new_text)
+    try:
+        data = encode_like(current, plan.new_text)
+    except UnicodeEncodeError as exc:
+        return out("error", f"{plan.path} not written: the new prompt is not valid text "
+                            f"({exc.reason} at character {exc.start}); the old file is intact")
     if data == current:
         return out("unchanged", f"{plan.path} already holds the optimized prompt")
     if dry_run:
