@@ -115,7 +115,7 @@ class OptimizeConfig:
                     fix=f"{hint}valid settings: {', '.join(valid)}",
                 )
         preset = merged.get("preset", "gpo")
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             close = difflib.get_close_matches(str(preset), list(PRESETS), n=1, cutoff=0.5)
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise SuiteError(
