@@ -13,10 +13,7 @@ replaces the file atomically (temp file, fsync, ``os.replace``). The text is det
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import filelock
 
 from pytest_gpo.errors import GpoError
+from pytest_gpo.fsutil import atomic_write_text
 
 if TYPE_CHECKING:
     from pytest_gpo.results import CaseResult, SuiteRun
@@ -291,52 +289,6 @@ def resolve_baseline_path(value: str | Path | None, rootdir: str | Path) -> Path
     """The baseline path: ``value`` (relative to ``rootdir`` unless absolute) or the default."""
     path = Path(value) if value else DEFAULT_BASELINE_PATH
     return path if path.is_absolute() else Path(rootdir) / path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so readers see the old file or the new one, never half.
-
-    The text goes to a temp file in the same directory, is fsynced, then ``os.replace`` d over
-    the target; the directory is fsynced so the rename survives a crash. On any failure the
-    temp file is removed and the old file is untouched.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        # backslashreplace: a lone surrogate (invalid Unicode from a provider) becomes the text
-        # \ud800, which is also its JSON escape, instead of failing the whole write
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Directories cannot be opened for fsync on Windows; the rename is durable enough there.
-    if os.name != "posix":
-        return
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 @dataclass(frozen=True)

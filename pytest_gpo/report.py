@@ -20,9 +20,9 @@ from typing import Any
 
 from tabulate import tabulate
 
-from pytest_gpo.baseline import atomic_write_text
 from pytest_gpo.calls import Usage
 from pytest_gpo.errors import GpoError
+from pytest_gpo.fsutil import atomic_write_text
 from pytest_gpo.gate import (
     UPDATE_COMMAND,
     CaseChange,

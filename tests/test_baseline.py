@@ -186,9 +186,9 @@ def test_failed_write_leaves_the_old_file_intact(
         raise OSError(28, "No space left on device")
 
     if fail_at == "replace":
-        monkeypatch.setattr("pytest_gpo.baseline.os.replace", boom)
+        monkeypatch.setattr("pytest_gpo.fsutil.os.replace", boom)
     elif fail_at == "fsync":
-        monkeypatch.setattr("pytest_gpo.baseline.os.fsync", boom)
+        monkeypatch.setattr("pytest_gpo.fsutil.os.fsync", boom)
     else:
         # the serializer succeeds but the temp file's write fails half-way
         real_fdopen = os.fdopen
@@ -208,7 +208,7 @@ def test_failed_write_leaves_the_old_file_intact(
                 raise OSError(28, "No space left on device")
 
         monkeypatch.setattr(
-            "pytest_gpo.baseline.os.fdopen", lambda *a, **k: HalfWriter(real_fdopen(*a, **k))
+            "pytest_gpo.fsutil.os.fdopen", lambda *a, **k: HalfWriter(real_fdopen(*a, **k))
         )
     with pytest.raises(BaselineError, match="previous file is unchanged") as info:
         store.update({"b": entry("b", {"1": [0.0]})})
@@ -227,7 +227,7 @@ def test_interrupt_during_write_leaves_the_old_file_intact(
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("pytest_gpo.baseline.os.replace", interrupted)
+    monkeypatch.setattr("pytest_gpo.fsutil.os.replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         store.update({"b": entry("b", {"1": [0.0]})})
     assert store.path.read_bytes() == old

@@ -320,7 +320,7 @@ def test_sigkill_real_optimize_and_baseline_runs(tmp_path: Path) -> None:
 def test_invalid_unicode_never_breaks_or_truncates_a_file(tmp_path: Path) -> None:
     """A prompt or report holding a lone surrogate (a provider's half emoji) is refused or
     escaped; the file on disk is never left empty or half written."""
-    from pytest_gpo.baseline import atomic_write_text
+    from pytest_gpo.fsutil import atomic_write_text
     from pytest_gpo.writeback import PlannedWrite, apply
 
     prompt = tmp_path / "prompt.txt"

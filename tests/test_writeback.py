@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_gpo import writeback
+from pytest_gpo import fsutil
 from pytest_gpo.writeback import PlannedWrite, apply, atomic_write, encode_like
 
 
@@ -51,7 +51,7 @@ def test_atomic_write_failure_leaves_old_file(
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(writeback.os, "replace", broken_replace)
+    monkeypatch.setattr(fsutil.os, "replace", broken_replace)
     with pytest.raises(OSError):
         atomic_write(target, b"new\n")
     assert target.read_bytes() == b"old\n"

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_gpo.calls import canonical_json
+from pytest_gpo.fsutil import atomic_write_text
 
 CHECKPOINT_NAME = "checkpoint.json"
 CHECKPOINT_VERSION = 1
@@ -38,16 +37,7 @@ def save_checkpoint(directory: str | Path, fingerprint_: str, state: Mapping[str
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint_, "state": dict(state)}
     text = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
     return path
 
 
