@@ -44,7 +44,11 @@ _KEY_RE = re.compile(r"^[0-9a-f]{8,128}$")
 
 @runtime_checkable
 class ResponseCache(Protocol):
-    """Where responses are kept between runs. Implementations must be safe across processes."""
+    """Where responses are kept between runs. Implementations must be safe across processes.
+
+    A store whose reads are network round trips sets a class attribute ``remote = True``; the
+    model client then reads it on a worker thread instead of blocking its event loop.
+    """
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The payload stored under ``key``, or ``None`` (missing, unreadable or corrupt)."""
@@ -133,6 +137,9 @@ def decode_entry(key: str, data: bytes) -> dict[str, Any] | None:
 class FileCache:
     """A directory of JSON entries, ``<dir>/<key[:2]>/<key>.json``, safe for concurrent writers."""
 
+    #: Reads are local file reads: cheaper inline than on a worker thread.
+    remote = False
+
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
 
@@ -204,8 +211,12 @@ class RedisCache:
     """Entries in Redis (``redis://host:port/db``), same format and checksum rule as files.
 
     redis-py is imported when the cache is created, never at module import. ``ttl`` (seconds)
-    lets Redis expire old entries; ``client`` injects a ready redis client (tests).
+    lets Redis expire old entries; ``client`` injects a ready redis client (tests). The client
+    is thread-safe (a connection pool), so reads may run on worker threads.
     """
+
+    #: Every read is a network round trip: the model client runs it off the event loop.
+    remote = True
 
     def __init__(
         self,

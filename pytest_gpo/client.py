@@ -5,7 +5,9 @@ from an identical request already in flight, or from the provider through
 ``litellm.acompletion``, and never raises for provider faults: every failure comes back as a
 :class:`~pytest_gpo.calls.Completion` carrying its error. It owns the retry policy (litellm's
 and the OpenAI SDK's retries are switched off), caps in-flight calls with a semaphore and
-enforces hard budgets on calls and cost.
+enforces hard budgets on calls and cost. With ``router_config`` (litellm Router settings:
+several deployments or keys behind one model name) calls to the models it names go through
+``litellm.Router.acompletion``, with the Router's own retries and cache turned off.
 
 :class:`EventLoopRunner` holds the one event loop a pytest session uses for all its async calls.
 
@@ -18,7 +20,10 @@ import asyncio
 import contextlib
 import email.utils
 import functools
+import gc
 import importlib
+import inspect
+import json
 import math
 import os
 import random
@@ -33,6 +38,7 @@ from typing import Any, Literal, TypeVar
 
 from pytest_gpo.cache import ResponseCache
 from pytest_gpo.calls import SECRET_PARAMS, Completion, Request, Usage
+from pytest_gpo.errors import ConfigError
 
 CacheMode = Literal["rw", "replay", "off"]
 
@@ -73,6 +79,15 @@ _FATAL_NAMES = (
 #: Request params that the client sets itself and never takes from a suite.
 _OWNED_PARAMS = frozenset({"n", "stream", "num_retries", "max_retries", "caching", "model"})
 
+#: Router settings pytest-gpo owns: its retry policy and response cache replace the Router's.
+ROUTER_FORCED: Mapping[str, Any] = {"num_retries": 0, "cache_responses": False}
+
+#: Sections of a litellm proxy config that are not Router settings.
+_PROXY_ONLY_KEYS = ("litellm_settings", "general_settings", "environment_variables")
+
+#: Raised by a Router when every deployment of a model is cooling down: wait, then retry.
+_ROUTER_BUSY_NAMES = ("RouterRateLimitError", "RouterRateLimitErrorBasic")
+
 #: Output tokens assumed for the cost estimate when neither max_tokens nor the model says.
 DEFAULT_OUTPUT_TOKENS = 4096
 
@@ -99,6 +114,11 @@ def import_litellm() -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
+    # litellm's import leaves ~300,000 long-lived objects that every full garbage collection
+    # walks again: ~0.3 ms per model call at 300 calls/s. Freezing them (after a cheap young
+    # collection) keeps them out of the collector's work; they live until exit anyway.
+    gc.collect(1)
+    gc.freeze()
     litellm.suppress_debug_info = True
     # Older releases phone home unless told not to; current ones have no such attribute.
     litellm.telemetry = False
@@ -145,6 +165,10 @@ class LiteLLMClient:
     so calls and retries in flight can never overshoot. A model without a known price cannot be
     checked against ``max_cost``; it is recorded in :attr:`unpriced_models` so the caller can
     warn. Cache hits and answers shared with an identical request in flight cost nothing.
+
+    ``router_config`` is a YAML/JSON file of litellm Router settings (or the settings as a
+    mapping; see :func:`load_router_config`). Requests for a model the Router names go through
+    it, so several deployments or API keys share the load; other models are called directly.
     """
 
     def __init__(
@@ -161,6 +185,7 @@ class LiteLLMClient:
         max_calls: int | None = None,
         max_cost: float | None = None,
         seed: int | None = None,
+        router_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     ) -> None:
         if cache_mode not in CACHE_MODES:
             raise ValueError(f"cache_mode must be one of {CACHE_MODES}, got {cache_mode!r}")
@@ -201,6 +226,14 @@ class LiteLLMClient:
         self._inflight: dict[str, asyncio.Task[Completion]] = {}
         self._reserved_cost = 0.0
         self._closed = False
+        self._router_source = "router settings"
+        self._router_kwargs: dict[str, Any] | None = None
+        if router_config is not None:
+            if not isinstance(router_config, Mapping):
+                self._router_source = os.fspath(router_config)
+            self._router_kwargs = load_router_config(router_config)
+        self._router: Any = None
+        self._router_priced: dict[str, bool] = {}
 
     def __repr__(self) -> str:
         return (
@@ -230,6 +263,11 @@ class LiteLLMClient:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._inflight.clear()
+        if self._router is not None:
+            # unhooks the callbacks a Router registers in litellm's global lists
+            with contextlib.suppress(Exception):
+                self._router.discard()
+            self._router = None
 
     # -- the pipeline ----------------------------------------------------------------------------
 
@@ -238,13 +276,15 @@ class LiteLLMClient:
             return Completion(error="the model client is closed", error_kind="provider")
         key = request.cache_key()
         task = self._inflight.get(key)
+        if task is None and self.cache_mode != "off":
+            hit = await self._cache_lookup(key, request)
+            if hit is not None:
+                return hit
+            # An identical request may have started its call while this one read the cache.
+            task = self._inflight.get(key)
         if task is not None:
             shared = await asyncio.shield(task)
             return replace(shared, cached=shared.ok, attempts=0)
-        if self.cache_mode != "off":
-            hit = self._cache_get(key, request)
-            if hit is not None:
-                return hit
         if self.cache_mode == "replay":
             return Completion(
                 error=(
@@ -262,6 +302,13 @@ class LiteLLMClient:
     def _forget(self, key: str, task: asyncio.Task[Completion]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
+
+    async def _cache_lookup(self, key: str, request: Request) -> Completion | None:
+        if self.cache is not None and getattr(self.cache, "remote", False):
+            # A network round trip (Redis) must not stall every other request on the loop.
+            return await asyncio.to_thread(self._cache_get, key, request)
+        # A local file read is faster than the hop to a worker thread.
+        return self._cache_get(key, request)
 
     def _cache_get(self, key: str, request: Request) -> Completion | None:
         if self.cache is None:
@@ -364,6 +411,9 @@ class LiteLLMClient:
         litellm = import_litellm()
         try:
             kwargs = self._kwargs(request)
+            router = self._router_for(litellm, request.model)
+        except ConfigError as exc:
+            return _Attempts(error=_redact(exc.render(), request), error_kind="provider")
         except Exception as exc:
             message = _redact(f"cannot prepare the call: {type(exc).__name__}: {exc}", request)
             return _Attempts(error=message, error_kind="provider")
@@ -371,7 +421,7 @@ class LiteLLMClient:
         last_error = ""
         while True:
             async with self._get_semaphore():
-                reservation = self._reserve(litellm, request, kwargs)
+                reservation = self._reserve(litellm, request, kwargs, router)
                 if isinstance(reservation, str):
                     self.budget_exhausted = True
                     refusal = reservation
@@ -380,7 +430,7 @@ class LiteLLMClient:
                     return _Attempts(attempts=attempts, error=refusal, error_kind="budget")
                 attempts += 1
                 try:
-                    response = await self._send(litellm, kwargs)
+                    response = await self._send(litellm, kwargs, router)
                 except asyncio.CancelledError:
                     self._settle(reservation, None, charge_estimate=True)
                     raise
@@ -389,7 +439,7 @@ class LiteLLMClient:
                     self._settle(reservation, None, charge_estimate=fault.may_be_billed)
                     last_error = _redact(fault.message, request)
                 else:
-                    outcome = self._read_response(litellm, request, response)
+                    outcome = self._read_response(litellm, request, response, router)
                     self._settle(reservation, outcome.cost, charge_estimate=outcome.cost is None)
                     outcome.attempts = attempts
                     return outcome
@@ -429,14 +479,76 @@ class LiteLLMClient:
         kwargs["caching"] = False
         return kwargs
 
-    async def _send(self, litellm: Any, kwargs: dict[str, Any]) -> Any:
+    async def _send(self, litellm: Any, kwargs: dict[str, Any], router: Any = None) -> Any:
         timeout = kwargs.get("timeout")
         limit = float(timeout) if isinstance(timeout, int | float) else self.timeout
+        send = litellm.acompletion if router is None else router.acompletion
         # A safety net in case a provider path ignores its timeout (litellm's own fires first).
         async with asyncio.timeout(limit * 1.5 + 1.0):
-            return await litellm.acompletion(**kwargs)
+            return await send(**kwargs)
 
-    def _read_response(self, litellm: Any, request: Request, response: Any) -> _Attempts:
+    # -- the litellm Router ------------------------------------------------------------------------
+
+    def _router_for(self, litellm: Any, model: str) -> Any:
+        """The Router when it serves ``model`` (by name or wildcard pattern), else None."""
+        if self._router_kwargs is None:
+            return None
+        names = {str(d["model_name"]) for d in self._router_kwargs["model_list"]}
+        if model not in names and not any("*" in name for name in names):
+            return None
+        router = self._get_router(litellm)
+        if model in names:
+            return router
+        patterns = getattr(router, "pattern_router", None)
+        route = getattr(patterns, "route", None)
+        return router if callable(route) and route(model) is not None else None
+
+    def _get_router(self, litellm: Any) -> Any:
+        if self._router is None:
+            assert self._router_kwargs is not None
+            settings = {**self._router_kwargs, **ROUTER_FORCED}
+            accepted = inspect.signature(litellm.Router).parameters
+            unknown = sorted(set(settings) - set(accepted))
+            if unknown:
+                raise ConfigError(
+                    f"not litellm Router settings: {', '.join(unknown)}",
+                    path=self._router_source,
+                    fix="keep model_list and Router arguments (routing_strategy, "
+                    "cooldown_time, ...); see https://docs.litellm.ai/docs/routing",
+                )
+            for deployment in settings["model_list"]:
+                # Must run first: building a Router registers its models at $0 in litellm's map.
+                _price_known(litellm, str(deployment["litellm_params"]["model"]))
+            try:
+                self._router = litellm.Router(**settings)
+            except Exception as exc:
+                raise ConfigError(
+                    f"litellm could not build a Router: {type(exc).__name__}: {exc}",
+                    path=self._router_source,
+                    fix="check model_list and the Router settings",
+                ) from None
+        return self._router
+
+    def _router_cost(self, litellm: Any, router: Any, response: Any) -> float | None:
+        """The cost of a routed response; None when its deployment's model has no price.
+
+        A Router prices a deployment of an unknown model at $0.00 (it registers the
+        deployment with empty prices), which must read as unknown, not as free.
+        """
+        cost = _response_cost(litellm, response)
+        hidden = getattr(response, "_hidden_params", None)
+        if cost is None or not isinstance(hidden, dict):
+            return cost
+        model_id = str(hidden.get("model_id") or "")
+        priced = self._router_priced.get(model_id)
+        if priced is None:
+            priced = _deployment_priced(litellm, router, model_id, hidden)
+            self._router_priced[model_id] = priced
+        return cost if priced else None
+
+    def _read_response(
+        self, litellm: Any, request: Request, response: Any, router: Any = None
+    ) -> _Attempts:
         choices = list(getattr(response, "choices", None) or [])
         texts = []
         for choice in choices[: request.n]:
@@ -446,7 +558,10 @@ class LiteLLMClient:
         usage = getattr(response, "usage", None)
         prompt_tokens = _int(getattr(usage, "prompt_tokens", 0))
         completion_tokens = _int(getattr(usage, "completion_tokens", 0))
-        cost = _response_cost(litellm, response)
+        if router is None:
+            cost = _response_cost(litellm, response)
+        else:
+            cost = self._router_cost(litellm, router, response)
         if cost is None:
             self.unpriced_models.add(request.model)
         if not texts:
@@ -465,7 +580,7 @@ class LiteLLMClient:
         )
 
     def _reserve(
-        self, litellm: Any, request: Request, kwargs: Mapping[str, Any]
+        self, litellm: Any, request: Request, kwargs: Mapping[str, Any], router: Any = None
     ) -> _Reservation | str:
         """Hold a call slot and a cost estimate for one attempt, or say why not."""
         if self.max_calls is not None and self.calls_made >= self.max_calls:
@@ -475,7 +590,7 @@ class LiteLLMClient:
             )
         estimate: float | None = None
         if self.max_cost is not None:
-            estimate = _estimate_cost(litellm, request, kwargs)
+            estimate = self._estimate(litellm, request, kwargs, router)
             if estimate is None:
                 self.unpriced_models.add(request.model)
             elif self.cost_spent + self._reserved_cost + estimate > self.max_cost:
@@ -489,6 +604,25 @@ class LiteLLMClient:
                 self._reserved_cost += estimate
         self.calls_made += 1
         return _Reservation(cost=estimate)
+
+    def _estimate(
+        self, litellm: Any, request: Request, kwargs: Mapping[str, Any], router: Any
+    ) -> float | None:
+        if router is None or self._router_kwargs is None:
+            return _estimate_cost(litellm, request, kwargs)
+        # The dearest deployment the Router may pick for this name; unknown if any is unpriced.
+        models = [
+            str(d["litellm_params"]["model"])
+            for d in self._router_kwargs["model_list"]
+            if d["model_name"] == request.model
+        ]
+        estimates = [
+            _estimate_cost(litellm, request, kwargs, model=m) if _price_known(litellm, m) else None
+            for m in models
+        ]
+        if not estimates or any(e is None for e in estimates):
+            return None
+        return max(e for e in estimates if e is not None)
 
     def _settle(
         self, reservation: _Reservation, actual: float | None, *, charge_estimate: bool
@@ -528,6 +662,109 @@ def _prepare_sim() -> str | None:
     return None
 
 
+def load_router_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """litellm Router settings from a YAML or JSON file (or a mapping), checked.
+
+    The file holds ``model_list`` (deployments: ``model_name`` and ``litellm_params`` with at
+    least ``model``) and Router arguments (``routing_strategy``, ``cooldown_time``, ...), either
+    at the top level or under ``router_settings`` as in a litellm proxy config. Values such as
+    ``api_key: os.environ/OPENAI_API_KEY`` are resolved by litellm. Returns the keyword
+    arguments for ``litellm.Router``; a problem is a :class:`~pytest_gpo.errors.ConfigError`
+    naming the file and key. litellm is not imported here.
+    """
+    where = "router settings" if isinstance(source, Mapping) else os.fspath(source)
+    fix = "see docs/models.md, 'Several deployments or keys: the litellm Router'"
+    if isinstance(source, Mapping):
+        data: Any = dict(source)
+    else:
+        try:
+            with open(source, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the router settings file: {exc.strerror or exc}",
+                path=where,
+                fix="set gpo_router / GPO_ROUTER to an existing YAML or JSON file",
+            ) from None
+        import yaml
+
+        try:
+            data = json.loads(text) if where.endswith(".json") else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot parse the router settings: {exc}", path=where,
+                              fix=fix) from None
+    if not isinstance(data, dict):
+        raise ConfigError("router settings must be a mapping with a model_list", path=where,
+                          fix=fix)
+    for key in _PROXY_ONLY_KEYS:
+        if key in data:
+            raise ConfigError(
+                f"'{key}' is a litellm proxy setting, not a Router setting",
+                path=where,
+                key=key,
+                fix="keep only model_list and router_settings (or Router arguments)",
+            )
+    settings = data.pop("router_settings", None) or {}
+    if not isinstance(settings, dict):
+        raise ConfigError("router_settings must be a mapping", path=where,
+                          key="router_settings", fix=fix)
+    kwargs: dict[str, Any] = {**settings, **data}
+    deployments = kwargs.get("model_list")
+    if not isinstance(deployments, list) or not deployments:
+        raise ConfigError("model_list must be a non-empty list of deployments", path=where,
+                          key="model_list", fix=fix)
+    for i, deployment in enumerate(deployments):
+        params = deployment.get("litellm_params") if isinstance(deployment, dict) else None
+        if (
+            not isinstance(deployment, dict)
+            or not isinstance(deployment.get("model_name"), str)
+            or not isinstance(params, dict)
+            or not isinstance(params.get("model"), str)
+        ):
+            raise ConfigError(
+                "a deployment needs model_name (the name suites use) and "
+                "litellm_params.model (the provider's model)",
+                path=where,
+                key=f"model_list[{i}]",
+                fix="e.g. {model_name: gpt-4o-mini, litellm_params: {model: openai/gpt-4o-mini,"
+                " api_key: os.environ/OPENAI_API_KEY_2}}",
+            )
+    return kwargs
+
+
+def _deployment_priced(litellm: Any, router: Any, model_id: str, hidden: Mapping[str, Any]) -> bool:
+    """True when litellm knows a price for the deployment behind a routed response."""
+    params: Any = None
+    with contextlib.suppress(Exception):
+        params = router.get_deployment(model_id=model_id).litellm_params
+    custom = ("input_cost_per_token", "output_cost_per_token", "input_cost_per_second")
+    if params is not None and any(getattr(params, name, None) for name in custom):
+        return True
+    model = hidden.get("litellm_model_name") or getattr(params, "model", None)
+    return bool(model) and _price_known(litellm, str(model))
+
+
+#: Whether litellm's price map knows a model, as first seen: a Router registers the models of
+#: its deployments in that map with $0 prices, so later lookups cannot tell unknown from free.
+_PRICE_KNOWN: dict[str, bool] = {}
+
+
+def _price_known(litellm: Any, model: str) -> bool:
+    known = _PRICE_KNOWN.get(model)
+    if known is None:
+        try:
+            info = litellm.get_model_info(model=model)
+        except Exception:
+            known = False
+        else:
+            known = (
+                info.get("input_cost_per_token") is not None
+                or info.get("output_cost_per_token") is not None
+            )
+        _PRICE_KNOWN[model] = known
+    return known
+
+
 def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
@@ -535,11 +772,13 @@ def _int(value: Any) -> int:
 def _response_cost(litellm: Any, response: Any) -> float | None:
     """The response's cost in dollars, or None when the model has no known price."""
     hidden = getattr(response, "_hidden_params", None)
-    # litellm already priced the response while logging it; asking again costs ~0.2 ms.
-    if isinstance(hidden, dict):
-        known = hidden.get("response_cost")
+    # litellm already priced the response while logging it. When it found no price (None),
+    # asking again fails the same way after ~0.25 ms of lookups: trust its answer either way.
+    if isinstance(hidden, dict) and "response_cost" in hidden:
+        known = hidden["response_cost"]
         if isinstance(known, int | float) and not isinstance(known, bool) and known >= 0:
             return float(known)
+        return None
     try:
         cost = litellm.completion_cost(completion_response=response)
     except Exception:
@@ -549,10 +788,16 @@ def _response_cost(litellm: Any, response: Any) -> float | None:
     return None
 
 
-def _estimate_cost(litellm: Any, request: Request, kwargs: Mapping[str, Any]) -> float | None:
-    """An upper estimate of one attempt's cost; None when the model's price is unknown."""
+def _estimate_cost(
+    litellm: Any, request: Request, kwargs: Mapping[str, Any], *, model: str | None = None
+) -> float | None:
+    """An upper estimate of one attempt's cost; None when the model's price is unknown.
+
+    ``model`` names the priced model when it differs from the request's (a Router deployment).
+    """
+    model = model or request.model
     try:
-        info = litellm.get_model_info(model=request.model)
+        info = litellm.get_model_info(model=model)
     except Exception:
         return None
     input_price = info.get("input_cost_per_token")
@@ -560,7 +805,7 @@ def _estimate_cost(litellm: Any, request: Request, kwargs: Mapping[str, Any]) ->
     if not isinstance(input_price, int | float) or not isinstance(output_price, int | float):
         return None
     try:
-        prompt_tokens = int(litellm.token_counter(model=request.model, messages=kwargs["messages"]))
+        prompt_tokens = int(litellm.token_counter(model=model, messages=kwargs["messages"]))
     except Exception:
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in request.messages) // 2 + 16
     limit = kwargs.get("max_completion_tokens") or kwargs.get("max_tokens")
@@ -590,6 +835,11 @@ def _classify(litellm: Any, exc: BaseException, kwargs: Mapping[str, Any]) -> _F
     if isinstance(exc, TimeoutError):
         limit = kwargs.get("timeout")
         return _Fault(True, None, f"model call timed out after {limit} s", may_be_billed=True)
+    if type(exc).__name__ in _ROUTER_BUSY_NAMES:
+        # Every deployment is cooling down after failures; its cooldown is the wait to honour.
+        cooldown = getattr(exc, "cooldown_time", None)
+        wait = float(cooldown) if isinstance(cooldown, int | float) and cooldown >= 0 else None
+        return _Fault(True, wait, message)
     timeout_cls = getattr(litellm, "Timeout", None)
     is_timeout = isinstance(timeout_cls, type) and isinstance(exc, timeout_cls)
     if isinstance(exc, _litellm_classes(litellm, _FATAL_NAMES)) or _QUOTA_RE.search(message):

@@ -87,6 +87,9 @@ OPTIONS: tuple[Option, ...] = (
            "response cache directory (relative to the rootdir)"),
     Option("cache_url", None, "GPO_CACHE_URL", "gpo_cache_url", _text, None,
            "shared cache URL (redis://host:port/db); the file cache is used when unset"),
+    Option("router", None, "GPO_ROUTER", "gpo_router", _text, None,
+           "litellm Router settings file (YAML/JSON: model_list, routing_strategy, ...) to "
+           "spread calls over several deployments or keys (relative to the rootdir)"),
     Option("baseline", None, "GPO_BASELINE", "gpo_baseline", _text, ".gpo/baseline.json",
            "baseline file (relative to the rootdir), meant to be committed"),
     Option("concurrency", "--gpo-concurrency", "GPO_CONCURRENCY", "gpo_concurrency",
@@ -134,6 +137,7 @@ class Settings:
     cache: str = "rw"
     cache_dir: str = ".gpo/cache"
     cache_url: str | None = None
+    router: str | None = None
     baseline: str = ".gpo/baseline.json"
     concurrency: int = 8
     timeout: float = 60.0
@@ -161,6 +165,11 @@ class Settings:
     def cache_path(self) -> Path:
         """Absolute directory of the file cache."""
         return self.path(self.cache_dir)
+
+    @property
+    def router_path(self) -> Path | None:
+        """Absolute path of the litellm Router settings file, when one is configured."""
+        return self.path(self.router) if self.router else None
 
     @property
     def baseline_path(self) -> Path:

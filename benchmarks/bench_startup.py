@@ -1,0 +1,86 @@
+"""Start-up: ``pytest --collect-only`` over N suite files against N trivial test files.
+
+Each suite file has its own prompt file and a 10-case JSONL file; each trivial test file holds
+one trivial test. Both trees are collected by ``pytest --collect-only -q`` in a subprocess,
+best of ``--repeats``. Also timed: ``pytest --help`` with the plugin and with ``-p no:gpo``.
+The probe plugin reports whether litellm or torch were imported (they must not be).
+
+    .venv/bin/python benchmarks/bench_startup.py [--files 50,500] [--repeats 5] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import harness
+
+
+def _best(cmd: list[str], cwd: Path, repeats: int, what: str) -> harness.ChildRun:
+    runs = [harness.check(harness.run_child(cmd, cwd=cwd), what) for _ in range(repeats)]
+    return min(runs, key=lambda r: r.seconds)
+
+
+def main() -> None:
+    """Generate the trees, collect them, time --help."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", default="50,500")
+    parser.add_argument("--cases-per-suite", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
+    harness.common_args(parser)
+    args = parser.parse_args()
+
+    rows: list[dict[str, Any]] = []
+    with harness.workdir("startup") as tmp:
+        for count in (int(n) for n in args.files.split(",") if n):
+            gpo_dir = tmp / f"gpo{count}"
+            for i in range(count):
+                harness.write_suite(gpo_dir / f"pkg{i // 50:02d}", f"s{i:04d}",
+                                    cases=args.cases_per_suite, api_base="http://127.0.0.1:9/v1")
+            harness.write_ini(gpo_dir)
+            trivial_dir = tmp / f"trivial{count}"
+            harness.write_trivial_tests(trivial_dir, tests=count, files=count)
+            harness.write_ini(trivial_dir)
+
+            gpo = _best(harness.pytest_cmd("--collect-only"), gpo_dir, args.repeats,
+                        f"collecting {count} suites")
+            trivial = _best(harness.pytest_cmd("--collect-only"), trivial_dir, args.repeats,
+                            f"collecting {count} test files")
+            collected = gpo.stdout.count(".gpo.yaml::")
+            if collected != count:
+                raise RuntimeError(
+                    f"collected {collected} of {count} suites:\n{gpo.stdout[-2000:]}")
+            rows.append({
+                "what": f"--collect-only, {count} files",
+                "gpo_s": round(gpo.seconds, 3),
+                "trivial_s": round(trivial.seconds, 3),
+                "ratio": round(gpo.seconds / trivial.seconds, 3),
+                "litellm_imported": gpo.probe.get("imported", {}).get("litellm"),
+                "torch_imported": gpo.probe.get("imported", {}).get("torch"),
+                "gpo_peak_rss_mb": round(gpo.max_rss_mb),
+            })
+
+        with_plugin = _best(harness.pytest_cmd("--help"), tmp, args.repeats, "pytest --help")
+        without = _best(harness.pytest_cmd("--help", "-p", "no:gpo"), tmp, args.repeats,
+                        "pytest --help -p no:gpo")
+        rows.append({
+            "what": "pytest --help",
+            "gpo_s": round(with_plugin.seconds, 3),
+            "trivial_s": round(without.seconds, 3),
+            "ratio": round(with_plugin.seconds / without.seconds, 3),
+            "litellm_imported": with_plugin.probe.get("imported", {}).get("litellm"),
+            "torch_imported": with_plugin.probe.get("imported", {}).get("torch"),
+            "gpo_peak_rss_mb": round(with_plugin.max_rss_mb),
+        })
+
+    harness.table(
+        "Start-up", rows,
+        notes=[f"best of {args.repeats}; for --help the 'trivial' column is pytest --help -p "
+               "no:gpo (the plugin disabled)."],
+    )
+    harness.write_json(args.json, "startup", {"args": vars(args), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
