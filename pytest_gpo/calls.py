@@ -43,6 +43,22 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def valid_text(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates replaced by U+FFFD.
+
+    JSON can carry them (``"\\ud83d"``: half an emoji, cut by ``max_tokens``); Python keeps
+    them in ``str`` but cannot encode them, so one would break hashing, caching and every
+    report downstream.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 @dataclass(frozen=True)
 class Request:
     """One model call as the plugin sees it.

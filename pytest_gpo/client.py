@@ -37,7 +37,7 @@ from types import ModuleType, TracebackType
 from typing import Any, Literal, TypeVar
 
 from pytest_gpo.cache import ResponseCache
-from pytest_gpo.calls import SECRET_PARAMS, Completion, Request, Usage
+from pytest_gpo.calls import SECRET_PARAMS, Completion, Request, Usage, valid_text
 from pytest_gpo.errors import ConfigError
 
 CacheMode = Literal["rw", "replay", "off"]
@@ -225,6 +225,9 @@ class LiteLLMClient:
         self._semaphore: asyncio.Semaphore | None = None
         self._inflight: dict[str, asyncio.Task[Completion]] = {}
         self._reserved_cost = 0.0
+        self._cost_refusal = False
+        # set whenever an in-flight reservation settles (created on the client's loop)
+        self._settled: asyncio.Event | None = None
         self._closed = False
         self._router_source = "router settings"
         self._router_kwargs: dict[str, Any] | None = None
@@ -421,7 +424,7 @@ class LiteLLMClient:
         last_error = ""
         while True:
             async with self._get_semaphore():
-                reservation = self._reserve(litellm, request, kwargs, router)
+                reservation = await self._reserve_when_settled(litellm, request, kwargs, router)
                 if isinstance(reservation, str):
                     self.budget_exhausted = True
                     refusal = reservation
@@ -554,7 +557,8 @@ class LiteLLMClient:
         for choice in choices[: request.n]:
             message = getattr(choice, "message", None)
             content = getattr(message, "content", None)
-            texts.append(content if isinstance(content, str) else "")
+            # half a surrogate pair (an emoji cut by max_tokens) would make the answer uncacheable
+            texts.append(valid_text(content) if isinstance(content, str) else "")
         usage = getattr(response, "usage", None)
         prompt_tokens = _int(getattr(usage, "prompt_tokens", 0))
         completion_tokens = _int(getattr(usage, "completion_tokens", 0))
@@ -579,10 +583,28 @@ class LiteLLMClient:
             cost=cost,
         )
 
+    async def _reserve_when_settled(
+        self, litellm: Any, request: Request, kwargs: Mapping[str, Any], router: Any = None
+    ) -> _Reservation | str:
+        """:meth:`_reserve`, but a cost refusal caused by calls still in flight waits for them.
+
+        In-flight calls hold pessimistic estimates (the full output limit); most cost less.
+        Refusing at once would make the outcome of a run depend on its concurrency.
+        """
+        while True:
+            reservation = self._reserve(litellm, request, kwargs, router)
+            if not (isinstance(reservation, str) and self._cost_refusal and self._reserved_cost):
+                return reservation
+            if self._settled is None:
+                self._settled = asyncio.Event()
+            self._settled.clear()
+            await self._settled.wait()
+
     def _reserve(
         self, litellm: Any, request: Request, kwargs: Mapping[str, Any], router: Any = None
     ) -> _Reservation | str:
         """Hold a call slot and a cost estimate for one attempt, or say why not."""
+        self._cost_refusal = False
         if self.max_calls is not None and self.calls_made >= self.max_calls:
             return (
                 f"call budget exhausted: {self.calls_made} of --gpo-max-calls {self.max_calls} "
@@ -594,6 +616,7 @@ class LiteLLMClient:
             if estimate is None:
                 self.unpriced_models.add(request.model)
             elif self.cost_spent + self._reserved_cost + estimate > self.max_cost:
+                self._cost_refusal = True
                 return (
                     f"cost budget exhausted: ${self.cost_spent:.4f} spent and "
                     f"${self._reserved_cost:.4f} in flight of --gpo-max-cost ${self.max_cost:.4f}; "
@@ -629,6 +652,8 @@ class LiteLLMClient:
     ) -> None:
         if reservation.cost is not None:
             self._reserved_cost = max(0.0, self._reserved_cost - reservation.cost)
+            if self._settled is not None:
+                self._settled.set()
         if actual is not None:
             self.cost_spent += actual
         elif charge_estimate and reservation.cost is not None:

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pytest_gpo.calls import Completion, Embedder, ModelClient, Request, Usage
+from pytest_gpo.calls import Completion, Embedder, ModelClient, Request, Usage, valid_text
 from pytest_gpo.case import Case
 from pytest_gpo.errors import GpoError
 from pytest_gpo.results import CaseResult, RunResult, SuiteRun
@@ -49,22 +49,6 @@ class EvalOptions:
     min_pass: int = 1
     judge_model: str | None = None
     embedder: Callable[[str | None], Embedder] | None = None
-
-
-def valid_text(text: str) -> str:
-    """``text`` with lone UTF-16 surrogates replaced by U+FFFD.
-
-    JSON can carry them (``"\\ud83d"``: half an emoji, cut by ``max_tokens``); Python keeps
-    them in ``str`` but cannot encode them, so one would break hashing, caching and every
-    report downstream.
-    """
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
 
 
 def build_messages(suite: Suite, prompt_text: str, case: Case) -> tuple[dict[str, str], ...]:
