@@ -153,6 +153,7 @@ class GpoSession:
             max_attempts=s.max_attempts,
             max_calls=s.max_calls,
             max_cost=s.max_cost,
+            router_config=s.router_path,
         )
 
     def embedder(self, spec: str | None) -> Embedder:

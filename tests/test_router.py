@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from openai_server import OpenAIServer
 
-from pytest_gpo import session as session_module
 from pytest_gpo.calls import Completion, Request
 from pytest_gpo.client import (
     ROUTER_FORCED,
@@ -263,12 +262,7 @@ def test_setting_resolves_relative_to_the_rootdir(tmp_path: Path) -> None:
     assert resolve(rootdir=tmp_path, cli={}, ini=lambda k: "", env={}).router_path is None
 
 
-_WIRED = "router_config" in inspect.getsource(session_module.GpoSession._make_client)
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _WIRED, reason="GpoSession._make_client does not pass "
-                    "router_config=settings.router_path yet")
 def test_pytest_run_with_gpo_router(
     pytester: pytest.Pytester, deployments: tuple[OpenAIServer, OpenAIServer]
 ) -> None:
