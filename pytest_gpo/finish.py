@@ -225,6 +225,8 @@ def summary_lines(gs: GpoSession) -> list[str]:
     if out is not None:
         lines.extend(out.lines)
     lines.extend(gs.warnings)
+    for warning in dict.fromkeys(w for rec in _records(gs) for w in rec.warnings):
+        lines.append("WARNING: " + warning)
     if any(rec.model.startswith(SIM_PREFIX) for rec in gs.records.values()):
         lines.append(SIM_NOTE)
     return lines

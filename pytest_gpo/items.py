@@ -106,6 +106,7 @@ class SuiteItem(pytest.Item):
             pytest.fail(record.error, pytrace=False)
         record.run = run.to_dict()
         self.run = run
+        gs.note_unpriced(record)
         if not run.errors:
             from pytest_gpo.baseline import BaselineEntry
 
@@ -164,6 +165,7 @@ class SuiteItem(pytest.Item):
             raise SuiteFailed("optimization could not run: " + exc.render()) from None
         record = gs.record(self.nodeid, self.suite)
         record.optimization = result.to_dict()
+        gs.note_unpriced(record)
         record.model = gs.model_for(self.suite)
 
     def repr_failure(

@@ -46,6 +46,7 @@ class SuiteRecord:
     error: str | None = None
     prompt_path: str = ""
     prompt_sha256: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form."""
@@ -224,6 +225,16 @@ class GpoSession:
         from pytest_gpo.optimize.runner import optimize_suite
 
         return optimize_suite(self, suite, progress)
+
+    def note_unpriced(self, record: SuiteRecord) -> None:
+        """Warn when --gpo-max-cost could not be checked (the model has no known price)."""
+        unpriced = getattr(self._client, "unpriced_models", None)
+        if self.settings.max_cost is None or not unpriced:
+            return
+        record.warnings = [
+            "--gpo-max-cost could not be checked for model(s) without a known price: "
+            + ", ".join(sorted(unpriced))
+        ]
 
     # -- totals -------------------------------------------------------------------------------
 

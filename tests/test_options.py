@@ -186,3 +186,16 @@ def test_unknown_optimize_key_is_a_load_error(sim_project: pytest.Pytester) -> N
                                  "*fix: did you mean 'steps'?*"])
 
 
+
+
+def test_cost_cap_on_an_unpriced_model_is_reported(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with OpenAIServer(responder=lambda body: "billing") as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        pytester.makeini("[pytest]\ngpo_model = openai/no-price-known\n")
+        write_suite(pytester, threshold=0.0, extra=f"params: {{api_base: '{server.base_url}'}}\n")
+        result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-max-cost", "1")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["WARNING: --gpo-max-cost could not be checked for model(s) "
+                                     "without a known price: openai/no-price-known"])
