@@ -206,6 +206,9 @@ def main() -> None:
                     inproc.client_only(4, 8)  # warm-up: connections, litellm's lazy pieces
                 for c in levels:
                     ideal = math.ceil(args.cases / c) * args.latency
+                    if args.rate_limit:
+                        # the server admits rate_limit requests a second, whatever c is
+                        ideal = max(ideal, args.cases / args.rate_limit)
                     for path in paths:
                         if path == "plugin":
                             got = plugin_run(tmp, server, c, args.cases)
@@ -269,7 +272,8 @@ def main() -> None:
 
     notes = [
         f"{args.cases} cases, latency {args.latency} s, jitter {args.jitter} s, "
-        f"rate limit {args.rate_limit}; ratio = measured / ceil(cases/c) x latency. "
+        f"rate limit {args.rate_limit}; ratio = measured / ideal, ideal = ceil(cases/c) x "
+        "latency (or cases / rate limit when that is longer); requests include retried 429s. "
         "plugin: measured = the suite item's setup+call time; fixed_startup_s = the rest of "
         "the pytest process (interpreter, pytest, litellm import, teardown).",
     ]

@@ -590,7 +590,7 @@ class _Loader:
         from pytest_gpo.optimize.config import OptimizeConfig
 
         try:
-            OptimizeConfig.from_mapping(optimize, where=f"{self.where} (optimize)")
+            OptimizeConfig.from_mapping(optimize, where=self.where)
         except GpoError:
             raise
         except Exception as exc:  # a value of a type the validator did not expect
