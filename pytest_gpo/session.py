@@ -227,14 +227,22 @@ class GpoSession:
         return optimize_suite(self, suite, progress)
 
     def note_unpriced(self, record: SuiteRecord) -> None:
-        """Warn when --gpo-max-cost could not be checked (the model has no known price)."""
+        """Warn when --gpo-max-cost could not be checked (a model has no known price) or the
+        response cache failed (answers were then not cached, and calls were paid again)."""
+        warnings = []
         unpriced = getattr(self._client, "unpriced_models", None)
-        if self.settings.max_cost is None or not unpriced:
-            return
-        record.warnings = [
-            "--gpo-max-cost could not be checked for model(s) without a known price: "
-            + ", ".join(sorted(unpriced))
-        ]
+        if self.settings.max_cost is not None and unpriced:
+            warnings.append(
+                "--gpo-max-cost could not be checked for model(s) without a known price: "
+                + ", ".join(sorted(unpriced))
+            )
+        cache_errors = getattr(self._client, "cache_errors", None)
+        if cache_errors:
+            warnings.append(
+                f"the response cache failed {len(cache_errors)} time(s); answers were not "
+                f"cached (first: {cache_errors[0]})"
+            )
+        record.warnings = warnings
 
     # -- totals -------------------------------------------------------------------------------
 

@@ -199,3 +199,15 @@ def test_cost_cap_on_an_unpriced_model_is_reported(
         result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines(["WARNING: --gpo-max-cost could not be checked for model(s) "
                                      "without a known price: openai/no-price-known"])
+
+
+def test_unreachable_shared_cache_is_reported_not_fatal(sim_project: pytest.Pytester) -> None:
+    pytest.importorskip("redis")
+    # nothing listens on port 1 of the loopback: every cache read and write fails
+    sim_project.makeini("[pytest]\ngpo_model = gpo-sim/task\n"
+                        "gpo_cache_url = redis://127.0.0.1:1/0\n")
+    write_suite(sim_project)
+    result = sim_project.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["WARNING: the response cache failed * time(s); answers were "
+                                 "not cached*"])
