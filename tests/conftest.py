@@ -31,13 +31,3 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     yield
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the generated-input (hypothesis) tests first.
-
-    After a completion through litellm's custom-provider path (the simulated models) has run
-    in this process, hypothesis' derandomized generation in tests/test_reliability_input.py
-    degenerates (thirty identical examples), failing its variety checks; run alone or first,
-    the same tests pass. The root cause is not found yet; ordering keeps those tests meaningful.
-    """
-    items.sort(key=lambda item: 0 if item.path.name == "test_reliability_input.py" else 1)
