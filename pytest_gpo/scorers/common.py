@@ -196,6 +196,17 @@ class OptionScorer(Scorer):
             )
         return None
 
+    def read_normalization(self) -> None:
+        """Read the ``strip`` (default true) and ``ignore_case`` (default false) options."""
+        self.ignore_case = self.opt_bool("ignore_case", False)
+        self.strip = self.opt_bool("strip", True)
+
+    def normalize(self, text: str) -> str:
+        """``text`` as :meth:`read_normalization`'s options say to compare it."""
+        if self.strip:
+            text = text.strip()
+        return text.casefold() if self.ignore_case else text
+
 
 def _is_number(text: str) -> bool:
     try:

@@ -25,13 +25,7 @@ class FuzzyScorer(OptionScorer):
     def __init__(self, options: Mapping[str, Any], *, where: str = "") -> None:
         super().__init__(options, where=where)
         self.min = self.opt_float("min", 0.8, lo=0.0, hi=1.0)
-        self.ignore_case = self.opt_bool("ignore_case", False)
-        self.strip = self.opt_bool("strip", True)
-
-    def _norm(self, text: str) -> str:
-        if self.strip:
-            text = text.strip()
-        return text.casefold() if self.ignore_case else text
+        self.read_normalization()
 
     async def score(self, output: str, case: Case, ctx: ScoreContext) -> ScoreResult:
         """The similarity ratio in 0..1; passed when it reaches ``min``."""
@@ -39,7 +33,7 @@ class FuzzyScorer(OptionScorer):
         if missing is not None:
             return missing
         expected = as_text(case.expected)
-        similarity = float(fuzz.ratio(self._norm(output), self._norm(expected))) / 100.0
+        similarity = float(fuzz.ratio(self.normalize(output), self.normalize(expected))) / 100.0
         passed = similarity >= self.min
         reason = f"similarity {versus(similarity, self.min)}"
         if not passed:

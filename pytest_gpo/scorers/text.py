@@ -24,13 +24,7 @@ class ExactScorer(OptionScorer):
 
     def __init__(self, options: Mapping[str, Any], *, where: str = "") -> None:
         super().__init__(options, where=where)
-        self.ignore_case = self.opt_bool("ignore_case", False)
-        self.strip = self.opt_bool("strip", True)
-
-    def _norm(self, text: str) -> str:
-        if self.strip:
-            text = text.strip()
-        return text.casefold() if self.ignore_case else text
+        self.read_normalization()
 
     async def score(self, output: str, case: Case, ctx: ScoreContext) -> ScoreResult:
         """1 when the (normalized) output equals the (normalized) expected text, else 0."""
@@ -38,10 +32,10 @@ class ExactScorer(OptionScorer):
         if missing is not None:
             return missing
         expected = as_text(case.expected)
-        if self._norm(output) == self._norm(expected):
+        if self.normalize(output) == self.normalize(expected):
             return result(1.0, True, f"exact match {quote(expected)}")
         hint = ""
-        got, want = self._norm(output), self._norm(expected)
+        got, want = self.normalize(output), self.normalize(expected)
         if not self.ignore_case and got.casefold() == want.casefold():
             hint = " (differs only in case; set ignore_case: true to accept)"
         elif not self.strip and output.strip() == expected.strip():
