@@ -141,8 +141,9 @@ def test_backoff_is_full_jitter_and_bounded(runner: EventLoopRunner) -> None:
 
 @pytest.mark.parametrize("fault", ["500", "502", "503", "hang", "drop", "malformed"])
 def test_transient_faults_are_retried(runner: EventLoopRunner, fault: str) -> None:
-    with OpenAIServer(hang_seconds=5, retry_after=None) as server:
-        client = make_client(runner, timeout=0.3)
+    with OpenAIServer(hang_seconds=10, retry_after=None) as server:
+        # 1 s: long enough that a healthy request on a loaded machine is never cut short
+        client = make_client(runner, timeout=1.0)
         server.script(fault, fault)
         got = runner.run(client.complete(request(server)))
         assert got.ok and got.attempts == 3, got.error
