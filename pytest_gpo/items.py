@@ -14,19 +14,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_gpo.errors import GpoError
-from pytest_gpo.suite import Suite, suite_stem
+from pytest_gpo.paths import suite_stem
+from pytest_gpo.stash import gpo_session
+from pytest_gpo.suite import Suite
 
 if TYPE_CHECKING:
     from pytest_gpo.gate import GateVerdict
     from pytest_gpo.results import SuiteRun
     from pytest_gpo.session import GpoSession
-
-SESSION_KEY = pytest.StashKey["GpoSession"]()
-
-
-def gpo_session(config: pytest.Config) -> GpoSession:
-    """The :class:`GpoSession` of a pytest run."""
-    return config.stash[SESSION_KEY]
 
 
 class SuiteFailed(Exception):

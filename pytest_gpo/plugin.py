@@ -1,7 +1,8 @@
 """pytest entry point: hooks only, each delegating to :class:`~pytest_gpo.session.GpoSession`.
 
-Importing this module is cheap: no litellm, no torch. They load on the first model call or the
-first semantic score.
+Importing this module is cheap: no litellm, no torch, and not even the suite model, Jinja2 or
+PyYAML, which load when the first suite file is collected (``pytest --help`` and runs without
+suites never pay for them). litellm and torch load on the first model call or semantic score.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import pytest
 
 from pytest_gpo import hookspecs
 from pytest_gpo.errors import GpoError
-from pytest_gpo.items import SESSION_KEY, SuiteFile
-from pytest_gpo.session import GpoSession, SuiteRecord
+from pytest_gpo.paths import is_suite_file
 from pytest_gpo.settings import OPTIONS, resolve
-from pytest_gpo.suite import is_suite_file
+from pytest_gpo.stash import SETTINGS_KEY, gpo_session, has_session
 
 WORKER_KEY = "gpo_records"
 
@@ -58,12 +58,15 @@ def pytest_configure(config: pytest.Config) -> None:
                            ini_source=ini_name)
     except GpoError as exc:
         raise pytest.UsageError(exc.render()) from None
-    config.stash[SESSION_KEY] = GpoSession(settings=settings, hook=config.hook)
+    # The session itself is built on first use (stash.gpo_session), keeping --help light.
+    config.stash[SETTINGS_KEY] = settings
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """Collect ``*.gpo.yaml`` / ``*.gpo.yml`` files."""
     if is_suite_file(file_path):
+        from pytest_gpo.items import SuiteFile
+
         return SuiteFile.from_parent(parent, path=file_path)
     return None
 
@@ -78,7 +81,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     payload = getattr(node, "workeroutput", {}).get(WORKER_KEY)
     if not payload:
         return
-    gs = node.config.stash[SESSION_KEY]
+    from pytest_gpo.session import SuiteRecord
+
+    gs = gpo_session(node.config)
     for data in json.loads(payload):
         record = SuiteRecord.from_dict(data)
         gs.records[record.nodeid] = record
@@ -88,9 +93,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Workers send records home; the controller (or a single process) finishes the run."""
     config = session.config
-    if SESSION_KEY not in config.stash:
+    if not has_session(config):  # no suite was collected here, and none reported by a worker
         return
-    gs = config.stash[SESSION_KEY]
+    gs = gpo_session(config)
     if _is_worker(config):
         records = [r.to_dict() for r in gs.records.values()]
         config.workeroutput[WORKER_KEY] = json.dumps(records)  # type: ignore[attr-defined]
@@ -106,9 +111,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """The summary table of every suite, and what was written."""
-    if SESSION_KEY not in config.stash or _is_worker(config):
+    if not has_session(config) or _is_worker(config):
         return
-    gs = config.stash[SESSION_KEY]
+    gs = gpo_session(config)
     if not gs.records and not gs.warnings:
         return
     from pytest_gpo.finish import summary_lines

@@ -21,6 +21,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 with contextlib.suppress(ImportError):
     import importlib_metadata  # noqa: F401
 
+
 from openai_server import OpenAIServer, openai_server  # noqa: F401  (fixture re-export)
 
 
@@ -31,3 +32,27 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     yield
 
+
+
+@pytest.fixture(scope="session")
+def _heavy_stack() -> None:
+    """litellm and the embedding stack (numpy, torch, sentence-transformers), imported once.
+
+    In-process pytester runs drop from ``sys.modules`` whatever was first imported inside them,
+    and a C extension cannot be loaded twice in one process ("cannot load module more than
+    once", "bad call flags" on the next import). Imported here, outside any run, they stay.
+    """
+    import numpy  # noqa: F401
+    import sentence_transformers  # noqa: F401
+    import torch  # noqa: F401
+
+    from pytest_gpo.client import import_litellm
+
+    import_litellm()
+
+
+@pytest.fixture(autouse=True)
+def _heavy_stack_before_pytester(request: pytest.FixtureRequest) -> None:
+    """Every test that may run pytest in-process gets the heavy modules loaded first."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("_heavy_stack")

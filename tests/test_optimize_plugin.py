@@ -18,19 +18,6 @@ pytest_plugins = ["pytester"]
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _embedding_stack_loaded_once() -> None:
-    """Relevance retrieval loads torch; C extensions cannot be imported twice in one process,
-    and in-process pytester runs drop modules first imported inside them. Import them here."""
-    import numpy  # noqa: F401
-    import sentence_transformers  # noqa: F401
-    import torch  # noqa: F401
-
-    from pytest_gpo.client import import_litellm
-
-    import_litellm()
-
-
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One response cache for the module: later runs of the same optimization are cache hits."""

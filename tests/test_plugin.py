@@ -292,6 +292,28 @@ def test_plugin_import_collection_and_help_stay_light(sim_project: pytest.Pytest
     help_.stdout.fnmatch_lines(["*--gpo-model*", "*--gpo-optimize*", "*gpo_cache_dir*"])
 
 
+def test_help_and_runs_without_suites_never_load_the_suite_machinery(
+    pytester: pytest.Pytester,
+) -> None:
+    """`pytest --help` and ordinary test runs pay only for the plugin's options and hooks."""
+    pytester.makeconftest(
+        textwrap.dedent("""
+        import sys
+        def pytest_unconfigure(config):
+            loaded = [m for m in ("pytest_gpo.session", "pytest_gpo.suite", "pytest_gpo.items",
+                                  "jinja2", "yaml", "litellm") if m in sys.modules]
+            print("GPO-LOADED:", loaded)
+    """)
+    )
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    help_ = pytester.runpytest_subprocess("--help")
+    help_.stdout.fnmatch_lines(["*--gpo-model*", "*GPO-LOADED: []*"])
+    plain = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s")
+    plain.assert_outcomes(passed=1)
+    plain.stdout.fnmatch_lines(["*GPO-LOADED: []*"])
+    assert "pytest-gpo" not in plain.stdout.str()  # no summary section without suites
+
+
 def test_gate_run_without_semantic_scorer_never_imports_torch(
     sim_project: pytest.Pytester,
 ) -> None:
