@@ -270,7 +270,7 @@ def write_trivial_tests(directory: Path, *, tests: int, files: int = 1) -> None:
 
 @dataclass
 class ChildRun:
-    """A finished child process: exit code, wall seconds, peak RSS, output, probe data."""
+    """A finished child process: exit code, wall and CPU seconds, peak RSS, output, probe data."""
 
     returncode: int
     seconds: float
@@ -278,6 +278,8 @@ class ChildRun:
     stdout: str
     stderr: str
     probe: dict[str, Any] = field(default_factory=dict)
+    #: user + system CPU seconds of the child (less moved by other load than the wall time)
+    cpu_seconds: float = 0.0
 
 
 def bench_env(**extra: str) -> dict[str, str]:
@@ -291,6 +293,11 @@ def bench_env(**extra: str) -> dict[str, str]:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")])),
     })
     env.pop("CI", None)
+    # This machine sets PYTHONDONTWRITEBYTECODE=1 for every process, so each run would compile
+    # every imported module from source (and pytest re-rewrite the asserts of every test file
+    # and plugin module). Users' machines cache bytecode; measure what they get. Best-of-N
+    # runs include a first run that writes the caches.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(extra)
     return env
 
@@ -322,7 +329,8 @@ def run_child(
             data = json.loads(probe_file.read_text(encoding="utf-8") or "{}")
         probe_file.unlink(missing_ok=True)
     # ru_maxrss is in kilobytes on Linux.
-    return ChildRun(proc.returncode, seconds, usage.ru_maxrss / 1024.0, stdout, stderr, data)
+    return ChildRun(proc.returncode, seconds, usage.ru_maxrss / 1024.0, stdout, stderr, data,
+                    cpu_seconds=usage.ru_utime + usage.ru_stime)
 
 
 def pytest_cmd(*args: str, probe: bool = True) -> list[str]:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_gpo.calls import Embedder, ModelClient, Usage
 from pytest_gpo.errors import ConfigError, GpoError
-from pytest_gpo.evaluate import EvalOptions, evaluate
 from pytest_gpo.results import SuiteRun
 from pytest_gpo.scorers.base import ScorerRegistry
 from pytest_gpo.settings import Settings
@@ -25,6 +24,7 @@ from pytest_gpo.suite import Suite, load_suite
 if TYPE_CHECKING:
     from pytest_gpo.baseline import BaselineStore
     from pytest_gpo.client import EventLoopRunner
+    from pytest_gpo.evaluate import EvalOptions
     from pytest_gpo.gate import GateVerdict
     from pytest_gpo.optimize.result import OptimizationResult
 
@@ -165,6 +165,9 @@ class GpoSession:
 
     def eval_options(self, suite: Suite) -> EvalOptions:
         """Model, repeats and scorer helpers for a suite."""
+        # evaluate (and asyncio with it) loads when a suite runs, not when suites are collected
+        from pytest_gpo.evaluate import EvalOptions
+
         repeat = self.settings.repeat or suite.repeat or 1
         min_pass = suite.min_pass if suite.min_pass is not None else repeat // 2 + 1
         if min_pass > repeat:
@@ -186,6 +189,8 @@ class GpoSession:
 
     def run_suite(self, suite: Suite) -> SuiteRun:
         """Evaluate a suite's prompt over all its cases (blocking, on the session loop)."""
+        from pytest_gpo.evaluate import evaluate
+
         options = self.eval_options(suite)
         return self.runner.run(evaluate(suite, self.client, options))
 

@@ -25,7 +25,7 @@ from pytest_gpo.case import Case, derive_case_id
 from pytest_gpo.errors import GpoError, SuiteError
 from pytest_gpo.paths import display, suite_stem
 from pytest_gpo.scorers.base import Scorer, ScorerRegistry
-from pytest_gpo.template import render, template_variables
+from pytest_gpo.template import render, renders_cleanly, template_variables
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,42 @@ MAX_VALUES = 5_000_000
 MAX_DEPTH = 200
 
 
+#: Nesting up to which :func:`_plain` recurses before leaving the data to the careful walk.
+_PLAIN_DEPTH = 40
+
+
+def _plain(data: Any) -> bool:
+    """The fast path of :func:`check_data`: True when the data cannot hold any of its problems.
+
+    That is: ASCII text keys only (sortable, no surrogate), ASCII text values, no container
+    reached twice (no YAML alias: no cycle, no expansion), shallow, fewer values than the
+    limit. Ordinary suite and case files are all of this kind; anything else gets the careful
+    walk, which finds the problem, if any, and names its key. About 3 x faster than the walk.
+    """
+    seen: set[int] = set()
+    count = 0
+
+    def plain(value: Any, depth: int) -> bool:
+        nonlocal count
+        count += 1
+        if isinstance(value, str):
+            return value.isascii()
+        if isinstance(value, dict):
+            children: Any = value.values()
+            if not all(isinstance(k, str) and k.isascii() for k in value):
+                return False
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            return True
+        if depth >= _PLAIN_DEPTH or id(value) in seen or count > MAX_VALUES:
+            return False
+        seen.add(id(value))
+        return all(plain(child, depth + 1) for child in children)
+
+    return plain(data, 0)
+
+
 def check_data(data: Any, *, where: str, key: str | None = None, source: str | None = None) -> None:
     """Refuse parsed suite or case data that later steps cannot handle; names the bad key.
 
@@ -132,6 +168,8 @@ def check_data(data: Any, *, where: str, key: str | None = None, source: str | N
     aliases, nesting deeper than :data:`MAX_DEPTH` and more than :data:`MAX_VALUES` values once
     aliases are expanded.
     """
+    if _plain(data):
+        return
     prefix = f"{source}: " if source else ""
     # Depth-first, each container once: its size (values once aliases are expanded) and height
     # are memoized, so an alias bomb costs the size of the file, not of its expansion. Paths
@@ -431,12 +469,15 @@ class _Loader:
     def check_render(self, text: str, prompt_path: Path, cases: Sequence[Case]) -> None:
         """Render the prompt with every case once: sandbox refusals and filter errors surface
         here, at collection, naming the suite file and the case, before any model call."""
+        template = display(prompt_path)
         for case in cases:
+            if renders_cleanly(text, case.vars):
+                continue  # a plain {{ name }} template with every name defined: cannot fail
             try:
-                render(text, case.vars, where=display(prompt_path), case=case.id)
+                render(text, case.vars, where=template, case=case.id)
             except SuiteError as exc:
                 raise self.err(f"the prompt cannot be rendered with this case ({case.source}; "
-                               f"template {display(prompt_path)}): {exc.message}", key="prompt",
+                               f"template {template}): {exc.message}", key="prompt",
                                case=case.id, fix=exc.fix) from None
 
     def prompt(self, value: Any) -> tuple[Path, bytes, str, str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from rapidfuzz import fuzz
-
 from pytest_gpo.case import Case
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, as_text, quote, result, versus
@@ -33,6 +31,8 @@ class FuzzyScorer(OptionScorer):
         if missing is not None:
             return missing
         expected = as_text(case.expected)
+        from rapidfuzz import fuzz  # here, not at import: collection never needs it
+
         similarity = float(fuzz.ratio(self.normalize(output), self.normalize(expected))) / 100.0
         passed = similarity >= self.min
         reason = f"similarity {versus(similarity, self.min)}"
