@@ -8,11 +8,17 @@ round, and the time spent pricing each response (``_response_cost``). Variants:
 - ``as shipped``;
 - ``without gc.freeze``: litellm's ~300,000 import-time objects stay in the collector's care;
 - ``without either``: also re-prices every response whose price litellm did not know (the
-  former ``_response_cost``, which asked ``litellm.completion_cost`` again).
+  former ``_response_cost``, which asked ``litellm.completion_cost`` again);
+- ``priced model``: as shipped, but the model is ``openai/gpt-4o-mini``, which litellm can
+  price (the others use ``openai/bench``, whose failed price lookup costs litellm ~0.3 ms more);
+- ``litellm logging knobs``: as shipped plus the litellm settings that look as if they would
+  save work but do not (``turn_off_message_logging``, ``disable_end_user_cost_tracking``, the
+  ``no-log`` kwarg); see :func:`pytest_gpo.client.import_litellm`.
 
 A last row is pytest-gpo's own cost per case in ``evaluate()`` with no model at all.
 
-    .venv/bin/python benchmarks/bench_client_overhead.py [--calls 1000] [--json PATH]
+    .venv/bin/python benchmarks/bench_client_overhead.py [--calls 1000] [--variants A,B]
+        [--json PATH]
 """
 
 from __future__ import annotations
@@ -31,7 +37,14 @@ from typing import Any
 
 import harness
 
-VARIANTS = ("as shipped", "without gc.freeze", "without either")
+VARIANTS = (
+    "as shipped",
+    "without gc.freeze",
+    "without either",
+    "priced model",
+    "litellm logging knobs",
+)
+PRICED_MODEL = "openai/gpt-4o-mini"
 
 
 def _old_response_cost(litellm: Any, response: Any) -> float | None:
@@ -53,7 +66,7 @@ def _old_response_cost(litellm: Any, response: Any) -> float | None:
 def child(variant: str, calls: int, rounds: int, base_url: str) -> dict[str, Any]:
     """Measure one variant in this (fresh) process."""
     os.environ.setdefault("OPENAI_API_KEY", harness.BENCH_KEY)
-    if variant != "as shipped":
+    if variant in ("without gc.freeze", "without either"):
         gc.freeze = lambda: None
     from pytest_gpo import client as client_module
     from pytest_gpo.calls import Request
@@ -69,7 +82,19 @@ def child(variant: str, calls: int, rounds: int, base_url: str) -> dict[str, Any
             cost_seconds[0] += time.perf_counter() - start
 
     client_module._response_cost = timed_pricing
-    client_module.import_litellm()
+    litellm = client_module.import_litellm()
+    model = PRICED_MODEL if variant == "priced model" else harness.BENCH_MODEL
+    if variant == "litellm logging knobs":
+        litellm.turn_off_message_logging = True
+        litellm.disable_end_user_cost_tracking = True
+        shipped_kwargs = client_module.LiteLLMClient._kwargs
+
+        def no_log_kwargs(self: Any, request: Any) -> dict[str, Any]:
+            kwargs: dict[str, Any] = shipped_kwargs(self, request)
+            kwargs["no-log"] = True
+            return kwargs
+
+        client_module.LiteLLMClient._kwargs = no_log_kwargs  # type: ignore[method-assign]
     gc_seconds = [0.0]
     started = [0.0]
 
@@ -87,7 +112,7 @@ def child(variant: str, calls: int, rounds: int, base_url: str) -> dict[str, Any
             async def go(tag: int, client: Any = client) -> None:
                 await asyncio.gather(*(
                     client.complete(Request(
-                        model=harness.BENCH_MODEL,
+                        model=model,
                         messages=({"role": "user", "content": f"{variant} {tag} {i}"},),
                         params={"api_base": base_url},
                     ))
@@ -154,6 +179,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated subset of: " + ", ".join(VARIANTS))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     harness.common_args(parser)
@@ -162,10 +189,14 @@ def main() -> None:
         print(json.dumps(child(args.child, args.calls, args.rounds, args.base_url)))
         return
 
-    measured: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or "as shipped" not in variants:
+        parser.error(f"--variants must include 'as shipped' and name only {VARIANTS}")
+    measured: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     with harness.ServerProcess() as server:
         for _ in range(args.processes):
-            for variant in VARIANTS:
+            for variant in variants:
                 run = harness.check(harness.run_child(
                     [harness.PYTHON, __file__, "--child", variant, "--calls", str(args.calls),
                      "--rounds", str(args.rounds), "--base-url", server.base_url],

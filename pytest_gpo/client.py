@@ -110,6 +110,10 @@ def import_litellm() -> Any:
     The local price map is used (the import would otherwise fetch one from the internet) and
     debug banners are off. Callbacks a user configured are left alone; litellm has none of its
     own by default, and its response cache is bypassed per call (``caching=False``).
+
+    No other litellm setting is changed, on purpose: none of its public settings or call
+    kwargs lowers its CPU per call (~2.5-3 ms), and several would hide our calls from a user's
+    own callbacks or zero the cost estimate (measured in docs/performance.md, section 1).
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
