@@ -9,13 +9,19 @@ process) at ``--latency`` seconds per answer, for each concurrency, two ways:
   rather than inside the first call) is a fixed start-up that no concurrency can shorten, and is
   shown in its own columns.
 - ``evaluate``: :func:`pytest_gpo.evaluate.evaluate` in this process after a warm-up call.
+- ``xdist``: the same cases split over 4 suite files, ``pytest -n 2`` with
+  ``--gpo-concurrency c/2`` per worker (``c`` requests in flight in all); measured from the
+  first suite's setup to the last suite's end (each worker imports litellm before that).
+  One process cannot reach ``c`` = 32 at 100 ms: litellm needs ~3 ms of CPU per call, the
+  ideal asks for 320 calls a second, and the GIL gives one process one core; pytest-xdist
+  gives each worker its own.
 
 Part 2, at zero latency, measures calls/s and CPU per call of a raw ``litellm.acompletion``
 loop (the ceiling for anything built on litellm on this machine) against ``LiteLLMClient`` and
 ``evaluate()`` on the same requests, in one process, at the same concurrency.
 
     .venv/bin/python benchmarks/bench_throughput.py [--cases 1000] [--latency 0.1]
-        [--concurrency 1,8,32,64] [--paths plugin,evaluate] [--json PATH]
+        [--concurrency 1,8,32,64] [--paths plugin,evaluate,xdist] [--json PATH]
 """
 
 from __future__ import annotations
@@ -37,6 +43,35 @@ import harness
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+XDIST_SUITES = 4
+
+
+def xdist_run(
+    suite_dir: Path, server: harness.ServerProcess, concurrency: int, cases: int
+) -> dict[str, Any]:
+    """``pytest -n 2`` over the cases split into :data:`XDIST_SUITES` suite files."""
+    server.reset()
+    per_worker = max(1, concurrency // 2)
+    run = harness.check(
+        harness.run_child(
+            harness.pytest_cmd("-n", "2", "--gpo-cache", "off",
+                               "--gpo-concurrency", str(per_worker)),
+            cwd=suite_dir,
+            env=harness.bench_env(GPO_PROBE_PREIMPORT="litellm"),
+        ),
+        "pytest -n 2 over the split suites",
+    )
+    stats = server.stats()
+    span = float(run.probe.get("gpo_span_seconds", math.nan))
+    return {
+        "seconds": span,
+        "wall": run.seconds,
+        "fixed": run.seconds - span,
+        "requests": stats["chat_requests"],
+        "peak": stats["peak_concurrency"],
+    }
 
 
 def plugin_run(
@@ -183,7 +218,7 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=int, default=None,
                         help="server answers 429 (Retry-After) past N requests/s")
     parser.add_argument("--concurrency", default="1,8,32,64")
-    parser.add_argument("--paths", default="plugin,evaluate")
+    parser.add_argument("--paths", default="plugin,evaluate,xdist")
     parser.add_argument("--zero-latency-calls", type=int, default=2000)
     parser.add_argument("--zero-latency-concurrency", type=int, default=32)
     parser.add_argument("--skip-zero-latency", action="store_true")
@@ -194,12 +229,18 @@ def main() -> None:
 
     rows: list[dict[str, Any]] = []
     zero_rows: list[dict[str, Any]] = []
-    with harness.workdir("throughput") as tmp:
+    with harness.workdir("throughput") as tmp, harness.workdir("throughput-split") as split_dir:
         suite_path = harness.write_suite(tmp, "bench", cases=args.cases)
         with harness.ServerProcess(latency=args.latency, jitter=args.jitter,
                                    rate_limit=args.rate_limit) as server:
             harness.write_suite(tmp, "bench", cases=args.cases, api_base=server.base_url)
             harness.write_ini(tmp)
+            share = math.ceil(args.cases / XDIST_SUITES)
+            for k in range(XDIST_SUITES):
+                harness.write_suite(split_dir, f"part{k}", offset=k * share,
+                                    cases=min(share, args.cases - k * share),
+                                    api_base=server.base_url)
+            harness.write_ini(split_dir)
             inproc = InProcess(suite_path, server) if "evaluate" in paths else None
             try:
                 if inproc is not None:
@@ -210,8 +251,12 @@ def main() -> None:
                         # the server admits rate_limit requests a second, whatever c is
                         ideal = max(ideal, args.cases / args.rate_limit)
                     for path in paths:
+                        if path == "xdist" and c < 2:
+                            continue
                         if path == "plugin":
                             got = plugin_run(tmp, server, c, args.cases)
+                        elif path == "xdist":
+                            got = xdist_run(split_dir, server, c, args.cases)
                         else:
                             assert inproc is not None
                             got = inproc.evaluate(c)
@@ -275,7 +320,9 @@ def main() -> None:
         f"rate limit {args.rate_limit}; ratio = measured / ideal, ideal = ceil(cases/c) x "
         "latency (or cases / rate limit when that is longer); requests include retried 429s. "
         "plugin: measured = the suite item's setup+call time; fixed_startup_s = the rest of "
-        "the pytest process (interpreter, pytest, litellm import, teardown).",
+        "the pytest process (interpreter, pytest, litellm import, teardown). xdist: -n 2, "
+        f"{XDIST_SUITES} suites, c/2 in flight per worker; measured = first suite setup to "
+        "last suite end.",
     ]
     harness.table(f"Throughput ({args.cases} cases, {args.latency * 1000:.0f} ms latency)",
                   rows, notes=notes)

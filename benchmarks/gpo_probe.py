@@ -1,7 +1,8 @@
 """A pytest plugin for benchmark children (``-p gpo_probe``; ``benchmarks/`` on PYTHONPATH).
 
 At the end of the run it writes JSON to ``$GPO_PROBE_OUT``: which heavy modules were imported,
-the summed setup + call time of the items and how many there were, and the session's wall time
+the summed setup + call time of the items and how many there were, their span in wall-clock
+time (first start to last end, which is what counts under xdist), and the session's wall time
 from configure to unconfigure. Without ``GPO_PROBE_OUT`` it records nothing.
 """
 
@@ -34,13 +35,22 @@ def pytest_configure(config: Any) -> None:
 
 
 def pytest_runtest_logreport(report: Any) -> None:
-    """Add up setup and call time per item (teardown is negligible here)."""
+    """Add up setup and call time per item (teardown is negligible here).
+
+    Also the span of the suite items in wall-clock time, from the first setup's start to the
+    last call's end: under pytest-xdist the items of several workers overlap, so their summed
+    durations are not the time the run took.
+    """
     if report.when not in ("setup", "call"):
         return
     is_gpo = ".gpo.y" in report.nodeid
     _state["item_seconds"] += report.duration
     if is_gpo:
         _state["gpo_seconds"] += report.duration
+        start, stop = getattr(report, "start", None), getattr(report, "stop", None)
+        if start is not None and stop is not None:
+            _state["gpo_first_start"] = min(_state.get("gpo_first_start", start), start)
+            _state["gpo_last_stop"] = max(_state.get("gpo_last_stop", stop), stop)
     if report.when == "setup":
         _state["items"] += 1
         if is_gpo:
@@ -55,5 +65,7 @@ def pytest_unconfigure(config: Any) -> None:
         return
     _state["session_seconds"] = time.perf_counter() - _state.pop("configured", time.perf_counter())
     _state["imported"] = {name: name in sys.modules for name in HEAVY}
+    if "gpo_first_start" in _state:
+        _state["gpo_span_seconds"] = _state["gpo_last_stop"] - _state["gpo_first_start"]
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(_state, handle)
