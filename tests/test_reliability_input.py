@@ -678,8 +678,9 @@ def test_generated_case_files_load_or_fail_with_a_named_error(tmp_path: Path) ->
 
     outcomes = run_fuzz(600, dataset(), body)
     assert sum(outcomes.values()) >= 600
-    # >= 10 loaded: in a full session this generation is less varied (11 load; see
-    # sample_in_fresh_process), still enough to show that valid case files load
+    # >= 10 loaded: in a full session this generation is less varied (11 load), because
+    # hypothesis draws on the literals of every module imported before (see
+    # sample_in_fresh_process); still enough to show that valid case files load
     assert outcomes["loaded"] >= 10 and outcomes["error"] >= 200, outcomes
 
 
@@ -734,9 +735,13 @@ def sample(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
 def sample_in_fresh_process(strategy_name: str, n: int) -> list[Any]:
     """:func:`sample` in a fresh interpreter.
 
-    In a full test session hypothesis' derandomized generation of this strategy comes out
-    degenerate (thirty identical suites) because of process state left by other modules; the
-    cause is not found yet. A fresh interpreter gives the generation this test was written for.
+    Hypothesis mixes into its generation the constants (string and number literals) of every
+    "local" module in ``sys.modules`` (``hypothesis.internal.conjecture.providers.
+    _get_local_constants``): not test files, but pytest-gpo's own modules, which this editable
+    checkout makes local, and the ``conftest.py`` files pytester writes under /tmp. So what a
+    derandomized strategy generates depends on what the session imported before: in a full
+    session this strategy came out as thirty identical suites. A fresh interpreter gives the
+    generation this test was written for.
     """
     import pickle
 
