@@ -37,6 +37,24 @@ def _best_pair(
     return best[0], best[1], cpu
 
 
+def _row(what: str, gpo: harness.ChildRun, trivial: harness.ChildRun,
+         cpu: tuple[float, float]) -> dict[str, Any]:
+    """One table row: pytest-gpo's run against the trivial one, wall and CPU."""
+    gpo_cpu, trivial_cpu = cpu
+    return {
+        "what": what,
+        "gpo_s": round(gpo.seconds, 3),
+        "trivial_s": round(trivial.seconds, 3),
+        "ratio": round(gpo.seconds / trivial.seconds, 3),
+        "gpo_cpu_s": round(gpo_cpu, 3),
+        "trivial_cpu_s": round(trivial_cpu, 3),
+        "cpu_ratio": round(gpo_cpu / trivial_cpu, 3),
+        "litellm_imported": gpo.probe.get("imported", {}).get("litellm"),
+        "torch_imported": gpo.probe.get("imported", {}).get("torch"),
+        "gpo_peak_rss_mb": round(gpo.max_rss_mb),
+    }
+
+
 def main() -> None:
     """Generate the trees, collect them, time --help."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -58,47 +76,24 @@ def main() -> None:
             harness.write_trivial_tests(trivial_dir, tests=count, files=count)
             harness.write_ini(trivial_dir)
 
-            gpo, trivial, gpo_runs_cpu = _best_pair(
+            gpo, trivial, cpu = _best_pair(
                 (harness.pytest_cmd("--collect-only"), gpo_dir, f"collecting {count} suites"),
                 (harness.pytest_cmd("--collect-only"), trivial_dir,
                  f"collecting {count} test files"),
                 args.repeats,
             )
-            gpo_cpu, trivial_cpu = gpo_runs_cpu
             collected = gpo.stdout.count(".gpo.yaml::")
             if collected != count:
                 raise RuntimeError(
                     f"collected {collected} of {count} suites:\n{gpo.stdout[-2000:]}")
-            rows.append({
-                "what": f"--collect-only, {count} files",
-                "gpo_s": round(gpo.seconds, 3),
-                "trivial_s": round(trivial.seconds, 3),
-                "ratio": round(gpo.seconds / trivial.seconds, 3),
-                "gpo_cpu_s": round(gpo_cpu, 3),
-                "trivial_cpu_s": round(trivial_cpu, 3),
-                "cpu_ratio": round(gpo_cpu / trivial_cpu, 3),
-                "litellm_imported": gpo.probe.get("imported", {}).get("litellm"),
-                "torch_imported": gpo.probe.get("imported", {}).get("torch"),
-                "gpo_peak_rss_mb": round(gpo.max_rss_mb),
-            })
+            rows.append(_row(f"--collect-only, {count} files", gpo, trivial, cpu))
 
-        with_plugin, without, (with_cpu, without_cpu) = _best_pair(
+        with_plugin, without, cpu = _best_pair(
             (harness.pytest_cmd("--help"), tmp, "pytest --help"),
             (harness.pytest_cmd("--help", "-p", "no:gpo"), tmp, "pytest --help -p no:gpo"),
             args.repeats,
         )
-        rows.append({
-            "what": "pytest --help",
-            "gpo_s": round(with_plugin.seconds, 3),
-            "trivial_s": round(without.seconds, 3),
-            "ratio": round(with_plugin.seconds / without.seconds, 3),
-            "gpo_cpu_s": round(with_cpu, 3),
-            "trivial_cpu_s": round(without_cpu, 3),
-            "cpu_ratio": round(with_cpu / without_cpu, 3),
-            "litellm_imported": with_plugin.probe.get("imported", {}).get("litellm"),
-            "torch_imported": with_plugin.probe.get("imported", {}).get("torch"),
-            "gpo_peak_rss_mb": round(with_plugin.max_rss_mb),
-        })
+        rows.append(_row("pytest --help", with_plugin, without, cpu))
 
     harness.table(
         "Start-up", rows,

@@ -48,54 +48,43 @@ def _cpu() -> float:
 XDIST_SUITES = 4
 
 
+def _pytest_run(suite_dir: Path, server: harness.ServerProcess, what: str,
+                *args: str) -> tuple[harness.ChildRun, dict[str, Any]]:
+    """pytest (cache off, litellm imported up front by the probe) and the server's counters."""
+    server.reset()
+    run = harness.check(
+        harness.run_child(harness.pytest_cmd("--gpo-cache", "off", *args), cwd=suite_dir,
+                          env=harness.bench_env(GPO_PROBE_PREIMPORT="litellm")),
+        what,
+    )
+    stats = server.stats()
+    return run, {"wall": run.seconds, "requests": stats["chat_requests"],
+                 "peak": stats["peak_concurrency"]}
+
+
 def xdist_run(
     suite_dir: Path, server: harness.ServerProcess, concurrency: int, cases: int
 ) -> dict[str, Any]:
     """``pytest -n 2`` over the cases split into :data:`XDIST_SUITES` suite files."""
-    server.reset()
     per_worker = max(1, concurrency // 2)
-    run = harness.check(
-        harness.run_child(
-            harness.pytest_cmd("-n", "2", "--gpo-cache", "off",
-                               "--gpo-concurrency", str(per_worker)),
-            cwd=suite_dir,
-            env=harness.bench_env(GPO_PROBE_PREIMPORT="litellm"),
-        ),
-        "pytest -n 2 over the split suites",
-    )
-    stats = server.stats()
+    run, got = _pytest_run(suite_dir, server, "pytest -n 2 over the split suites",
+                           "-n", "2", "--gpo-concurrency", str(per_worker))
     span = float(run.probe.get("gpo_span_seconds", math.nan))
-    return {
-        "seconds": span,
-        "wall": run.seconds,
-        "fixed": run.seconds - span,
-        "requests": stats["chat_requests"],
-        "peak": stats["peak_concurrency"],
-    }
+    return {**got, "seconds": span, "fixed": run.seconds - span}
 
 
 def plugin_run(
     suite_dir: Path, server: harness.ServerProcess, concurrency: int, cases: int
 ) -> dict[str, Any]:
     """One pytest subprocess over the suite."""
-    server.reset()
-    run = harness.check(
-        harness.run_child(
-            harness.pytest_cmd("--gpo-cache", "off", "--gpo-concurrency", str(concurrency)),
-            cwd=suite_dir,
-            env=harness.bench_env(GPO_PROBE_PREIMPORT="litellm"),
-        ),
-        "pytest over the generated suite",
-    )
-    stats = server.stats()
+    run, got = _pytest_run(suite_dir, server, "pytest over the generated suite",
+                           "--gpo-concurrency", str(concurrency))
     suite_seconds = float(run.probe.get("gpo_seconds", math.nan))
     return {
+        **got,
         "seconds": suite_seconds,
-        "wall": run.seconds,
         "fixed": run.seconds - suite_seconds,
         "litellm_import": float(run.probe.get("preimport_seconds", math.nan)),
-        "requests": stats["chat_requests"],
-        "peak": stats["peak_concurrency"],
         "litellm_imported": run.probe.get("imported", {}).get("litellm"),
     }
 
