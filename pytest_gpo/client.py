@@ -124,6 +124,10 @@ def import_litellm() -> Any:
     gc.collect(1)
     gc.freeze()
     litellm.suppress_debug_info = True
+    # OpenAI-compatible calls use connections this project owns and closes (connections.py).
+    from pytest_gpo import connections
+
+    connections.install(litellm)
     # Older releases phone home unless told not to; current ones have no such attribute.
     litellm.telemetry = False
     return litellm
@@ -272,8 +276,10 @@ class LiteLLMClient:
         self._inflight.clear()
         if self._router is not None:
             # unhooks the callbacks a Router registers in litellm's global lists
+            # retire() since litellm 1.110; discard() before (deprecated since)
+            retire = getattr(self._router, "retire", None) or self._router.discard
             with contextlib.suppress(Exception):
-                self._router.discard()
+                retire()
             self._router = None
 
     # -- the pipeline ----------------------------------------------------------------------------
@@ -503,12 +509,9 @@ class LiteLLMClient:
         names = {str(d["model_name"]) for d in self._router_kwargs["model_list"]}
         if model not in names and not any("*" in name for name in names):
             return None
-        router = self._get_router(litellm)
-        if model in names:
-            return router
-        patterns = getattr(router, "pattern_router", None)
-        route = getattr(patterns, "route", None)
-        return router if callable(route) and route(model) is not None else None
+        if model in names or any(_wildcard_match(name, model) for name in names if "*" in name):
+            return self._get_router(litellm)
+        return None
 
     def _get_router(self, litellm: Any) -> Any:
         if self._router is None:
@@ -549,7 +552,7 @@ class LiteLLMClient:
         model_id = str(hidden.get("model_id") or "")
         priced = self._router_priced.get(model_id)
         if priced is None:
-            priced = _deployment_priced(litellm, router, model_id, hidden)
+            priced = _deployment_priced(litellm, self._router_kwargs, hidden)
             self._router_priced[model_id] = priced
         return cost if priced else None
 
@@ -761,16 +764,27 @@ def load_router_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> di
     return kwargs
 
 
-def _deployment_priced(litellm: Any, router: Any, model_id: str, hidden: Mapping[str, Any]) -> bool:
-    """True when litellm knows a price for the deployment behind a routed response."""
-    params: Any = None
-    with contextlib.suppress(Exception):
-        params = router.get_deployment(model_id=model_id).litellm_params
+def _wildcard_match(pattern: str, model: str) -> bool:
+    """Whether a Router ``model_name`` with ``*`` wildcards serves ``model`` (litellm's rule)."""
+    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, model) is not None
+
+
+def _deployment_priced(
+    litellm: Any, router_kwargs: Mapping[str, Any] | None, hidden: Mapping[str, Any]
+) -> bool:
+    """True when litellm knows a price for the deployment behind a routed response.
+
+    Read from the Router settings this client was given, not from the Router's internals
+    (whose accessors litellm renames between releases).
+    """
+    model = str(hidden.get("litellm_model_name") or "")
     custom = ("input_cost_per_token", "output_cost_per_token", "input_cost_per_second")
-    if params is not None and any(getattr(params, name, None) for name in custom):
-        return True
-    model = hidden.get("litellm_model_name") or getattr(params, "model", None)
-    return bool(model) and _price_known(litellm, str(model))
+    for deployment in (router_kwargs or {}).get("model_list", []):
+        params = deployment.get("litellm_params") or {}
+        if str(params.get("model")) == model and any(params.get(name) for name in custom):
+            return True
+    return bool(model) and _price_known(litellm, model)
 
 
 #: Whether litellm's price map knows a model, as first seen: a Router registers the models of
@@ -1041,7 +1055,10 @@ class EventLoopRunner:
         if self.client is not None:
             with contextlib.suppress(Exception):
                 await self.client.aclose()
-        await _close_litellm(self._loop)
+        if "litellm" in sys.modules:
+            from pytest_gpo import connections
+
+            await connections.close_loop_pool()
         current = asyncio.current_task()
         others = [task for task in asyncio.all_tasks() if task is not current]
         for task in others:
@@ -1051,46 +1068,3 @@ class EventLoopRunner:
         await self._loop.shutdown_asyncgens()
         await self._loop.shutdown_default_executor()
 
-
-async def _close_litellm(loop: asyncio.AbstractEventLoop) -> None:
-    """Flush litellm's logging worker and close the HTTP clients it cached for ``loop``."""
-    litellm = sys.modules.get("litellm")
-    if litellm is None:
-        return
-    worker_module = sys.modules.get("litellm.litellm_core_utils.logging_worker")
-    worker = getattr(worker_module, "GLOBAL_LOGGING_WORKER", None)
-    if worker is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(worker.flush(), timeout=2.0)
-        with contextlib.suppress(Exception):
-            await worker.stop()
-    cache = getattr(litellm, "in_memory_llm_clients_cache", None)
-    cache_dict = getattr(cache, "cache_dict", None)
-    if not isinstance(cache_dict, dict):
-        return
-    suffix = f"-{id(loop)}"
-    mine = [key for key in list(cache_dict) if isinstance(key, str) and key.endswith(suffix)]
-    for key in mine:
-        handler = cache_dict.pop(key, None)
-        ttl_dict = getattr(cache, "ttl_dict", None)
-        if isinstance(ttl_dict, dict):
-            ttl_dict.pop(key, None)
-        await _aclose_quietly(handler)
-    await _aclose_quietly(getattr(litellm, "base_llm_aiohttp_handler", None))
-    # aiohttp closes connector transports on the next loop iterations.
-    for _ in range(3):
-        await asyncio.sleep(0)
-
-
-async def _aclose_quietly(handler: Any) -> None:
-    if handler is None:
-        return
-    client = getattr(handler, "_client", None) or getattr(handler, "client", None)
-    for target in (handler, client, getattr(client, "_transport", None)):
-        close = getattr(target, "aclose", None) or getattr(target, "close", None)
-        if not callable(close):
-            continue
-        with contextlib.suppress(Exception):
-            result = close()
-            if asyncio.iscoroutine(result):
-                await result

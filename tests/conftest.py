@@ -24,11 +24,14 @@ with contextlib.suppress(ImportError):
 
 from openai_server import OpenAIServer, openai_server  # noqa: F401  (fixture re-export)
 
+# Frozen copies of example projects: data read by tests, never suites of this test run.
+collect_ignore = ["fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Tests never see the developer's model settings or CI flags."""
-    for name in ("GPO_MODEL", "GPO_OPTIMIZER_MODEL", "CI", "GITHUB_STEP_SUMMARY", "GPO_CACHE"):
+    for name in [*(n for n in os.environ if n.startswith("GPO_")), "CI", "GITHUB_STEP_SUMMARY"]:
         monkeypatch.delenv(name, raising=False)
     yield
 

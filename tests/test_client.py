@@ -504,31 +504,39 @@ def test_runner_closes_cleanly_under_warnings_as_errors(tmp_path: Path) -> None:
     assert noise == [], proc.stderr[-3000:]
 
 
-def _sessions_of(handler: Any) -> list[Any]:
-    """The aiohttp sessions behind one of litellm's cached clients."""
-    sessions = []
-    for holder in (getattr(handler, "_client", None), getattr(handler, "client", None)):
-        session = getattr(getattr(holder, "_transport", None), "client", None)
-        if session is not None and hasattr(session, "closed"):
-            sessions.append(session)
-    return sessions
+def test_runner_close_closes_the_connections_of_its_loop(openai_server: OpenAIServer) -> None:
+    from pytest_gpo import connections
 
-
-def test_runner_close_closes_litellm_clients_of_its_loop(openai_server: OpenAIServer) -> None:
     litellm = client_module.import_litellm()
+    assert isinstance(litellm.aclient_session, connections.LoopLocalClient)
+    pools = litellm.aclient_session
     loop_runner = EventLoopRunner()
     client = LiteLLMClient(concurrency=4, cache_mode="off")
     loop_runner.client = client
     got = complete_all(loop_runner, client, [request(openai_server, f"q{i}") for i in range(6)])
     assert all(c.ok for c in got)
-    suffix = f"-{id(loop_runner.loop)}"
-    cached = litellm.in_memory_llm_clients_cache.cache_dict
-    mine = [handler for key, handler in cached.items() if str(key).endswith(suffix)]
-    sessions = [session for handler in mine for session in _sessions_of(handler)]
-    assert sessions and not any(session.closed for session in sessions)
+    loop = loop_runner.loop
+    pool = pools._pools[loop]
+    assert not pool.is_closed
     loop_runner.close()
-    assert all(session.closed for session in sessions)
-    assert not [key for key in cached if str(key).endswith(suffix)]
+    assert pool.is_closed and loop not in pools._pools
+    # a later session (a new loop) gets fresh connections, never the closed ones
+    with EventLoopRunner() as again:
+        fresh = LiteLLMClient(concurrency=2, cache_mode="off")
+        again.client = fresh
+        assert all(c.ok for c in complete_all(again, fresh, [request(openai_server, "q9")]))
+
+
+def test_a_users_own_litellm_session_is_left_to_them() -> None:
+    from pytest_gpo import connections
+
+    class Fake:
+        aclient_session: object = object()
+
+    fake = Fake()
+    mine = fake.aclient_session
+    assert connections.install(fake) is None
+    assert fake.aclient_session is mine
 
 
 def test_importing_the_client_does_not_import_litellm() -> None:

@@ -24,7 +24,8 @@ from pytest_gpo.settings import Settings
 from pytest_gpo.suite import Suite, load_suite
 
 T = TypeVar("T")
-ROUTER = Path(__file__).parent.parent / "example_project" / "suites" / "ticket_router.gpo.yaml"
+FIXTURE = Path(__file__).parent / "fixtures" / "example_project"
+ROUTER = FIXTURE / "suites" / "ticket_router.gpo.yaml"
 
 
 class SimClient:

@@ -407,7 +407,7 @@ def test_provider_failing_every_attempt_is_an_error(
 def test_example_project_runs(pytester: pytest.Pytester) -> None:
     import shutil
 
-    source = Path(__file__).resolve().parent.parent / "example_project"
+    source = Path(__file__).resolve().parent / "fixtures" / "example_project"
     for item in source.iterdir():
         if item.name in (".github",):
             continue

@@ -31,7 +31,7 @@ from pytest_gpo.optimize.markers import (
     WRAP_SENTENCE,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "example_project"
+EXAMPLE = Path(__file__).resolve().parent / "fixtures" / "example_project"
 ROUTER_PROMPT = (
     "Route this support ticket to the team that should handle it: billing, technical, "
     "account, shipping or other. Reply with the category only.\n\nTicket: {{ ticket }}\n"
