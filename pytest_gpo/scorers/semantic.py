@@ -13,7 +13,13 @@ from typing import Any, ClassVar
 
 from pytest_gpo.calls import Embedder
 from pytest_gpo.case import Case
-from pytest_gpo.embeddings import cosine, get_embedder, is_local_spec
+from pytest_gpo.embeddings import (
+    DEFAULT_ALIASES,
+    cosine,
+    get_embedder,
+    is_local_spec,
+    require_local_embeddings,
+)
 from pytest_gpo.errors import ScorerError
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, as_text, quote, result, versus
@@ -35,6 +41,16 @@ class SemanticScorer(OptionScorer):
         super().__init__(options, where=where)
         self.min = self.opt_float("min", 0.8, lo=0.0, hi=1.0)
         self.model = self.opt_str("model", None)
+        if self.model is None or self.model.casefold() in DEFAULT_ALIASES:
+            self._require_local(default_model=True)
+        elif self.model.startswith(("./", "../")) or is_local_spec(self.model):
+            self._require_local(default_model=False)
+
+    def _require_local(self, *, default_model: bool) -> None:
+        try:
+            require_local_embeddings(default_model=default_model)
+        except ScorerError as exc:
+            raise self.fail(exc.message, key=exc.key, fix=exc.fix) from None
 
     def model_spec(self, suite_dir: Path) -> str | None:
         """The spec handed to the embedder: a relative folder is resolved against the suite."""
