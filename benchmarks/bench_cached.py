@@ -57,8 +57,10 @@ def main() -> None:
         replay = timed("replay re-run", harness.pytest_cmd("--gpo-cache", "replay"), gpo_dir)
 
         rows.append(_row(f"pytest, {args.cases} trivial tests", trivial, 0, args.cases))
-        for label, run in (("gpo re-run, all cached (rw)", rerun),
-                           ("gpo re-run, --gpo-cache replay", replay)):
+        for label, run in (
+            ("gpo re-run, all cached (rw)", rerun),
+            ("gpo re-run, --gpo-cache replay", replay),
+        ):
             row = _row(label, run, int(run.probe["calls"]), args.cases)
             row["vs_trivial"] = round(run.seconds / trivial.seconds, 3)
             rows.append(row)
@@ -73,8 +75,7 @@ def main() -> None:
 
 def _row(label: str, run: harness.ChildRun, calls: int, cases: int) -> dict[str, Any]:
     probe = run.probe
-    item_seconds = probe.get("gpo_seconds") if probe.get("gpo_items") else probe.get(
-        "item_seconds")
+    item_seconds = probe.get("gpo_seconds") if probe.get("gpo_items") else probe.get("item_seconds")
     imported = probe.get("imported", {})
     return {
         "run": label,

@@ -110,14 +110,18 @@ def child(variant: str, calls: int, rounds: int, base_url: str) -> dict[str, Any
             client = client_module.LiteLLMClient(cache_mode="off", concurrency=32)
 
             async def go(tag: int, client: Any = client) -> None:
-                await asyncio.gather(*(
-                    client.complete(Request(
-                        model=model,
-                        messages=({"role": "user", "content": f"{variant} {tag} {i}"},),
-                        params={"api_base": base_url},
-                    ))
-                    for i in range(calls if tag else 16)
-                ))
+                await asyncio.gather(
+                    *(
+                        client.complete(
+                            Request(
+                                model=model,
+                                messages=({"role": "user", "content": f"{variant} {tag} {i}"},),
+                                params={"api_base": base_url},
+                            )
+                        )
+                        for i in range(calls if tag else 16)
+                    )
+                )
 
             if r == 0:
                 runner.run(go(0))  # warm-up
@@ -130,10 +134,14 @@ def child(variant: str, calls: int, rounds: int, base_url: str) -> dict[str, Any
             runner.run(go(r))
             seconds = time.perf_counter() - start
             usage = resource.getrusage(resource.RUSAGE_SELF)
-            results.append({"cpu_ms": 1000 * (usage.ru_utime + usage.ru_stime - cpu) / calls,
-                            "gc_ms": 1000 * gc_seconds[0] / calls,
-                            "pricing_ms": 1000 * cost_seconds[0] / calls,
-                            "calls_per_s": calls / seconds})
+            results.append(
+                {
+                    "cpu_ms": 1000 * (usage.ru_utime + usage.ru_stime - cpu) / calls,
+                    "gc_ms": 1000 * gc_seconds[0] / calls,
+                    "pricing_ms": 1000 * cost_seconds[0] / calls,
+                    "calls_per_s": calls / seconds,
+                }
+            )
             runner.run(client.aclose())
     return {"variant": variant, "rounds": results}
 
@@ -160,17 +168,21 @@ def evaluate_only(cases: int, rounds: int) -> dict[str, Any]:
             return None
 
     with harness.workdir("evaluate-only") as tmp:
-        suite = load_suite(harness.write_suite(tmp, "bench", cases=cases),
-                           builtin_registry())
+        suite = load_suite(harness.write_suite(tmp, "bench", cases=cases), builtin_registry())
         timings = []
         for _ in range(rounds + 1):
             start = time.process_time()
             asyncio.run(evaluate(suite, Instant(), EvalOptions(model=harness.BENCH_MODEL)))
             timings.append(1000 * (time.process_time() - start) / cases)
-    return {"variant": "evaluate() alone (instant client, no litellm)",
-            "cpu_ms_per_call": round(statistics.median(timings[1:]), 3),
-            "gc_ms_per_call": "", "pricing_ms_per_call": "", "calls_per_s": "",
-            "cpu_vs_shipped": "", "rounds": rounds}
+    return {
+        "variant": "evaluate() alone (instant client, no litellm)",
+        "cpu_ms_per_call": round(statistics.median(timings[1:]), 3),
+        "gc_ms_per_call": "",
+        "pricing_ms_per_call": "",
+        "calls_per_s": "",
+        "cpu_vs_shipped": "",
+        "rounds": rounds,
+    }
 
 
 def main() -> None:
@@ -179,8 +191,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--processes", type=int, default=3)
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help="comma-separated subset of: " + ", ".join(VARIANTS))
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma-separated subset of: " + ", ".join(VARIANTS),
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     harness.common_args(parser)
@@ -197,31 +212,54 @@ def main() -> None:
     with harness.ServerProcess() as server:
         for _ in range(args.processes):
             for variant in variants:
-                run = harness.check(harness.run_child(
-                    [harness.PYTHON, __file__, "--child", variant, "--calls", str(args.calls),
-                     "--rounds", str(args.rounds), "--base-url", server.base_url],
-                    cwd=harness.BENCH_DIR, probe=False), variant)
+                run = harness.check(
+                    harness.run_child(
+                        [
+                            harness.PYTHON,
+                            __file__,
+                            "--child",
+                            variant,
+                            "--calls",
+                            str(args.calls),
+                            "--rounds",
+                            str(args.rounds),
+                            "--base-url",
+                            server.base_url,
+                        ],
+                        cwd=harness.BENCH_DIR,
+                        probe=False,
+                    ),
+                    variant,
+                )
                 measured[variant] += json.loads(run.stdout.strip().splitlines()[-1])["rounds"]
                 print(variant, measured[variant][-1], file=sys.stderr, flush=True)
     rows = []
     base = statistics.median(r["cpu_ms"] for r in measured["as shipped"])
     for variant, rounds in measured.items():
         cpu = statistics.median(r["cpu_ms"] for r in rounds)
-        rows.append({
-            "variant": variant,
-            "cpu_ms_per_call": round(cpu, 3),
-            "gc_ms_per_call": round(statistics.median(r["gc_ms"] for r in rounds), 3),
-            "pricing_ms_per_call": round(statistics.median(r["pricing_ms"] for r in rounds), 3),
-            "calls_per_s": round(statistics.median(r["calls_per_s"] for r in rounds)),
-            "cpu_vs_shipped": round(cpu / base, 3),
-            "rounds": len(rounds),
-        })
+        rows.append(
+            {
+                "variant": variant,
+                "cpu_ms_per_call": round(cpu, 3),
+                "gc_ms_per_call": round(statistics.median(r["gc_ms"] for r in rounds), 3),
+                "pricing_ms_per_call": round(statistics.median(r["pricing_ms"] for r in rounds), 3),
+                "calls_per_s": round(statistics.median(r["calls_per_s"] for r in rounds)),
+                "cpu_vs_shipped": round(cpu / base, 3),
+                "rounds": len(rounds),
+            }
+        )
     rows.append(evaluate_only(args.calls, args.rounds))
-    harness.table("LiteLLMClient per-call CPU (zero latency, concurrency 32)", rows, notes=[
-        f"medians over {args.processes} processes x {args.rounds} rounds of {args.calls} calls "
-        "per variant; processes alternate between variants."])
-    harness.write_json(args.json, "client_overhead", {"args": vars(args), "rows": rows,
-                                                      "measured": measured})
+    harness.table(
+        "LiteLLMClient per-call CPU (zero latency, concurrency 32)",
+        rows,
+        notes=[
+            f"medians over {args.processes} processes x {args.rounds} rounds of {args.calls} calls "
+            "per variant; processes alternate between variants."
+        ],
+    )
+    harness.write_json(
+        args.json, "client_overhead", {"args": vars(args), "rows": rows, "measured": measured}
+    )
 
 
 if __name__ == "__main__":

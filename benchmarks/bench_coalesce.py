@@ -78,9 +78,14 @@ def main() -> None:
                 runner.run(coro_factory(client))
                 seconds = time.perf_counter() - start
                 runner.run(client.aclose())
-                rows.append({"scenario": label, "requests_asked": asked,
-                             "server_calls": srv.stats()["chat_requests"],
-                             "seconds": round(seconds, 2)})
+                rows.append(
+                    {
+                        "scenario": label,
+                        "requests_asked": asked,
+                        "server_calls": srv.stats()["chat_requests"],
+                        "seconds": round(seconds, 2),
+                    }
+                )
 
             async def warm(client: Any) -> None:
                 await evaluate(suite, client, options, cases=suite.cases[:4])
@@ -89,36 +94,60 @@ def main() -> None:
             rows.clear()
 
             async def two_at_once(client: Any) -> None:
-                await asyncio.gather(evaluate(suite, client, options),
-                                     evaluate(suite, client, options))
+                await asyncio.gather(
+                    evaluate(suite, client, options), evaluate(suite, client, options)
+                )
 
             in_process("evaluate(): 2 identical suites at once, cache off", two_at_once, 2 * n)
 
             async def duplicates(client: Any) -> None:
                 await evaluate(dup_suite, client, options)
 
-            in_process(f"evaluate(): {n} cases, {args.distinct} distinct, cache off",
-                       duplicates, n)
+            in_process(f"evaluate(): {n} cases, {args.distinct} distinct, cache off", duplicates, n)
 
         for label, cwd, cmd, asked in (
-            ("pytest: 2 suite files, same requests, cache rw", tmp / "two",
-             harness.pytest_cmd("--gpo-cache", "rw"), 2 * n),
-            ("pytest: 2 suite files, same requests, cache off", tmp / "two",
-             harness.pytest_cmd("--gpo-cache", "off"), 2 * n),
-            (f"pytest: {n} cases, {args.distinct} distinct, cache off", tmp / "dup",
-             harness.pytest_cmd("--gpo-cache", "off"), n),
+            (
+                "pytest: 2 suite files, same requests, cache rw",
+                tmp / "two",
+                harness.pytest_cmd("--gpo-cache", "rw"),
+                2 * n,
+            ),
+            (
+                "pytest: 2 suite files, same requests, cache off",
+                tmp / "two",
+                harness.pytest_cmd("--gpo-cache", "off"),
+                2 * n,
+            ),
+            (
+                f"pytest: {n} cases, {args.distinct} distinct, cache off",
+                tmp / "dup",
+                harness.pytest_cmd("--gpo-cache", "off"),
+                n,
+            ),
         ):
             srv.reset()
-            run = harness.check(harness.run_child(
-                [*cmd, "--gpo-concurrency", str(args.concurrency)], cwd=cwd), label)
-            rows.append({"scenario": label, "requests_asked": asked,
-                         "server_calls": srv.stats()["chat_requests"],
-                         "seconds": round(run.seconds, 2)})
+            run = harness.check(
+                harness.run_child([*cmd, "--gpo-concurrency", str(args.concurrency)], cwd=cwd),
+                label,
+            )
+            rows.append(
+                {
+                    "scenario": label,
+                    "requests_asked": asked,
+                    "server_calls": srv.stats()["chat_requests"],
+                    "seconds": round(run.seconds, 2),
+                }
+            )
 
-    harness.table("Coalescing and cache sharing", rows, notes=[
-        f"server latency {args.latency} s, concurrency {args.concurrency}. pytest runs items "
-        "one after the other: two suites asking the same thing share through the cache "
-        "(rw), and with the cache off each asks again; duplicates within a suite coalesce."])
+    harness.table(
+        "Coalescing and cache sharing",
+        rows,
+        notes=[
+            f"server latency {args.latency} s, concurrency {args.concurrency}. pytest runs items "
+            "one after the other: two suites asking the same thing share through the cache "
+            "(rw), and with the cache off each asks again; duplicates within a suite coalesce."
+        ],
+    )
     harness.write_json(args.json, "coalesce", {"args": vars(args), "rows": rows})
 
 

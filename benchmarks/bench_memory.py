@@ -28,39 +28,66 @@ def main() -> None:
 
     def add(label: str, run: harness.ChildRun) -> None:
         imported = run.probe.get("imported", {})
-        rows.append({"run": label, "peak_rss_mb": round(run.max_rss_mb),
-                     "torch_imported": imported.get("torch"),
-                     "litellm_imported": imported.get("litellm"),
-                     "wall_s": round(run.seconds, 1)})
+        rows.append(
+            {
+                "run": label,
+                "peak_rss_mb": round(run.max_rss_mb),
+                "torch_imported": imported.get("torch"),
+                "litellm_imported": imported.get("litellm"),
+                "wall_s": round(run.seconds, 1),
+            }
+        )
 
     with harness.workdir("memory") as tmp:
-        floor = harness.check(harness.run_child(
-            [harness.PYTHON, "-c", "import pytest"], cwd=tmp, probe=False), "python")
-        rows.append({"run": "python -c 'import pytest' (floor)",
-                     "peak_rss_mb": round(floor.max_rss_mb), "torch_imported": False,
-                     "litellm_imported": False, "wall_s": round(floor.seconds, 1)})
+        floor = harness.check(
+            harness.run_child([harness.PYTHON, "-c", "import pytest"], cwd=tmp, probe=False),
+            "python",
+        )
+        rows.append(
+            {
+                "run": "python -c 'import pytest' (floor)",
+                "peak_rss_mb": round(floor.max_rss_mb),
+                "torch_imported": False,
+                "litellm_imported": False,
+                "wall_s": round(floor.seconds, 1),
+            }
+        )
         example = tmp / "example"
         bench_optimize._copy_example(example)
-        add("gate: example project, 3 suites (gpo-sim), cache off",
-            harness.check(harness.run_child(harness.pytest_cmd("--gpo-cache", "off"),
-                                            cwd=example), "example gate", allowed=(0, 1)))
+        add(
+            "gate: example project, 3 suites (gpo-sim), cache off",
+            harness.check(
+                harness.run_child(harness.pytest_cmd("--gpo-cache", "off"), cwd=example),
+                "example gate",
+                allowed=(0, 1),
+            ),
+        )
         with harness.ServerProcess() as server:
             gen = tmp / "generated"
             harness.write_suite(gen, "bench", cases=args.cases, api_base=server.base_url)
             harness.write_ini(gen)
-            add(f"gate: {args.cases}-case suite over HTTP, cache off",
-                harness.check(harness.run_child(
-                    harness.pytest_cmd("--gpo-cache", "off", "--gpo-concurrency", "32"),
-                    cwd=gen), "generated gate"))
-        for preset, label in (("gpo", "optimize: preset gpo (relevance: embeddings)"),
-                              ("ape", "optimize: preset ape (no embeddings)")):
+            add(
+                f"gate: {args.cases}-case suite over HTTP, cache off",
+                harness.check(
+                    harness.run_child(
+                        harness.pytest_cmd("--gpo-cache", "off", "--gpo-concurrency", "32"), cwd=gen
+                    ),
+                    "generated gate",
+                ),
+            )
+        for preset, label in (
+            ("gpo", "optimize: preset gpo (relevance: embeddings)"),
+            ("ape", "optimize: preset ape (no embeddings)"),
+        ):
             work = tmp / preset
             bench_optimize._copy_example(work)
             add(label, bench_optimize.run_preset(work, preset, None)["run"])
 
-    harness.table("Memory (peak RSS of each pytest process)", rows,
-                  notes=["target: a gate run never imports torch; optimize with embeddings "
-                         "< 900 MB."])
+    harness.table(
+        "Memory (peak RSS of each pytest process)",
+        rows,
+        notes=["target: a gate run never imports torch; optimize with embeddings < 900 MB."],
+    )
     harness.write_json(args.json, "memory", {"args": vars(args), "rows": rows})
 
 

@@ -33,12 +33,20 @@ def _copy_example(target: Path) -> None:
 
 def run_preset(workdir: Path, preset: str, steps: int | None) -> dict[str, Any]:
     """One optimize run; the JSON report's optimization record plus process figures."""
-    args = [SUITE, "--gpo-optimize", "--gpo-dry-run", "--gpo-preset", preset,
-            "--gpo-report", ".gpo/bench.md"]
+    args = [
+        SUITE,
+        "--gpo-optimize",
+        "--gpo-dry-run",
+        "--gpo-preset",
+        preset,
+        "--gpo-report",
+        ".gpo/bench.md",
+    ]
     if steps is not None:
         args += ["--gpo-steps", str(steps)]
-    run = harness.check(harness.run_child(harness.pytest_cmd(*args), cwd=workdir),
-                        f"optimize with preset {preset}")
+    run = harness.check(
+        harness.run_child(harness.pytest_cmd(*args), cwd=workdir), f"optimize with preset {preset}"
+    )
     report = json.loads((workdir / ".gpo" / "bench.json").read_text(encoding="utf-8"))
     section = next(s for s in report["sections"] if s.get("title") == "Optimization")
     record: dict[str, Any] = section["data"]["ticket_router"]
@@ -89,8 +97,9 @@ def main() -> None:
     """Run every preset, then gpo again over a warm cache."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", default="gpo,ape,apo,opro,pe2")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="default: the suite's own (ticket_router: 6)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="default: the suite's own (ticket_router: 6)"
+    )
     harness.common_args(parser)
     args = parser.parse_args()
 
@@ -102,36 +111,48 @@ def main() -> None:
             _copy_example(work)
             got = run_preset(work, preset, args.steps)
             records[preset] = got["record"]
-            rows.append(_row(f"preset {preset}" + (" (default)" if preset == "gpo" else ""),
-                             got))
+            rows.append(_row(f"preset {preset}" + (" (default)" if preset == "gpo" else ""), got))
             if preset == "gpo":
                 # Without the finished run's checkpoint, or the re-run would just resume it.
                 shutil.rmtree(work / ".gpo" / "runs", ignore_errors=True)
                 warm = run_preset(work, preset, args.steps)
                 rows.append(_row("preset gpo again, warm cache", warm))
                 ref = dict(rows[0])
-                ref.update({
-                    "run": "reference pattern (derived: 8 calls x n=8)",
-                    "opt_requests": 8 * ref["steps"],
-                    "opt_calls": 8 * ref["steps"],
-                    "opt_completions_per_step": 64,
-                    "opt_prompt_tok_per_step": 8 * ref["opt_prompt_tok_per_step"],
-                    "opt_compl_tok_per_step": 8 * ref["opt_compl_tok_per_step"],
-                    "task_calls_per_step": "", "task_calls_total": "", "task_cache_hits": "",
-                    "task_tok_per_step": "",
-                    "embedding_s": "", "wall_s": "", "peak_rss_mb": "", "torch_imported": "",
-                    "test_before_after": "",
-                })
+                ref.update(
+                    {
+                        "run": "reference pattern (derived: 8 calls x n=8)",
+                        "opt_requests": 8 * ref["steps"],
+                        "opt_calls": 8 * ref["steps"],
+                        "opt_completions_per_step": 64,
+                        "opt_prompt_tok_per_step": 8 * ref["opt_prompt_tok_per_step"],
+                        "opt_compl_tok_per_step": 8 * ref["opt_compl_tok_per_step"],
+                        "task_calls_per_step": "",
+                        "task_calls_total": "",
+                        "task_cache_hits": "",
+                        "task_tok_per_step": "",
+                        "embedding_s": "",
+                        "wall_s": "",
+                        "peak_rss_mb": "",
+                        "torch_imported": "",
+                        "test_before_after": "",
+                    }
+                )
                 rows.append(ref)
 
-    harness.table("Optimization cost (ticket_router, simulated models)", rows, notes=[
-        "per step: opt_completions = optimizer completions (one request with n=candidates); "
-        "task_calls_per_step = mean over steps 2.. of the task-model calls a step made "
-        "(cache hits and in-run duplicates excluded), against candidates x |eval|. "
-        "The reference row multiplies the measured gpo optimizer figures by 8 (8 requests "
-        "with n=8 instead of one with n=8)."])
-    harness.write_json(args.json, "optimize", {"args": vars(args), "rows": rows,
-                                               "records": records})
+    harness.table(
+        "Optimization cost (ticket_router, simulated models)",
+        rows,
+        notes=[
+            "per step: opt_completions = optimizer completions (one request with n=candidates); "
+            "task_calls_per_step = mean over steps 2.. of the task-model calls a step made "
+            "(cache hits and in-run duplicates excluded), against candidates x |eval|. "
+            "The reference row multiplies the measured gpo optimizer figures by 8 (8 requests "
+            "with n=8 instead of one with n=8)."
+        ],
+    )
+    harness.write_json(
+        args.json, "optimize", {"args": vars(args), "rows": rows, "records": records}
+    )
 
 
 if __name__ == "__main__":

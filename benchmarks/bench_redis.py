@@ -39,8 +39,10 @@ def redis_server() -> Iterator[int]:
     if binary is None:
         sys.exit("redis-server is not installed (apt-get install redis-server)")
     port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         import redis
 
@@ -117,9 +119,13 @@ def main() -> None:
     from pytest_gpo.suite import load_suite
 
     rows: list[dict[str, Any]] = []
-    with harness.workdir("redis") as tmp, harness.ServerProcess() as srv, \
-            redis_server() as port, delay_proxy(port, args.rtt_ms / 2000) as proxy_port, \
-            EventLoopRunner() as runner:
+    with (
+        harness.workdir("redis") as tmp,
+        harness.ServerProcess() as srv,
+        redis_server() as port,
+        delay_proxy(port, args.rtt_ms / 2000) as proxy_port,
+        EventLoopRunner() as runner,
+    ):
         path = harness.write_suite(tmp, "bench", cases=args.cases, api_base=srv.base_url)
         suite = load_suite(path, builtin_registry())
         options = EvalOptions(model=harness.BENCH_MODEL)
@@ -127,7 +133,8 @@ def main() -> None:
             "file cache": FileCache(tmp / "cache"),
             "redis, local": RedisCache(f"redis://127.0.0.1:{port}/0"),
             f"redis, +{args.rtt_ms:g} ms round trip": RedisCache(
-                f"redis://127.0.0.1:{proxy_port}/0"),
+                f"redis://127.0.0.1:{proxy_port}/0"
+            ),
         }
         for store in list(stores.values())[:2]:
             filler = LiteLLMClient(cache=store, concurrency=32)
@@ -148,22 +155,30 @@ def main() -> None:
                     best = seconds if best is None else min(best, seconds)
                 type(store).remote = isinstance(store, RedisCache)
                 assert best is not None
-                rows.append({
-                    "store": name,
-                    "reads": "worker threads" if threaded else "on the event loop",
-                    "seconds": round(best, 3),
-                    "ms_per_case": round(1000 * best / args.cases, 3),
-                })
+                rows.append(
+                    {
+                        "store": name,
+                        "reads": "worker threads" if threaded else "on the event loop",
+                        "seconds": round(best, 3),
+                        "ms_per_case": round(1000 * best / args.cases, 3),
+                    }
+                )
         calls = srv.stats()["chat_requests"]
         for store in stores.values():
             if isinstance(store, RedisCache):
                 store.close()
 
-    harness.table(f"Cached evaluate() over {args.cases} cases by cache store", rows, notes=[
-        f"best of {args.repeats}; model calls during the re-runs: {calls}. Redis defaults to "
-        "worker-thread reads (RedisCache.remote = True)."])
-    harness.write_json(args.json, "redis", {"args": vars(args), "rows": rows,
-                                            "calls_during_reruns": calls})
+    harness.table(
+        f"Cached evaluate() over {args.cases} cases by cache store",
+        rows,
+        notes=[
+            f"best of {args.repeats}; model calls during the re-runs: {calls}. Redis defaults to "
+            "worker-thread reads (RedisCache.remote = True)."
+        ],
+    )
+    harness.write_json(
+        args.json, "redis", {"args": vars(args), "rows": rows, "calls_during_reruns": calls}
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ def _best_pair(
     return best[0], best[1], cpu
 
 
-def _row(what: str, gpo: harness.ChildRun, trivial: harness.ChildRun,
-         cpu: tuple[float, float]) -> dict[str, Any]:
+def _row(
+    what: str, gpo: harness.ChildRun, trivial: harness.ChildRun, cpu: tuple[float, float]
+) -> dict[str, Any]:
     """One table row: pytest-gpo's run against the trivial one, wall and CPU."""
     gpo_cpu, trivial_cpu = cpu
     return {
@@ -69,8 +70,12 @@ def main() -> None:
         for count in (int(n) for n in args.files.split(",") if n):
             gpo_dir = tmp / f"gpo{count}"
             for i in range(count):
-                harness.write_suite(gpo_dir / f"pkg{i // 50:02d}", f"s{i:04d}",
-                                    cases=args.cases_per_suite, api_base="http://127.0.0.1:9/v1")
+                harness.write_suite(
+                    gpo_dir / f"pkg{i // 50:02d}",
+                    f"s{i:04d}",
+                    cases=args.cases_per_suite,
+                    api_base="http://127.0.0.1:9/v1",
+                )
             harness.write_ini(gpo_dir)
             trivial_dir = tmp / f"trivial{count}"
             harness.write_trivial_tests(trivial_dir, tests=count, files=count)
@@ -78,14 +83,18 @@ def main() -> None:
 
             gpo, trivial, cpu = _best_pair(
                 (harness.pytest_cmd("--collect-only"), gpo_dir, f"collecting {count} suites"),
-                (harness.pytest_cmd("--collect-only"), trivial_dir,
-                 f"collecting {count} test files"),
+                (
+                    harness.pytest_cmd("--collect-only"),
+                    trivial_dir,
+                    f"collecting {count} test files",
+                ),
                 args.repeats,
             )
             collected = gpo.stdout.count(".gpo.yaml::")
             if collected != count:
                 raise RuntimeError(
-                    f"collected {collected} of {count} suites:\n{gpo.stdout[-2000:]}")
+                    f"collected {collected} of {count} suites:\n{gpo.stdout[-2000:]}"
+                )
             rows.append(_row(f"--collect-only, {count} files", gpo, trivial, cpu))
 
         with_plugin, without, cpu = _best_pair(
@@ -96,10 +105,13 @@ def main() -> None:
         rows.append(_row("pytest --help", with_plugin, without, cpu))
 
     harness.table(
-        "Start-up", rows,
-        notes=[f"best of {args.repeats}, run alternately (CPU = user + system, the least of the "
-               "runs); for --help the 'trivial' column is pytest --help -p no:gpo (the plugin "
-               "disabled)."],
+        "Start-up",
+        rows,
+        notes=[
+            f"best of {args.repeats}, run alternately (CPU = user + system, the least of the "
+            "runs); for --help the 'trivial' column is pytest --help -p no:gpo (the plugin "
+            "disabled)."
+        ],
     )
     harness.write_json(args.json, "startup", {"args": vars(args), "rows": rows})
 

@@ -48,18 +48,25 @@ def _cpu() -> float:
 XDIST_SUITES = 4
 
 
-def _pytest_run(suite_dir: Path, server: harness.ServerProcess, what: str,
-                *args: str) -> tuple[harness.ChildRun, dict[str, Any]]:
+def _pytest_run(
+    suite_dir: Path, server: harness.ServerProcess, what: str, *args: str
+) -> tuple[harness.ChildRun, dict[str, Any]]:
     """pytest (cache off, litellm imported up front by the probe) and the server's counters."""
     server.reset()
     run = harness.check(
-        harness.run_child(harness.pytest_cmd("--gpo-cache", "off", *args), cwd=suite_dir,
-                          env=harness.bench_env(GPO_PROBE_PREIMPORT="litellm")),
+        harness.run_child(
+            harness.pytest_cmd("--gpo-cache", "off", *args),
+            cwd=suite_dir,
+            env=harness.bench_env(GPO_PROBE_PREIMPORT="litellm"),
+        ),
         what,
     )
     stats = server.stats()
-    return run, {"wall": run.seconds, "requests": stats["chat_requests"],
-                 "peak": stats["peak_concurrency"]}
+    return run, {
+        "wall": run.seconds,
+        "requests": stats["chat_requests"],
+        "peak": stats["peak_concurrency"],
+    }
 
 
 def xdist_run(
@@ -67,8 +74,15 @@ def xdist_run(
 ) -> dict[str, Any]:
     """``pytest -n 2`` over the cases split into :data:`XDIST_SUITES` suite files."""
     per_worker = max(1, concurrency // 2)
-    run, got = _pytest_run(suite_dir, server, "pytest -n 2 over the split suites",
-                           "-n", "2", "--gpo-concurrency", str(per_worker))
+    run, got = _pytest_run(
+        suite_dir,
+        server,
+        "pytest -n 2 over the split suites",
+        "-n",
+        "2",
+        "--gpo-concurrency",
+        str(per_worker),
+    )
     span = float(run.probe.get("gpo_span_seconds", math.nan))
     return {**got, "seconds": span, "fixed": run.seconds - span}
 
@@ -77,8 +91,9 @@ def plugin_run(
     suite_dir: Path, server: harness.ServerProcess, concurrency: int, cases: int
 ) -> dict[str, Any]:
     """One pytest subprocess over the suite."""
-    run, got = _pytest_run(suite_dir, server, "pytest over the generated suite",
-                           "--gpo-concurrency", str(concurrency))
+    run, got = _pytest_run(
+        suite_dir, server, "pytest over the generated suite", "--gpo-concurrency", str(concurrency)
+    )
     suite_seconds = float(run.probe.get("gpo_seconds", math.nan))
     return {
         **got,
@@ -133,8 +148,12 @@ class InProcess:
         if run.errors:
             raise RuntimeError(f"evaluate() had errors: {run.errors[:3]}")
         stats = self.server.stats()
-        return {"seconds": seconds, "cpu": cpu, "requests": stats["chat_requests"],
-                "peak": stats["peak_concurrency"]}
+        return {
+            "seconds": seconds,
+            "cpu": cpu,
+            "requests": stats["chat_requests"],
+            "peak": stats["peak_concurrency"],
+        }
 
     def client_only(self, concurrency: int, calls: int) -> dict[str, Any]:
         """LiteLLMClient.complete over ``calls`` distinct requests (no rendering, no scoring)."""
@@ -147,14 +166,20 @@ class InProcess:
         params = {"api_base": self.server.base_url}
 
         async def go() -> None:
-            await asyncio.gather(*(
-                client.complete(Request(
-                    model=harness.BENCH_MODEL,
-                    messages=({"role": "user", "content": f"r{tag} ticket {i} [label:other]"},),
-                    params=params,
-                ))
-                for i in range(calls)
-            ))
+            await asyncio.gather(
+                *(
+                    client.complete(
+                        Request(
+                            model=harness.BENCH_MODEL,
+                            messages=(
+                                {"role": "user", "content": f"r{tag} ticket {i} [label:other]"},
+                            ),
+                            params=params,
+                        )
+                    )
+                    for i in range(calls)
+                )
+            )
 
         return self._timed(go, calls, after=client.aclose)
 
@@ -204,8 +229,12 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--jitter", type=float, default=0.0)
-    parser.add_argument("--rate-limit", type=int, default=None,
-                        help="server answers 429 (Retry-After) past N requests/s")
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        help="server answers 429 (Retry-After) past N requests/s",
+    )
     parser.add_argument("--concurrency", default="1,8,32,64")
     parser.add_argument("--paths", default="plugin,evaluate,xdist")
     parser.add_argument("--zero-latency-calls", type=int, default=2000)
@@ -220,15 +249,20 @@ def main() -> None:
     zero_rows: list[dict[str, Any]] = []
     with harness.workdir("throughput") as tmp, harness.workdir("throughput-split") as split_dir:
         suite_path = harness.write_suite(tmp, "bench", cases=args.cases)
-        with harness.ServerProcess(latency=args.latency, jitter=args.jitter,
-                                   rate_limit=args.rate_limit) as server:
+        with harness.ServerProcess(
+            latency=args.latency, jitter=args.jitter, rate_limit=args.rate_limit
+        ) as server:
             harness.write_suite(tmp, "bench", cases=args.cases, api_base=server.base_url)
             harness.write_ini(tmp)
             share = math.ceil(args.cases / XDIST_SUITES)
             for k in range(XDIST_SUITES):
-                harness.write_suite(split_dir, f"part{k}", offset=k * share,
-                                    cases=min(share, args.cases - k * share),
-                                    api_base=server.base_url)
+                harness.write_suite(
+                    split_dir,
+                    f"part{k}",
+                    offset=k * share,
+                    cases=min(share, args.cases - k * share),
+                    api_base=server.base_url,
+                )
             harness.write_ini(split_dir)
             inproc = InProcess(suite_path, server) if "evaluate" in paths else None
             try:
@@ -271,8 +305,9 @@ def main() -> None:
 
         if not args.skip_zero_latency:
             with harness.ServerProcess(latency=0.0) as server:
-                harness.write_suite(tmp, "bench", cases=args.zero_latency_calls,
-                                    api_base=server.base_url)
+                harness.write_suite(
+                    tmp, "bench", cases=args.zero_latency_calls, api_base=server.base_url
+                )
                 inproc = InProcess(suite_path, server)
                 try:
                     c = args.zero_latency_concurrency
@@ -293,14 +328,16 @@ def main() -> None:
                                 measured[name] = got
                     raw = measured["raw litellm.acompletion"]
                     for name, got in measured.items():
-                        zero_rows.append({
-                            "path": name,
-                            "calls": got["requests"],
-                            "seconds": round(got["seconds"], 2),
-                            "calls_per_s": round(got["requests"] / got["seconds"]),
-                            "cpu_ms_per_call": round(1000 * got["cpu"] / got["requests"], 2),
-                            "vs_raw": round(raw["seconds"] / got["seconds"], 3),
-                        })
+                        zero_rows.append(
+                            {
+                                "path": name,
+                                "calls": got["requests"],
+                                "seconds": round(got["seconds"], 2),
+                                "calls_per_s": round(got["requests"] / got["seconds"]),
+                                "cpu_ms_per_call": round(1000 * got["cpu"] / got["requests"], 2),
+                                "vs_raw": round(raw["seconds"] / got["seconds"], 3),
+                            }
+                        )
                 finally:
                     inproc.close()
 
@@ -313,18 +350,23 @@ def main() -> None:
         f"{XDIST_SUITES} suites, c/2 in flight per worker; measured = first suite setup to "
         "last suite end.",
     ]
-    harness.table(f"Throughput ({args.cases} cases, {args.latency * 1000:.0f} ms latency)",
-                  rows, notes=notes)
+    harness.table(
+        f"Throughput ({args.cases} cases, {args.latency * 1000:.0f} ms latency)", rows, notes=notes
+    )
     if zero_rows:
         harness.table(
             f"Zero latency, concurrency {args.zero_latency_concurrency} "
             f"({args.zero_latency_calls} calls)",
             zero_rows,
-            notes=["vs_raw = raw loop seconds / this path's seconds (1.0 = as fast as raw "
-                   "litellm)"],
+            notes=[
+                "vs_raw = raw loop seconds / this path's seconds (1.0 = as fast as raw litellm)"
+            ],
         )
-    harness.write_json(args.json, "throughput",
-                       {"args": vars(args), "latency_rows": rows, "zero_latency_rows": zero_rows})
+    harness.write_json(
+        args.json,
+        "throughput",
+        {"args": vars(args), "latency_rows": rows, "zero_latency_rows": zero_rows},
+    )
 
 
 if __name__ == "__main__":

@@ -72,8 +72,17 @@ class ServerProcess:
         rate_limit: int | None = None,
         retry_after: float = 1.0,
     ) -> None:
-        cmd = [PYTHON, str(Path(__file__)), "serve", "--latency", str(latency),
-               "--jitter", str(jitter), "--retry-after", str(retry_after)]
+        cmd = [
+            PYTHON,
+            str(Path(__file__)),
+            "serve",
+            "--latency",
+            str(latency),
+            "--jitter",
+            str(jitter),
+            "--retry-after",
+            str(retry_after),
+        ]
         if rate_limit is not None:
             cmd += ["--rate-limit", str(rate_limit)]
         self.proc = subprocess.Popen(
@@ -150,12 +159,17 @@ def _serve(argv: Sequence[str]) -> None:
                 served: dict[str, int] = {}
                 for kind in list(server.faults_served):
                     served[kind] = served.get(kind, 0) + 1
-                print(json.dumps({
-                    "requests": server.requests,
-                    "chat_requests": server.chat_requests,
-                    "peak_concurrency": server.peak_concurrency,
-                    "served": served,
-                }), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "requests": server.requests,
+                            "chat_requests": server.chat_requests,
+                            "peak_concurrency": server.peak_concurrency,
+                            "served": served,
+                        }
+                    ),
+                    flush=True,
+                )
             elif command == "reset":
                 server.reset_counters()
                 print("{}", flush=True)
@@ -182,8 +196,9 @@ def _bench_responder(body: dict[str, Any]) -> str:
             label = content.split("[label:", 1)[1].split("]", 1)[0]
             break
     if "[[ ## completed ## ]]" in last and "Respond with" in last:
-        fields = [f for f in _DSPY_FIELD_RE.findall(last.rsplit("Respond with", 1)[1])
-                  if f != "completed"]
+        fields = [
+            f for f in _DSPY_FIELD_RE.findall(last.rsplit("Respond with", 1)[1]) if f != "completed"
+        ]
         return "".join(f"[[ ## {f} ## ]]\n{label}\n\n" for f in fields) + "[[ ## completed ## ]]"
     return label
 
@@ -198,11 +213,13 @@ def case_lines(n: int, *, offset: int = 0) -> list[dict[str, Any]]:
     cases = []
     for i in range(offset, offset + n):
         label = LABELS[i % len(LABELS)]
-        cases.append({
-            "id": f"c{i:05d}",
-            "vars": {"ticket": f"ticket {i}: please help [label:{label}]"},
-            "expected": label,
-        })
+        cases.append(
+            {
+                "id": f"c{i:05d}",
+                "vars": {"ticket": f"ticket {i}: please help [label:{label}]"},
+                "expected": label,
+            }
+        )
     return cases
 
 
@@ -285,13 +302,15 @@ class ChildRun:
 def bench_env(**extra: str) -> dict[str, str]:
     """The environment of benchmark children: offline-safe, probe importable, no user config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GPO_", "PYTEST_"))}
-    env.update({
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "OPENAI_API_KEY": BENCH_KEY,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")])),
-    })
+    env.update(
+        {
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "OPENAI_API_KEY": BENCH_KEY,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")])),
+        }
+    )
     env.pop("CI", None)
     # This machine sets PYTHONDONTWRITEBYTECODE=1 for every process, so each run would compile
     # every imported module from source (and pytest re-rewrite the asserts of every test file
@@ -329,8 +348,15 @@ def run_child(
             data = json.loads(probe_file.read_text(encoding="utf-8") or "{}")
         probe_file.unlink(missing_ok=True)
     # ru_maxrss is in kilobytes on Linux.
-    return ChildRun(proc.returncode, seconds, usage.ru_maxrss / 1024.0, stdout, stderr, data,
-                    cpu_seconds=usage.ru_utime + usage.ru_stime)
+    return ChildRun(
+        proc.returncode,
+        seconds,
+        usage.ru_maxrss / 1024.0,
+        stdout,
+        stderr,
+        data,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+    )
 
 
 def pytest_cmd(*args: str, probe: bool = True) -> list[str]:
@@ -385,14 +411,11 @@ def common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
 
 
-def table(
-    title: str, rows: Sequence[Mapping[str, Any]], *, notes: Sequence[str] = ()
-) -> None:
+def table(title: str, rows: Sequence[Mapping[str, Any]], *, notes: Sequence[str] = ()) -> None:
     """Print ``rows`` as a GitHub-markdown table under a heading, then the notes."""
     print(f"\n## {title}\n")
     if rows:
-        print(tabulate([dict(r) for r in rows], headers="keys", tablefmt="github",
-                       floatfmt=".3g"))
+        print(tabulate([dict(r) for r in rows], headers="keys", tablefmt="github", floatfmt=".3g"))
     for note in notes:
         print(f"\n{note}")
     sys.stdout.flush()

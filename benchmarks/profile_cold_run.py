@@ -32,11 +32,23 @@ def _category(stack: list[str]) -> str:
         where = frame.rsplit("(", 1)[-1]
         if "pytest_gpo/" in where:
             return "pytest-gpo (render, cache key, client, scoring, gate, report)"
-        if where.startswith(("litellm/", "openai/", "httpx/", "httpcore/", "aiohttp/",
-                             "pydantic", "tiktoken", "_legacy_response", "openai.py",
-                             "litellm_logging", "cost_calc", "utils.py", "main.py")) or (
-            "litellm" in where or "openai" in where
-        ):
+        if where.startswith(
+            (
+                "litellm/",
+                "openai/",
+                "httpx/",
+                "httpcore/",
+                "aiohttp/",
+                "pydantic",
+                "tiktoken",
+                "_legacy_response",
+                "openai.py",
+                "litellm_logging",
+                "cost_calc",
+                "utils.py",
+                "main.py",
+            )
+        ) or ("litellm" in where or "openai" in where):
             return "litellm and its HTTP stack (per model call)"
         if where.startswith(("asyncio/", "selectors", "concurrent/", "threading", "queue")):
             continue
@@ -64,8 +76,19 @@ def main() -> None:
         harness.write_ini(tmp, gpo_concurrency=args.concurrency)
         raw = tmp / "samples.txt"
         # --gil: only the thread holding the GIL is sampled, so samples are Python CPU time.
-        cmd = [args.py_spy, "record", "-o", str(raw), "-f", "raw", "-r", str(RATE), "--gil",
-               "--", *harness.pytest_cmd("--gpo-cache", "off", probe=False)]
+        cmd = [
+            args.py_spy,
+            "record",
+            "-o",
+            str(raw),
+            "-f",
+            "raw",
+            "-r",
+            str(RATE),
+            "--gil",
+            "--",
+            *harness.pytest_cmd("--gpo-cache", "off", probe=False),
+        ]
         run = harness.run_child(cmd, cwd=tmp, probe=False)
         harness.check(run, "py-spy over pytest")
         seconds: dict[str, float] = collections.defaultdict(float)
@@ -76,12 +99,17 @@ def main() -> None:
         {"where": name, "seconds": round(value, 2)}
         for name, value in sorted(seconds.items(), key=lambda kv: -kv[1])
     ]
-    harness.table(f"Cold run breakdown ({args.cases} cases, cache off, "
-                  f"{args.latency * 1000:.0f} ms, concurrency {args.concurrency})", rows,
-                  notes=[f"process wall {run.seconds:.1f} s under py-spy (sampling at {RATE} Hz "
-                         "slows it down)."])
-    harness.write_json(args.json, "profile_cold_run", {"args": vars(args), "rows": rows,
-                                                       "wall_s": run.seconds})
+    harness.table(
+        f"Cold run breakdown ({args.cases} cases, cache off, "
+        f"{args.latency * 1000:.0f} ms, concurrency {args.concurrency})",
+        rows,
+        notes=[
+            f"process wall {run.seconds:.1f} s under py-spy (sampling at {RATE} Hz slows it down)."
+        ],
+    )
+    harness.write_json(
+        args.json, "profile_cold_run", {"args": vars(args), "rows": rows, "wall_s": run.seconds}
+    )
 
 
 if __name__ == "__main__":

@@ -723,11 +723,13 @@ def load_router_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> di
         try:
             data = json.loads(text) if where.endswith(".json") else yaml.safe_load(text)
         except (ValueError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot parse the router settings: {exc}", path=where,
-                              fix=fix) from None
+            raise ConfigError(
+                f"cannot parse the router settings: {exc}", path=where, fix=fix
+            ) from None
     if not isinstance(data, dict):
-        raise ConfigError("router settings must be a mapping with a model_list", path=where,
-                          fix=fix)
+        raise ConfigError(
+            "router settings must be a mapping with a model_list", path=where, fix=fix
+        )
     for key in _PROXY_ONLY_KEYS:
         if key in data:
             raise ConfigError(
@@ -738,13 +740,18 @@ def load_router_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> di
             )
     settings = data.pop("router_settings", None) or {}
     if not isinstance(settings, dict):
-        raise ConfigError("router_settings must be a mapping", path=where,
-                          key="router_settings", fix=fix)
+        raise ConfigError(
+            "router_settings must be a mapping", path=where, key="router_settings", fix=fix
+        )
     kwargs: dict[str, Any] = {**settings, **data}
     deployments = kwargs.get("model_list")
     if not isinstance(deployments, list) or not deployments:
-        raise ConfigError("model_list must be a non-empty list of deployments", path=where,
-                          key="model_list", fix=fix)
+        raise ConfigError(
+            "model_list must be a non-empty list of deployments",
+            path=where,
+            key="model_list",
+            fix=fix,
+        )
     for i, deployment in enumerate(deployments):
         params = deployment.get("litellm_params") if isinstance(deployment, dict) else None
         if (
@@ -1067,4 +1074,3 @@ class EventLoopRunner:
             await asyncio.gather(*others, return_exceptions=True)
         await self._loop.shutdown_asyncgens()
         await self._loop.shutdown_default_executor()
-

@@ -77,8 +77,9 @@ def _write_back(gs: GpoSession, out: Outcome) -> int | None:
     plans = []
     for rec, result in _optimizations(gs):
         if result.should_write:
-            plans.append(PlannedWrite(rec.name, Path(rec.prompt_path), rec.prompt_sha256,
-                                      result.best_prompt))
+            plans.append(
+                PlannedWrite(rec.name, Path(rec.prompt_path), rec.prompt_sha256, result.best_prompt)
+            )
         else:
             out.lines.append(f"{rec.name}: prompt kept ({result.reason})")
     if not plans:

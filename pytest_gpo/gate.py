@@ -537,8 +537,7 @@ def failing_case_table(run: SuiteRun, limit: int = MESSAGE_CASES * 2) -> str:
         ]
         for c in failing[:limit]
     ]
-    table = tabulate(rows, headers=["case", "vars", "expected", "got", "reason"],
-                     tablefmt="simple")
+    table = tabulate(rows, headers=["case", "vars", "expected", "got", "reason"], tablefmt="simple")
     if len(failing) > limit:
         table += f"\n… and {len(failing) - limit} more failing cases (see the report)"
     return table

@@ -57,9 +57,7 @@ class BrokenSuiteItem(pytest.Item):
         """Fail with the load error."""
         raise self.error
 
-    def repr_failure(
-        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         """The error text, no traceback."""
         if isinstance(excinfo.value, GpoError):
             return "invalid suite: " + excinfo.value.render()
@@ -163,9 +161,7 @@ class SuiteItem(pytest.Item):
         gs.note_unpriced(record)
         record.model = gs.model_for(self.suite)
 
-    def repr_failure(
-        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         """A table of failing cases and the score against the threshold, no traceback."""
         if isinstance(excinfo.value, SuiteFailed):
             return excinfo.value.text

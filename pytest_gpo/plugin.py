@@ -35,14 +35,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             env = f" [env {opt.env}]" if opt.env else ""
             ini = f" [ini {opt.ini}]" if opt.ini else ""
             if opt.name in ("update_baseline", "dry_run"):
-                group.addoption(opt.flag, action="store_true", default=False,
-                                dest=f"gpo_{opt.name}", help=opt.help)
+                group.addoption(
+                    opt.flag,
+                    action="store_true",
+                    default=False,
+                    dest=f"gpo_{opt.name}",
+                    help=opt.help,
+                )
             elif opt.name == "optimize":
-                group.addoption(opt.flag, nargs="?", const="auto", default=None,
-                                dest="gpo_optimize", metavar=opt.metavar, help=opt.help)
+                group.addoption(
+                    opt.flag,
+                    nargs="?",
+                    const="auto",
+                    default=None,
+                    dest="gpo_optimize",
+                    metavar=opt.metavar,
+                    help=opt.help,
+                )
             else:
-                group.addoption(opt.flag, default=None, dest=f"gpo_{opt.name}",
-                                metavar=opt.metavar, help=opt.help + env + ini)
+                group.addoption(
+                    opt.flag,
+                    default=None,
+                    dest=f"gpo_{opt.name}",
+                    metavar=opt.metavar,
+                    help=opt.help + env + ini,
+                )
         if opt.ini:
             default = "" if opt.default is None else str(opt.default)
             parser.addini(opt.ini, help=opt.help, default=default)
@@ -54,8 +71,9 @@ def pytest_configure(config: pytest.Config) -> None:
     cli = {opt.name: config.getoption(f"gpo_{opt.name}", None) for opt in OPTIONS if opt.flag}
     ini_name = config.inipath.name if config.inipath else "ini"
     try:
-        settings = resolve(rootdir=Path(config.rootpath), cli=cli, ini=config.getini,
-                           ini_source=ini_name)
+        settings = resolve(
+            rootdir=Path(config.rootpath), cli=cli, ini=config.getini, ini_source=ini_name
+        )
     except GpoError as exc:
         raise pytest.UsageError(exc.render()) from None
     # The session itself is built on first use (stash.gpo_session), keeping --help light.

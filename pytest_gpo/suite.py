@@ -105,8 +105,6 @@ CASE_KEYS = ("id", "vars", "expected", "tags", "description")
 DEFAULT_SCORERS: tuple[dict[str, Any], ...] = ({"type": "exact"},)
 
 
-
-
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     known = "known keys: " + ", ".join(choices)
@@ -193,8 +191,7 @@ def check_data(data: Any, *, where: str, key: str | None = None, source: str | N
         return SuiteError(f"{prefix}{message}", path=where, key=text or key, fix=fix)
 
     def too_deep(at: Where) -> SuiteError:
-        return fail(f"the data is nested more than {MAX_DEPTH} levels deep", at,
-                    "flatten the data")
+        return fail(f"the data is nested more than {MAX_DEPTH} levels deep", at, "flatten the data")
 
     while stack:
         value, at, depth, leaving = stack.pop()
@@ -203,10 +200,12 @@ def check_data(data: Any, *, where: str, key: str | None = None, source: str | N
                 try:
                     value.encode("utf-8")
                 except UnicodeEncodeError as exc:
-                    raise fail(f"text holds an invalid character {value[exc.start]!r} (a lone "
-                               "UTF-16 surrogate, from an escape like \\ud800)", at,
-                               "escape whole characters (\\U0001F600), not surrogate "
-                               "halves") from None
+                    raise fail(
+                        f"text holds an invalid character {value[exc.start]!r} (a lone "
+                        "UTF-16 surrogate, from an escape like \\ud800)",
+                        at,
+                        "escape whole characters (\\U0001F600), not surrogate halves",
+                    ) from None
             continue
         if not isinstance(value, containers):
             continue
@@ -223,9 +222,12 @@ def check_data(data: Any, *, where: str, key: str | None = None, source: str | N
                     size += 1
             done[ident] = (size, height)
             if size > MAX_VALUES:
-                raise fail(f"the data expands to more than {MAX_VALUES:,} values (YAML "
-                           "aliases repeated inside each other?)", at,
-                           "write the values out, or split the cases into several suites")
+                raise fail(
+                    f"the data expands to more than {MAX_VALUES:,} values (YAML "
+                    "aliases repeated inside each other?)",
+                    at,
+                    "write the values out, or split the cases into several suites",
+                )
             if depth + height > MAX_DEPTH:
                 raise too_deep(at)
             continue
@@ -234,8 +236,11 @@ def check_data(data: Any, *, where: str, key: str | None = None, source: str | N
                 raise too_deep(at)
             continue
         if ident in on_path:
-            raise fail("a YAML alias refers to a value that contains it (a cycle)", at,
-                       "remove the self-reference")
+            raise fail(
+                "a YAML alias refers to a value that contains it (a cycle)",
+                at,
+                "remove the self-reference",
+            )
         if depth >= MAX_DEPTH:
             raise too_deep(at)
         on_path.add(ident)
@@ -247,9 +252,12 @@ def check_data(data: Any, *, where: str, key: str | None = None, source: str | N
                     raise TypeError
                 sorted(keys)
             except TypeError:
-                raise fail("a mapping mixes keys of different kinds (text, numbers, dates); "
-                           f"keys: {', '.join(repr(k)[:20] for k in keys[:5])}", at,
-                           "quote the keys so that they are all text") from None
+                raise fail(
+                    "a mapping mixes keys of different kinds (text, numbers, dates); "
+                    f"keys: {', '.join(repr(k)[:20] for k in keys[:5])}",
+                    at,
+                    "quote the keys so that they are all text",
+                ) from None
             for k, v in value.items():
                 step = (at, k if isinstance(k, str) and k.isprintable() and k else repr(k)[:40])
                 stack.append((k, step, depth + 1, False))
@@ -262,13 +270,18 @@ def check_data(data: Any, *, where: str, key: str | None = None, source: str | N
 def resolve_path(directory: Path, value: str, *, where: str, key: str) -> Path:
     """``value`` as a path relative to ``directory`` (``~`` expanded); bad paths are errors."""
     if "\0" in value:
-        raise SuiteError("the path contains a NUL character", path=where, key=key,
-                         fix="write a plain file path")
+        raise SuiteError(
+            "the path contains a NUL character", path=where, key=key, fix="write a plain file path"
+        )
     try:
         p = Path(value).expanduser()
     except RuntimeError as exc:  # ~user that does not exist, or no home directory
-        raise SuiteError(f"cannot expand the path {value[:200]!r}: {exc}", path=where, key=key,
-                         fix="write the path relative to the suite file") from None
+        raise SuiteError(
+            f"cannot expand the path {value[:200]!r}: {exc}",
+            path=where,
+            key=key,
+            fix="write the path relative to the suite file",
+        ) from None
     return Path(os.path.normpath(p if p.is_absolute() else directory / p))
 
 
@@ -328,8 +341,15 @@ class _Loader:
         self.where = display(path)
         self.registry = registry
 
-    def err(self, message: str, *, key: str | None = None, case: str | None = None,
-            fix: str | None = None, path: str | None = None) -> SuiteError:
+    def err(
+        self,
+        message: str,
+        *,
+        key: str | None = None,
+        case: str | None = None,
+        fix: str | None = None,
+        path: str | None = None,
+    ) -> SuiteError:
         return SuiteError(message, path=path or self.where, key=key, case=case, fix=fix)
 
     def load(self) -> Suite:
@@ -344,34 +364,47 @@ class _Loader:
         except RecursionError:
             raise self.err("YAML nested too deeply", fix="flatten the suite file") from None
         except ValueError as exc:  # e.g. an integer of more than 4300 digits
-            raise self.err(f"malformed YAML: {exc}",
-                           fix="fix the value (numbers must be of a sensible size)") from None
+            raise self.err(
+                f"malformed YAML: {exc}", fix="fix the value (numbers must be of a sensible size)"
+            ) from None
         if data is None:
-            raise self.err("the suite file is empty",
-                           fix="add at least 'prompt:' and 'cases:' (see docs/suite-format.md)")
+            raise self.err(
+                "the suite file is empty",
+                fix="add at least 'prompt:' and 'cases:' (see docs/suite-format.md)",
+            )
         if not isinstance(data, dict):
-            raise self.err(f"the suite file must be a mapping of keys, not {_kind(data)}",
-                           fix="start with 'prompt: path/to/prompt.txt' and 'cases: ...'")
+            raise self.err(
+                f"the suite file must be a mapping of keys, not {_kind(data)}",
+                fix="start with 'prompt: path/to/prompt.txt' and 'cases: ...'",
+            )
         check_data(data, where=self.where)
         for key in data:
             if not isinstance(key, str) or key not in SUITE_KEYS:
-                raise self.err(f"unknown key '{key}'", key=str(key),
-                               fix=_did_you_mean(str(key), SUITE_KEYS))
+                raise self.err(
+                    f"unknown key '{key}'", key=str(key), fix=_did_you_mean(str(key), SUITE_KEYS)
+                )
         for required in ("prompt", "cases"):
             if required not in data:
-                raise self.err(f"missing required key '{required}'", key=required,
-                               fix=f"add '{required}:' to the suite (see docs/suite-format.md)")
+                raise self.err(
+                    f"missing required key '{required}'",
+                    key=required,
+                    fix=f"add '{required}:' to the suite (see docs/suite-format.md)",
+                )
 
         name = self.string(data, "name", default=suite_stem(self.path))
         if len(name) > 200 or not name.isprintable():
-            raise self.err(f"'name' must be one short line of printable text, got {name[:80]!r}",
-                           key="name", fix="write e.g. 'name: ticket_router'")
+            raise self.err(
+                f"'name' must be one short line of printable text, got {name[:80]!r}",
+                key="name",
+                fix="write e.g. 'name: ticket_router'",
+            )
         prompt_path, prompt_bytes, prompt_text, encoding = self.prompt(data["prompt"])
         try:
             variables = template_variables(prompt_text, where=display(prompt_path))
         except SuiteError as exc:
-            raise self.err(f"{exc.message} (template {display(prompt_path)})", key="prompt",
-                           fix=exc.fix) from None
+            raise self.err(
+                f"{exc.message} (template {display(prompt_path)})", key="prompt", fix=exc.fix
+            ) from None
         system = self.system(data.get("system"))
         model = self.string(data, "model", default=None)
         params = self.params(data.get("params"))
@@ -384,12 +417,18 @@ class _Loader:
         repeat = self.count(data, "repeat")
         min_pass = self.count(data, "min_pass")
         if min_pass is not None and min_pass > (repeat or 1):
-            raise self.err(f"min_pass ({min_pass}) is larger than repeat ({repeat or 1})",
-                           key="min_pass", fix="set min_pass between 1 and repeat")
+            raise self.err(
+                f"min_pass ({min_pass}) is larger than repeat ({repeat or 1})",
+                key="min_pass",
+                fix="set min_pass between 1 and repeat",
+            )
         optimize = data.get("optimize") or {}
         if not isinstance(optimize, dict):
-            raise self.err(f"'optimize' must be a mapping, not {_kind(optimize)}", key="optimize",
-                           fix="write e.g. 'optimize: {steps: 12, candidates: 8}'")
+            raise self.err(
+                f"'optimize' must be a mapping, not {_kind(optimize)}",
+                key="optimize",
+                fix="write e.g. 'optimize: {steps: 12, candidates: 8}'",
+            )
         self.check_optimize(optimize)
         return Suite(
             name=name,
@@ -420,20 +459,27 @@ class _Loader:
         if value is None:
             return default
         if not isinstance(value, str) or not value.strip():
-            raise self.err(f"'{key}' must be a non-empty string, not {_kind(value)}", key=key,
-                           fix=f"write '{key}: some-text'")
+            raise self.err(
+                f"'{key}' must be a non-empty string, not {_kind(value)}",
+                key=key,
+                fix=f"write '{key}: some-text'",
+            )
         return value.strip()
 
-    def fraction(self, data: Mapping[str, Any], key: str, default: float, *,
-                 low_open: bool) -> float:
+    def fraction(
+        self, data: Mapping[str, Any], key: str, default: float, *, low_open: bool
+    ) -> float:
         if key not in data or data[key] is None:
             return default
         value = data[key]
         ok = _is_number(value) and (0 < value < 1 if low_open else 0 <= value <= 1)
         if not ok:
             span = "between 0 and 1 (exclusive)" if low_open else "between 0 and 1"
-            raise self.err(f"'{key}' must be a number {span}, got {value!r}", key=key,
-                           fix=f"write e.g. '{key}: {default if default else 0.05}'")
+            raise self.err(
+                f"'{key}' must be a number {span}, got {value!r}",
+                key=key,
+                fix=f"write e.g. '{key}: {default if default else 0.05}'",
+            )
         return float(value)
 
     def count(self, data: Mapping[str, Any], key: str) -> int | None:
@@ -443,22 +489,29 @@ class _Loader:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEAT:
             huge = isinstance(value, int) and value >= 10**12
             shown = "a huge number" if huge else f"{value!r}"
-            raise self.err(f"'{key}' must be a whole number from 1 to {MAX_REPEAT}, got {shown}",
-                           key=key, fix=f"write e.g. '{key}: 3'")
+            raise self.err(
+                f"'{key}' must be a whole number from 1 to {MAX_REPEAT}, got {shown}",
+                key=key,
+                fix=f"write e.g. '{key}: 3'",
+            )
         return value
 
     def threshold(self, value: Any) -> tuple[float, str]:
         metric = "mean"
         if isinstance(value, dict):
             if len(value) != 1 or next(iter(value)) not in ("mean", "pass_rate"):
-                raise self.err("'threshold' mapping must have exactly one of 'mean' or "
-                               "'pass_rate'", key="threshold",
-                               fix="write 'threshold: 0.8' or 'threshold: {pass_rate: 0.9}'")
+                raise self.err(
+                    "'threshold' mapping must have exactly one of 'mean' or 'pass_rate'",
+                    key="threshold",
+                    fix="write 'threshold: 0.8' or 'threshold: {pass_rate: 0.9}'",
+                )
             metric, value = next(iter(value.items()))
         if not _is_number(value) or not 0 <= value <= 1:
-            raise self.err(f"threshold must be a number between 0 and 1, got {value!r}",
-                           key="threshold",
-                           fix="scores are fractions: write e.g. 'threshold: 0.8' (not 80)")
+            raise self.err(
+                f"threshold must be a number between 0 and 1, got {value!r}",
+                key="threshold",
+                fix="scores are fractions: write e.g. 'threshold: 0.8' (not 80)",
+            )
         return float(value), str(metric)
 
     # -- files --------------------------------------------------------------------------------
@@ -476,43 +529,62 @@ class _Loader:
             try:
                 render(text, case.vars, where=template, case=case.id)
             except SuiteError as exc:
-                raise self.err(f"the prompt cannot be rendered with this case ({case.source}; "
-                               f"template {template}): {exc.message}", key="prompt",
-                               case=case.id, fix=exc.fix) from None
+                raise self.err(
+                    f"the prompt cannot be rendered with this case ({case.source}; "
+                    f"template {template}): {exc.message}",
+                    key="prompt",
+                    case=case.id,
+                    fix=exc.fix,
+                ) from None
 
     def prompt(self, value: Any) -> tuple[Path, bytes, str, str]:
         if not isinstance(value, str) or not value.strip():
-            raise self.err(f"'prompt' must be the path of a prompt template file, not "
-                           f"{_kind(value)}", key="prompt",
-                           fix="write 'prompt: prompts/my_prompt.txt' (relative to this file)")
+            raise self.err(
+                f"'prompt' must be the path of a prompt template file, not {_kind(value)}",
+                key="prompt",
+                fix="write 'prompt: prompts/my_prompt.txt' (relative to this file)",
+            )
         path = self.resolve(value.strip(), "prompt")
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            raise self.err(f"prompt file not found: {display(path)}", key="prompt",
-                           fix="create the file or correct the path "
-                               "(relative to the suite file)") from None
+            raise self.err(
+                f"prompt file not found: {display(path)}",
+                key="prompt",
+                fix="create the file or correct the path (relative to the suite file)",
+            ) from None
         except OSError as exc:
-            raise self.err(f"cannot read prompt file {path}: {exc}", key="prompt",
-                           fix="check the path and permissions") from None
+            raise self.err(
+                f"cannot read prompt file {path}: {exc}",
+                key="prompt",
+                fix="check the path and permissions",
+            ) from None
         encoding = "utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
-            raise self.err(f"prompt file {path} is not UTF-8 ({exc.reason} at byte "
-                           f"{exc.start})", key="prompt",
-                           fix="save the prompt file as UTF-8") from None
+            raise self.err(
+                f"prompt file {path} is not UTF-8 ({exc.reason} at byte {exc.start})",
+                key="prompt",
+                fix="save the prompt file as UTF-8",
+            ) from None
         if not text.strip():
-            raise self.err(f"prompt file {path} is empty", key="prompt",
-                           fix="write the prompt template into the file")
+            raise self.err(
+                f"prompt file {path} is empty",
+                key="prompt",
+                fix="write the prompt template into the file",
+            )
         return path, raw, text, encoding
 
     def system(self, value: Any) -> str | None:
         if value is None:
             return None
         if not isinstance(value, str):
-            raise self.err(f"'system' must be text or a file path, not {_kind(value)}",
-                           key="system", fix="write 'system: You route tickets.'")
+            raise self.err(
+                f"'system' must be text or a file path, not {_kind(value)}",
+                key="system",
+                fix="write 'system: You route tickets.'",
+            )
         candidate = value.strip()
         if "\n" not in candidate and len(candidate) < 400:
             path = self.resolve(candidate, "system")
@@ -520,21 +592,29 @@ class _Loader:
                 try:
                     return path.read_text(encoding="utf-8-sig")
                 except (OSError, UnicodeDecodeError) as exc:
-                    raise self.err(f"cannot read system file {path}: {exc}", key="system",
-                                   fix="save it as UTF-8 text") from None
+                    raise self.err(
+                        f"cannot read system file {path}: {exc}",
+                        key="system",
+                        fix="save it as UTF-8 text",
+                    ) from None
         return value
 
     def params(self, value: Any) -> dict[str, Any]:
         if value is None:
             return {}
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise self.err(f"'params' must be a mapping of litellm parameters, not "
-                           f"{_kind(value)}", key="params",
-                           fix="write e.g. 'params: {temperature: 0, max_tokens: 200}'")
+            raise self.err(
+                f"'params' must be a mapping of litellm parameters, not {_kind(value)}",
+                key="params",
+                fix="write e.g. 'params: {temperature: 0, max_tokens: 200}'",
+            )
         if "n" in value or "stream" in value:
             bad = "n" if "n" in value else "stream"
-            raise self.err(f"'params.{bad}' is managed by pytest-gpo", key=f"params.{bad}",
-                           fix="remove it; use 'repeat: N' to run each case N times")
+            raise self.err(
+                f"'params.{bad}' is managed by pytest-gpo",
+                key=f"params.{bad}",
+                fix="remove it; use 'repeat: N' to run each case N times",
+            )
         return dict(value)
 
     # -- cases --------------------------------------------------------------------------------
@@ -546,10 +626,11 @@ class _Loader:
         elif isinstance(value, list):
             raw_cases = [(item, f"{self.path.name}: cases[{i}]") for i, item in enumerate(value)]
         else:
-            raise self.err(f"'cases' must be a list of cases or a file path, not {_kind(value)}",
-                           key="cases",
-                           fix="write 'cases: cases.jsonl' or an inline list of "
-                               "{id, vars, expected}")
+            raise self.err(
+                f"'cases' must be a list of cases or a file path, not {_kind(value)}",
+                key="cases",
+                fix="write 'cases: cases.jsonl' or an inline list of {id, vars, expected}",
+            )
         if not raw_cases:
             raise self.err("the suite has no cases", key="cases", fix="add at least one case")
         cases: list[Case] = []
@@ -557,36 +638,49 @@ class _Loader:
         for item, source in raw_cases:
             case = self.case(item, source)
             if case.id in seen:
-                raise self.err(f"duplicate case id '{case.id}' ({seen[case.id]} and {source})",
-                               key="cases", case=case.id,
-                               fix="give every case a unique 'id' (or remove the duplicate)")
+                raise self.err(
+                    f"duplicate case id '{case.id}' ({seen[case.id]} and {source})",
+                    key="cases",
+                    case=case.id,
+                    fix="give every case a unique 'id' (or remove the duplicate)",
+                )
             seen[case.id] = source
             missing = sorted(variables - set(case.vars))
             if missing:
                 raise self.err(
                     f"case is missing template variable(s) {', '.join(missing)} ({source})",
-                    key="cases", case=case.id,
+                    key="cases",
+                    case=case.id,
                     fix=f"add {', '.join(missing)} to the case's vars, or remove "
-                        f"{{{{ {missing[0]} }}}} from the prompt",
+                    f"{{{{ {missing[0]} }}}} from the prompt",
                 )
             cases.append(case)
         return tuple(cases)
 
     def case(self, item: Any, source: str) -> Case:
         if not isinstance(item, dict):
-            raise self.err(f"a case must be a mapping with 'vars', not {_kind(item)} ({source})",
-                           key="cases", fix="write {vars: {...}, expected: ...}")
+            raise self.err(
+                f"a case must be a mapping with 'vars', not {_kind(item)} ({source})",
+                key="cases",
+                fix="write {vars: {...}, expected: ...}",
+            )
         for key in item:
             if key not in CASE_KEYS:
-                raise self.err(f"unknown case key '{key}' ({source})", key="cases",
-                               case=str(item.get("id", "")) or None,
-                               fix=_did_you_mean(str(key), CASE_KEYS))
+                raise self.err(
+                    f"unknown case key '{key}' ({source})",
+                    key="cases",
+                    case=str(item.get("id", "")) or None,
+                    fix=_did_you_mean(str(key), CASE_KEYS),
+                )
         vars_ = item.get("vars", {})
         if vars_ is None:
             vars_ = {}
         if not isinstance(vars_, dict) or not all(isinstance(k, str) for k in vars_):
-            raise self.err(f"case 'vars' must be a mapping of names to values ({source})",
-                           key="cases", fix="write vars: {ticket: '...'}")
+            raise self.err(
+                f"case 'vars' must be a mapping of names to values ({source})",
+                key="cases",
+                fix="write vars: {ticket: '...'}",
+            )
         has_expected = "expected" in item
         expected = item.get("expected")
         raw_id = item.get("id")
@@ -595,13 +689,20 @@ class _Loader:
         elif isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
             case_id = str(raw_id).strip()
             if not case_id or len(case_id) > 200 or "\n" in case_id:
-                raise self.err(f"case id {raw_id!r} must be one short line ({source})",
-                               key="cases", fix="use ids like 'refund-1'")
+                raise self.err(
+                    f"case id {raw_id!r} must be one short line ({source})",
+                    key="cases",
+                    fix="use ids like 'refund-1'",
+                )
         else:
-            raise self.err(f"case id must be a string or a number, not {_kind(raw_id)} "
-                           f"({source})", key="cases", fix="use ids like 'refund-1'")
-        return Case(id=case_id, vars=vars_, expected=expected, has_expected=has_expected,
-                    source=source)
+            raise self.err(
+                f"case id must be a string or a number, not {_kind(raw_id)} ({source})",
+                key="cases",
+                fix="use ids like 'refund-1'",
+            )
+        return Case(
+            id=case_id, vars=vars_, expected=expected, has_expected=has_expected, source=source
+        )
 
     # -- scorers ------------------------------------------------------------------------------
 
@@ -611,31 +712,44 @@ class _Loader:
         if isinstance(value, dict):
             value = [value]
         if not isinstance(value, list) or not value:
-            raise self.err("'scorers' must be a non-empty list of {type: ...} mappings",
-                           key="scorers", fix="write 'scorers: [{type: exact}]'")
+            raise self.err(
+                "'scorers' must be a non-empty list of {type: ...} mappings",
+                key="scorers",
+                fix="write 'scorers: [{type: exact}]'",
+            )
         specs: list[ScorerSpec] = []
         for i, item in enumerate(value):
             key = f"scorers[{i}]"
             if isinstance(item, str):
                 item = {"type": item}
             if not isinstance(item, dict) or "type" not in item:
-                raise self.err(f"a scorer must be a mapping with a 'type', not {_kind(item)}",
-                               key=key, fix="write e.g. '{type: exact, ignore_case: true}'")
+                raise self.err(
+                    f"a scorer must be a mapping with a 'type', not {_kind(item)}",
+                    key=key,
+                    fix="write e.g. '{type: exact, ignore_case: true}'",
+                )
             options = dict(item)
             type_name = options.pop("type")
             weight = options.pop("weight", 1.0)
             label = options.pop("name", None) or str(type_name)
             if not _is_number(weight) or weight <= 0:
-                raise self.err(f"scorer weight must be a number > 0, got {weight!r}",
-                               key=f"{key}.weight", fix="write e.g. 'weight: 2'")
+                raise self.err(
+                    f"scorer weight must be a number > 0, got {weight!r}",
+                    key=f"{key}.weight",
+                    fix="write e.g. 'weight: 2'",
+                )
             try:
-                scorer = self.registry.create(str(type_name), options,
-                                              where=f"{self.where} ({key})")
+                scorer = self.registry.create(
+                    str(type_name), options, where=f"{self.where} ({key})"
+                )
             except GpoError:
                 raise
             except Exception as exc:  # a plugin's scorer failing in __init__
-                raise self.err(f"scorer '{type_name}' could not be configured: {exc}", key=key,
-                               fix="check the scorer's options") from None
+                raise self.err(
+                    f"scorer '{type_name}' could not be configured: {exc}",
+                    key=key,
+                    fix="check the scorer's options",
+                ) from None
             if scorer.requires_expected():
                 lacking = [c.id for c in cases if not c.has_expected]
                 if lacking:
@@ -643,9 +757,9 @@ class _Loader:
                     raise self.err(
                         f"scorer '{type_name}' compares with 'expected', but "
                         f"{len(lacking)} case(s) have none: {shown}",
-                        key=key, case=lacking[0],
-                        fix="add 'expected' to those cases, or use a scorer that does not "
-                            "need it",
+                        key=key,
+                        case=lacking[0],
+                        fix="add 'expected' to those cases, or use a scorer that does not need it",
                     )
             specs.append(ScorerSpec(scorer=scorer, weight=float(weight), label=str(label)))
         return tuple(specs)
@@ -658,9 +772,11 @@ class _Loader:
         except GpoError:
             raise
         except Exception as exc:  # a value of a type the validator did not expect
-            raise self.err(f"bad 'optimize' settings: {type(exc).__name__}: {exc}",
-                           key="optimize", fix="see docs/optimize.md for the keys and their "
-                           "values") from None
+            raise self.err(
+                f"bad 'optimize' settings: {type(exc).__name__}: {exc}",
+                key="optimize",
+                fix="see docs/optimize.md for the keys and their values",
+            ) from None
 
 
 def _is_number(value: Any) -> bool:
@@ -671,24 +787,36 @@ def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
     return {dict: "a mapping", list: "a list", str: "text", bool: "true/false"}.get(
-        type(value), f"a {type(value).__name__}")
+        type(value), f"a {type(value).__name__}"
+    )
 
 
 def read_case_file(path: Path, *, where: str) -> list[tuple[Any, str]]:
     """Read cases from .jsonl / .json / .yaml / .yml / .csv: (raw case, source) pairs."""
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".json", ".yaml", ".yml", ".csv"):
-        raise SuiteError(f"unsupported cases file type '{suffix or path.name}'", path=where,
-                         key="cases", fix="use a .jsonl, .json, .yaml or .csv file")
+        raise SuiteError(
+            f"unsupported cases file type '{suffix or path.name}'",
+            path=where,
+            key="cases",
+            fix="use a .jsonl, .json, .yaml or .csv file",
+        )
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise SuiteError(f"cases file not found: {display(path)}", path=where, key="cases",
-                         fix="create the file or correct the path "
-                             "(relative to the suite file)") from None
+        raise SuiteError(
+            f"cases file not found: {display(path)}",
+            path=where,
+            key="cases",
+            fix="create the file or correct the path (relative to the suite file)",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"cannot read cases file {path}: {exc}", path=where, key="cases",
-                         fix="save it as UTF-8 text") from None
+        raise SuiteError(
+            f"cannot read cases file {path}: {exc}",
+            path=where,
+            key="cases",
+            fix="save it as UTF-8 text",
+        ) from None
     name = path.name
     if suffix == ".jsonl":
         out: list[tuple[Any, str]] = []
@@ -698,8 +826,12 @@ def read_case_file(path: Path, *, where: str) -> list[tuple[Any, str]]:
             try:
                 out.append((json.loads(line), f"{name}:{lineno}"))
             except (ValueError, RecursionError) as exc:
-                raise SuiteError(f"bad JSON on line {lineno} of {name}: {exc}", path=where,
-                                 key="cases", fix=f"fix line {lineno} of {path}") from None
+                raise SuiteError(
+                    f"bad JSON on line {lineno} of {name}: {exc}",
+                    path=where,
+                    key="cases",
+                    fix=f"fix line {lineno} of {path}",
+                ) from None
         check_data([item for item, _ in out], where=where, key="cases", source=name)
         return out
     if suffix == ".csv":
@@ -712,14 +844,19 @@ def read_case_file(path: Path, *, where: str) -> list[tuple[Any, str]]:
         raise SuiteError(err.message, path=where, key="cases", fix=f"fix {path}") from None
     except (ValueError, RecursionError) as exc:
         detail = str(exc) or f"{kind} nested too deeply"
-        raise SuiteError(f"bad {kind} in {name}: {detail}", path=where, key="cases",
-                         fix=f"fix {path}") from None
+        raise SuiteError(
+            f"bad {kind} in {name}: {detail}", path=where, key="cases", fix=f"fix {path}"
+        ) from None
     check_data(data, where=where, key="cases", source=name)
     if isinstance(data, dict) and "cases" in data:
         data = data["cases"]
     if not isinstance(data, list):
-        raise SuiteError(f"{name} must hold a list of cases, not {_kind(data)}", path=where,
-                         key="cases", fix="write a list of {id, vars, expected}")
+        raise SuiteError(
+            f"{name} must hold a list of cases, not {_kind(data)}",
+            path=where,
+            key="cases",
+            fix="write a list of {id, vars, expected}",
+        )
     return [(item, f"{name}[{i}]") for i, item in enumerate(data)]
 
 
@@ -728,14 +865,19 @@ def _read_csv(text: str, path: Path, where: str) -> list[tuple[Any, str]]:
     try:
         rows = list(reader)
     except csv.Error as exc:
-        raise SuiteError(f"bad CSV in {path.name}: {exc}", path=where, key="cases",
-                         fix=f"fix {path}") from None
+        raise SuiteError(
+            f"bad CSV in {path.name}: {exc}", path=where, key="cases", fix=f"fix {path}"
+        ) from None
     if not rows:
         return []
     header = [h.strip() for h in rows[0]]
     if not header or any(not h for h in header) or len(set(header)) != len(header):
-        raise SuiteError(f"{path.name}: the header row needs unique, non-empty column names",
-                         path=where, key="cases", fix="write e.g. 'id,ticket,expected'")
+        raise SuiteError(
+            f"{path.name}: the header row needs unique, non-empty column names",
+            path=where,
+            key="cases",
+            fix="write e.g. 'id,ticket,expected'",
+        )
     out: list[tuple[Any, str]] = []
     for lineno, row in enumerate(rows[1:], 2):
         if not row or all(not cell.strip() for cell in row):
@@ -743,11 +885,15 @@ def _read_csv(text: str, path: Path, where: str) -> list[tuple[Any, str]]:
         if len(row) != len(header):
             raise SuiteError(
                 f"bad CSV row on line {lineno} of {path.name}: {len(row)} fields, the header has "
-                f"{len(header)}", path=where, key="cases",
-                fix="quote fields that contain commas, and give every row all columns")
+                f"{len(header)}",
+                path=where,
+                key="cases",
+                fix="quote fields that contain commas, and give every row all columns",
+            )
         record = dict(zip(header, row, strict=True))
-        case: dict[str, Any] = {"vars": {k: v for k, v in record.items()
-                                         if k not in ("id", "expected")}}
+        case: dict[str, Any] = {
+            "vars": {k: v for k, v in record.items() if k not in ("id", "expected")}
+        }
         if "id" in record and record["id"].strip():
             case["id"] = record["id"]
         if "expected" in record:

@@ -18,11 +18,30 @@ from typing import Any
 _SUBSTITUTION = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 #: Names Jinja2 reads as something other than a variable of the case: constants, operators,
 #: and its default globals (defined without being in the case's vars).
-_NOT_PLAIN = frozenset({
-    "true", "false", "none", "True", "False", "None",
-    "and", "or", "not", "in", "is", "if", "else",
-    "self", "range", "dict", "lipsum", "cycler", "joiner", "namespace",
-})
+_NOT_PLAIN = frozenset(
+    {
+        "true",
+        "false",
+        "none",
+        "True",
+        "False",
+        "None",
+        "and",
+        "or",
+        "not",
+        "in",
+        "is",
+        "if",
+        "else",
+        "self",
+        "range",
+        "dict",
+        "lipsum",
+        "cycler",
+        "joiner",
+        "namespace",
+    }
+)
 
 
 @lru_cache(maxsize=2048)

@@ -86,20 +86,29 @@ def _apply_one(plan: PlannedWrite, *, dry_run: bool, ci: bool, allow_in_ci: bool
     except OSError as exc:
         return out("error", f"cannot read {plan.path}: {exc}")
     if hashlib.sha256(current).hexdigest() != plan.original_sha256:
-        return out("stale", f"{plan.path} changed while the optimizer ran: not written "
-                            "(re-run --gpo-optimize to optimize the new content)")
+        return out(
+            "stale",
+            f"{plan.path} changed while the optimizer ran: not written "
+            "(re-run --gpo-optimize to optimize the new content)",
+        )
     try:
         data = encode_like(current, plan.new_text)
     except UnicodeEncodeError as exc:
-        return out("error", f"{plan.path} not written: the new prompt is not valid text "
-                            f"({exc.reason} at character {exc.start}); the old file is intact")
+        return out(
+            "error",
+            f"{plan.path} not written: the new prompt is not valid text "
+            f"({exc.reason} at character {exc.start}); the old file is intact",
+        )
     if data == current:
         return out("unchanged", f"{plan.path} already holds the optimized prompt")
     if dry_run:
         return out("dry_run", f"{plan.path} would be rewritten (--gpo-dry-run: not written)")
     if ci and not allow_in_ci:
-        return out("refused_ci", f"{plan.path} not written: CI is set; pass --gpo-optimize=write "
-                                 "to write prompt files in CI")
+        return out(
+            "refused_ci",
+            f"{plan.path} not written: CI is set; pass --gpo-optimize=write "
+            "to write prompt files in CI",
+        )
     try:
         atomic_write(plan.path, data)
     except OSError as exc:

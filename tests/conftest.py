@@ -36,7 +36,6 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-
 @pytest.fixture(scope="session")
 def _heavy_stack() -> None:
     """litellm and the embedding stack (numpy, torch, sentence-transformers), imported once.

@@ -107,9 +107,11 @@ def test_litellm_pricing_logging_and_token_counting_stay_on(
     litellm.callbacks = [*saved, Recorder()]
     try:
         client = make_client(runner)
-        got = runner.run(client.complete(
-            request(openai_server, "count my words", model="openai/gpt-4o-mini", n=2)
-        ))
+        got = runner.run(
+            client.complete(
+                request(openai_server, "count my words", model="openai/gpt-4o-mini", n=2)
+            )
+        )
 
         async def settle() -> None:
             for _ in range(100):

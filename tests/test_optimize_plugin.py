@@ -32,12 +32,14 @@ def router_project(pytester: pytest.Pytester, shared_cache: Path) -> pytest.Pyte
     shutil.copy(EXAMPLE / "prompts" / "router.txt", pytester.path / "prompts" / "router.txt")
     for name in ("ticket_router.gpo.yaml", "tickets.jsonl"):
         shutil.copy(EXAMPLE / "suites" / name, pytester.path / "suites" / name)
-    pytester.makeini(textwrap.dedent(f"""
+    pytester.makeini(
+        textwrap.dedent(f"""
         [pytest]
         gpo_model = gpo-sim/task
         gpo_optimizer_model = gpo-sim/optimizer
         gpo_cache_dir = {shared_cache}
-    """))
+    """)
+    )
     return pytester
 
 
@@ -47,7 +49,8 @@ def prompt_of(pytester: pytest.Pytester) -> str:
 
 def report_json(pytester: pytest.Pytester) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(
-        (pytester.path / ".gpo" / "report.json").read_text(encoding="utf-8"))
+        (pytester.path / ".gpo" / "report.json").read_text(encoding="utf-8")
+    )
     return data
 
 
@@ -59,8 +62,9 @@ def test_optimize_writes_back_reports_and_exits_1(router_project: pytest.Pyteste
     # the pre-flight estimate, then one progress line per step, then the summary
     assert re.search(r"\[gpo\] ticket_router: preset gpo, at most 6 steps", out)
     assert "step 6/6" in out
-    result.stdout.fnmatch_lines(["*ticket_router*router.txt rewritten*",
-                                 "*1 prompt file(s) rewritten*re-run pytest*"])
+    result.stdout.fnmatch_lines(
+        ["*ticket_router*router.txt rewritten*", "*1 prompt file(s) rewritten*re-run pytest*"]
+    )
     after = prompt_of(router_project)
     assert after != before and "{{ ticket }}" in after and after.endswith("\n")
     md = (router_project.path / ".gpo" / "report.md").read_text(encoding="utf-8")
@@ -87,8 +91,7 @@ def test_ci_refuses_to_write_unless_forced(
 
 def test_dry_run_writes_only_the_report(router_project: pytest.Pytester) -> None:
     before = prompt_of(router_project)
-    result = router_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize",
-                                      "--gpo-dry-run")
+    result = router_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize", "--gpo-dry-run")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*would be rewritten (--gpo-dry-run: not written)*"])
     assert prompt_of(router_project) == before
@@ -96,7 +99,8 @@ def test_dry_run_writes_only_the_report(router_project: pytest.Pytester) -> None
 
 
 def test_file_edited_during_the_run_is_not_clobbered(router_project: pytest.Pytester) -> None:
-    router_project.makeconftest(textwrap.dedent("""
+    router_project.makeconftest(
+        textwrap.dedent("""
         from pathlib import Path
         edited = []
 
@@ -106,7 +110,8 @@ def test_file_edited_during_the_run_is_not_clobbered(router_project: pytest.Pyte
                 path.write_text(path.read_text() + "Edited by hand.\\n")
                 edited.append(True)
             return None
-    """))
+    """)
+    )
     result = router_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize")
     result.stdout.fnmatch_lines(["*changed while the optimizer ran: not written*"])
     assert prompt_of(router_project).endswith("Edited by hand.\n")
@@ -114,8 +119,9 @@ def test_file_edited_during_the_run_is_not_clobbered(router_project: pytest.Pyte
 
 
 def test_call_cap_stops_cleanly_and_is_never_exceeded(router_project: pytest.Pytester) -> None:
-    result = router_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize",
-                                      "--gpo-max-calls", "150", "--gpo-cache", "off")
+    result = router_project.runpytest(
+        "-p", "no:cacheprovider", "--gpo-optimize", "--gpo-max-calls", "150", "--gpo-cache", "off"
+    )
     out = result.stdout.str()
     assert "INTERNALERROR" not in out and "Traceback" not in out
     opt = report_json(router_project)["sections"][0]["data"]["ticket_router"]
@@ -125,17 +131,20 @@ def test_call_cap_stops_cleanly_and_is_never_exceeded(router_project: pytest.Pyt
 
 def test_k_selects_the_suites_to_optimize(router_project: pytest.Pytester) -> None:
     other = router_project.path / "suites" / "other.gpo.yaml"
-    other.write_text((router_project.path / "suites" / "ticket_router.gpo.yaml").read_text()
-                     .replace("name: ticket_router", "name: other_router"))
-    result = router_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize",
-                                      "--gpo-dry-run", "-k", "other_router")
+    other.write_text(
+        (router_project.path / "suites" / "ticket_router.gpo.yaml")
+        .read_text()
+        .replace("name: ticket_router", "name: other_router")
+    )
+    result = router_project.runpytest(
+        "-p", "no:cacheprovider", "--gpo-optimize", "--gpo-dry-run", "-k", "other_router"
+    )
     result.assert_outcomes(passed=1, deselected=1)
     data = report_json(router_project)["sections"][0]["data"]
     assert list(data) == ["other_router"]
 
 
-LABELS = {"refund": "billing", "crash": "technical", "password": "account",
-          "package": "shipping"}
+LABELS = {"refund": "billing", "crash": "technical", "password": "account", "package": "shipping"}
 
 
 def _http_model(body: dict[str, Any]) -> str:
@@ -162,9 +171,11 @@ def test_optimize_through_the_real_http_path(
         )
         (pytester.path / "r.gpo.yaml").write_text(
             f"name: r\nprompt: prompt.txt\nthreshold: 0\noptimize: {{steps: 2, candidates: 2}}\n"
-            f"cases:\n{cases}\n")
-        pytester.makeini("[pytest]\ngpo_model = openai/task\n"
-                         "gpo_optimizer_model = openai/optimizer\n")
+            f"cases:\n{cases}\n"
+        )
+        pytester.makeini(
+            "[pytest]\ngpo_model = openai/task\ngpo_optimizer_model = openai/optimizer\n"
+        )
         result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-optimize")
         assert result.ret == 1, result.stdout.str()
         text = (pytester.path / "prompt.txt").read_text()
@@ -178,14 +189,20 @@ def test_optimize_through_the_real_http_path(
 def test_optimize_under_xdist_writes_on_the_controller(router_project: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     second = router_project.path / "suites" / "second.gpo.yaml"
-    second.write_text((router_project.path / "suites" / "ticket_router.gpo.yaml").read_text()
-                      .replace("name: ticket_router", "name: second_router")
-                      .replace("../prompts/router.txt", "../prompts/router2.txt"))
-    shutil.copy(router_project.path / "prompts" / "router.txt",
-                router_project.path / "prompts" / "router2.txt")
+    second.write_text(
+        (router_project.path / "suites" / "ticket_router.gpo.yaml")
+        .read_text()
+        .replace("name: ticket_router", "name: second_router")
+        .replace("../prompts/router.txt", "../prompts/router2.txt")
+    )
+    shutil.copy(
+        router_project.path / "prompts" / "router.txt",
+        router_project.path / "prompts" / "router2.txt",
+    )
     before = prompt_of(router_project)
-    result = router_project.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2",
-                                                 "--gpo-optimize")
+    result = router_project.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--gpo-optimize"
+    )
     assert result.ret == 1, result.stdout.str()
     result.stdout.fnmatch_lines(["*2 prompt file(s) rewritten*"])
     assert prompt_of(router_project) != before

@@ -16,7 +16,8 @@ pytest_plugins = ["pytester"]
 @pytest.fixture
 def sim_project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeini(
-        "[pytest]\ngpo_model = gpo-sim/task\ngpo_optimizer_model = gpo-sim/optimizer\n")
+        "[pytest]\ngpo_model = gpo-sim/task\ngpo_optimizer_model = gpo-sim/optimizer\n"
+    )
     return pytester
 
 
@@ -33,8 +34,9 @@ def test_repeat_runs_each_case_n_times_with_distinct_cache_entries(
     sim_project: pytest.Pytester,
 ) -> None:
     write_suite(sim_project, extra="params: {temperature: 1.0}\n")
-    result = sim_project.runpytest("-p", "no:cacheprovider", "--gpo-repeat", "3",
-                                   "--gpo-report", ".gpo/report.md")
+    result = sim_project.runpytest(
+        "-p", "no:cacheprovider", "--gpo-repeat", "3", "--gpo-report", ".gpo/report.md"
+    )
     result.stdout.fnmatch_lines(["*router*4 x3*"])
     assert len(cache_files(sim_project)) == 12
     cases = report(sim_project)["suites"][0]["cases"]
@@ -43,14 +45,19 @@ def test_repeat_runs_each_case_n_times_with_distinct_cache_entries(
     again.stdout.fnmatch_lines(["model calls: 0, cache hits: 12*"])
 
 
-def test_concurrency_caps_calls_in_flight(pytester: pytest.Pytester,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrency_caps_calls_in_flight(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with OpenAIServer(latency=0.05) as server:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         pytester.makeini("[pytest]\ngpo_model = openai/m\n")
         cases = [(f"c{i}", f"ticket {i}", "x") for i in range(12)]
-        write_suite(pytester, cases=cases, threshold=0.0,
-                    extra=f"params: {{api_base: '{server.base_url}'}}\n")
+        write_suite(
+            pytester,
+            cases=cases,
+            threshold=0.0,
+            extra=f"params: {{api_base: '{server.base_url}'}}\n",
+        )
         pytester.runpytest("-p", "no:cacheprovider", "--gpo-concurrency", "3")
         assert server.chat_requests == 12
         assert 1 < server.peak_concurrency <= 3
@@ -68,10 +75,12 @@ def test_judge_model_option(pytester: pytest.Pytester, monkeypatch: pytest.Monke
         pytester.makeini("[pytest]\ngpo_model = openai/task\n")
         write_suite(pytester, threshold=0.8)
         suite = pytester.path / "router.gpo.yaml"
-        suite.write_text(suite.read_text().replace(
-            "[{type: exact, ignore_case: true}]", "[{type: judge, rubric: 'Is it routed?'}]"))
-        result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-judge-model",
-                                    "openai/judge")
+        suite.write_text(
+            suite.read_text().replace(
+                "[{type: exact, ignore_case: true}]", "[{type: judge, rubric: 'Is it routed?'}]"
+            )
+        )
+        result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-judge-model", "openai/judge")
         result.assert_outcomes(passed=1)
         judged = [b for b in server.bodies if b["model"] == "judge"]
         assert len(judged) == 4 and judged[0]["temperature"] == 0
@@ -100,22 +109,36 @@ def _optimize_data(pytester: pytest.Pytester) -> dict[str, Any]:
 
 
 def _optimizable(pytester: pytest.Pytester) -> None:
-    cases = [(f"c{i}", t, e) for i, (t, e) in enumerate([
-        ("I was charged twice on my invoice", "billing"), ("The app crashes on start", "technical"),
-        ("I can't reset my password", "account"), ("My package never arrived", "shipping"),
-    ] * 3)]
+    cases = [
+        (f"c{i}", t, e)
+        for i, (t, e) in enumerate(
+            [
+                ("I was charged twice on my invoice", "billing"),
+                ("The app crashes on start", "technical"),
+                ("I can't reset my password", "account"),
+                ("My package never arrived", "shipping"),
+            ]
+            * 3
+        )
+    ]
     write_suite(pytester, prompt=CHATTY_PROMPT, cases=cases, threshold=0.0)
 
 
 @pytest.mark.parametrize(
     ("args", "check"),
     [
-        (["--gpo-steps", "2", "--gpo-candidates", "3"],
-         lambda d: d["total_steps"] == 2 and d["config"]["candidates"] == 3),
-        (["--gpo-preset", "ape", "--gpo-steps", "1"],
-         lambda d: d["config"]["preset"] == "ape" and d["config"]["retrieval"] == "none"),
-        (["--gpo-preset", "pe2", "--gpo-steps", "1"],
-         lambda d: d["reflection_requests"] == 1 and d["config"]["schedule"] == "fixed"),
+        (
+            ["--gpo-steps", "2", "--gpo-candidates", "3"],
+            lambda d: d["total_steps"] == 2 and d["config"]["candidates"] == 3,
+        ),
+        (
+            ["--gpo-preset", "ape", "--gpo-steps", "1"],
+            lambda d: d["config"]["preset"] == "ape" and d["config"]["retrieval"] == "none",
+        ),
+        (
+            ["--gpo-preset", "pe2", "--gpo-steps", "1"],
+            lambda d: d["reflection_requests"] == 1 and d["config"]["schedule"] == "fixed",
+        ),
         (["--gpo-seed", "7", "--gpo-steps", "1"], lambda d: d["seed"] == 7),
     ],
     ids=["steps-candidates", "preset-ape", "preset-pe2", "seed"],
@@ -130,8 +153,16 @@ def test_seed_changes_the_splits(sim_project: pytest.Pytester) -> None:
     _optimizable(sim_project)
     splits = []
     for seed in ("1", "2"):
-        sim_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize", "--gpo-dry-run",
-                              "--gpo-steps", "1", "--gpo-seed", seed)
+        sim_project.runpytest(
+            "-p",
+            "no:cacheprovider",
+            "--gpo-optimize",
+            "--gpo-dry-run",
+            "--gpo-steps",
+            "1",
+            "--gpo-seed",
+            seed,
+        )
         data = _optimize_data(sim_project)
         splits.append(sorted(c["case_id"] for c in data["test_before"]))
     assert splits[0] != splits[1]
@@ -144,24 +175,27 @@ def test_max_cost_cap_makes_the_suite_error_not_fail(
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         # a priced model name (litellm knows gpt-4o-mini's price) served by the local server
         pytester.makeini("[pytest]\ngpo_model = openai/gpt-4o-mini\n")
-        write_suite(pytester, extra=f"params: {{api_base: '{server.base_url}', "
-                                    "max_tokens: 5}\n")
-        result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-max-cost", "0.0000001",
-                                    "--gpo-concurrency", "1")
+        write_suite(pytester, extra=f"params: {{api_base: '{server.base_url}', max_tokens: 5}}\n")
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", "--gpo-max-cost", "0.0000001", "--gpo-concurrency", "1"
+        )
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(["*budget*"])
         assert server.chat_requests == 0
 
 
-def test_timeout_option_is_applied(pytester: pytest.Pytester,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timeout_option_is_applied(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with OpenAIServer(fault_rates={"hang": 1.0}, hang_seconds=30) as server:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         pytester.makeini("[pytest]\ngpo_model = openai/m\n")
-        write_suite(pytester, cases=[("c1", "x", "y")],
-                    extra=f"params: {{api_base: '{server.base_url}'}}\n")
-        result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-timeout", "0.3",
-                                    "--gpo-max-attempts", "2")
+        write_suite(
+            pytester, cases=[("c1", "x", "y")], extra=f"params: {{api_base: '{server.base_url}'}}\n"
+        )
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", "--gpo-timeout", "0.3", "--gpo-max-attempts", "2"
+        )
         result.assert_outcomes(errors=1)
         assert server.chat_requests == 2
         # without the option each attempt would wait the default 60 s
@@ -182,10 +216,9 @@ def test_unknown_optimize_key_is_a_load_error(sim_project: pytest.Pytester) -> N
     write_suite(sim_project, extra="optimize: {stepz: 3}\n")
     result = sim_project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*key 'optimize.stepz': unknown optimize setting*",
-                                 "*fix: did you mean 'steps'?*"])
-
-
+    result.stdout.fnmatch_lines(
+        ["*key 'optimize.stepz': unknown optimize setting*", "*fix: did you mean 'steps'?*"]
+    )
 
 
 def test_cost_cap_on_an_unpriced_model_is_reported(
@@ -197,17 +230,23 @@ def test_cost_cap_on_an_unpriced_model_is_reported(
         write_suite(pytester, threshold=0.0, extra=f"params: {{api_base: '{server.base_url}'}}\n")
         result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-max-cost", "1")
         result.assert_outcomes(passed=1)
-        result.stdout.fnmatch_lines(["WARNING: --gpo-max-cost could not be checked for model(s) "
-                                     "without a known price: openai/no-price-known"])
+        result.stdout.fnmatch_lines(
+            [
+                "WARNING: --gpo-max-cost could not be checked for model(s) "
+                "without a known price: openai/no-price-known"
+            ]
+        )
 
 
 def test_unreachable_shared_cache_is_reported_not_fatal(sim_project: pytest.Pytester) -> None:
     pytest.importorskip("redis")
     # nothing listens on port 1 of the loopback: every cache read and write fails
-    sim_project.makeini("[pytest]\ngpo_model = gpo-sim/task\n"
-                        "gpo_cache_url = redis://127.0.0.1:1/0\n")
+    sim_project.makeini(
+        "[pytest]\ngpo_model = gpo-sim/task\ngpo_cache_url = redis://127.0.0.1:1/0\n"
+    )
     write_suite(sim_project)
     result = sim_project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["WARNING: the response cache failed * time(s); answers were "
-                                 "not cached*"])
+    result.stdout.fnmatch_lines(
+        ["WARNING: the response cache failed * time(s); answers were not cached*"]
+    )

@@ -180,8 +180,12 @@ def test_no_model_is_an_error_naming_the_places(pytester: pytest.Pytester) -> No
     write_suite(pytester)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*router.gpo.yaml, key 'model': no model is configured*",
-                                 "*fix:*--gpo-model*GPO_MODEL*gpo_model*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*router.gpo.yaml, key 'model': no model is configured*",
+            "*fix:*--gpo-model*GPO_MODEL*gpo_model*",
+        ]
+    )
     assert "During handling" not in result.stdout.str()
 
 
@@ -429,9 +433,11 @@ def test_ci_recipe_record_then_replay(sim_project: pytest.Pytester) -> None:
     write_suite(sim_project, "s1")
     write_suite(sim_project, "s2", prompt=CHATTY_PROMPT, threshold=0.0)
     sim_project.runpytest("-p", "no:cacheprovider", "--gpo-update-baseline").assert_outcomes(
-        passed=2)
-    replay = sim_project.runpytest("-p", "no:cacheprovider", "--gpo-cache", "replay",
-                                   "--gpo-report", ".gpo/report.md")
+        passed=2
+    )
+    replay = sim_project.runpytest(
+        "-p", "no:cacheprovider", "--gpo-cache", "replay", "--gpo-report", ".gpo/report.md"
+    )
     replay.assert_outcomes(passed=2)
     replay.stdout.fnmatch_lines(["model calls: 0, cache hits: 8, misses: 0*"])
     md = (sim_project.path / ".gpo" / "report.md").read_text(encoding="utf-8")

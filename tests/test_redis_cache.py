@@ -64,8 +64,19 @@ def redis_url() -> Iterator[str]:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     port = _free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--daemonize", "no"],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -228,12 +239,9 @@ def test_pytest_runs_share_the_redis_cache(
     """Two pytest processes (two CI runners) with gpo_cache_url: the second makes no calls."""
     with OpenAIServer() as server:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        pytester.makeini(
-            f"[pytest]\ngpo_model = openai/echo\ngpo_cache_url = {redis_url}\n"
-        )
+        pytester.makeini(f"[pytest]\ngpo_model = openai/echo\ngpo_cache_url = {redis_url}\n")
         (pytester.path / "p.txt").write_text("Say {{ word }}\n", encoding="utf-8")
-        cases = [{"id": f"c{i}", "vars": {"word": f"w{i}"}, "expected": f"w{i}"}
-                 for i in range(6)]
+        cases = [{"id": f"c{i}", "vars": {"word": f"w{i}"}, "expected": f"w{i}"} for i in range(6)]
         suite = {
             "name": "echo",
             "prompt": "p.txt",

@@ -44,8 +44,10 @@ def make_suite(root: Path, n: int, api_base: str, params: str = "") -> Suite:
     root.mkdir(parents=True, exist_ok=True)
     (root / "p.txt").write_text("Say {{ word }}\n", encoding="utf-8")
     (root / "cases.jsonl").write_text(
-        "".join(json.dumps({"id": f"c{i}", "vars": {"word": f"w{i}"}, "expected": f"w{i}"})
-                + "\n" for i in range(n)),
+        "".join(
+            json.dumps({"id": f"c{i}", "vars": {"word": f"w{i}"}, "expected": f"w{i}"}) + "\n"
+            for i in range(n)
+        ),
         encoding="utf-8",
     )
     (root / "s.gpo.yaml").write_text(
@@ -56,11 +58,12 @@ def make_suite(root: Path, n: int, api_base: str, params: str = "") -> Suite:
     return load_suite(root / "s.gpo.yaml", builtin_registry())
 
 
-def run_capped(suite: Suite, model: str, repeat: int, **client_options: Any) -> tuple[
-    SuiteRun, LiteLLMClient
-]:
-    client = LiteLLMClient(backoff_base=0.01, backoff_max=0.05, seed=0, cache_mode="off",
-                           **client_options)
+def run_capped(
+    suite: Suite, model: str, repeat: int, **client_options: Any
+) -> tuple[SuiteRun, LiteLLMClient]:
+    client = LiteLLMClient(
+        backoff_base=0.01, backoff_max=0.05, seed=0, cache_mode="off", **client_options
+    )
     with EventLoopRunner(client) as runner:
         run = runner.run(evaluate(suite, client, EvalOptions(model=model, repeat=repeat)))
     return run, client
@@ -72,14 +75,23 @@ def test_randomized_call_caps_are_never_exceeded(tmp_path: Path) -> None:
     for trial in range(20):
         n, repeat = rng.randint(3, 30), rng.randint(1, 3)
         cap = rng.randint(0, n * repeat + 10)
-        faults = {"429": rng.uniform(0, 0.3), "500": rng.uniform(0, 0.2),
-                  "hang": rng.choice([0.0, 0.03])}
-        with OpenAIServer(responder=last_word, fault_rates=faults, retry_after=0.01,
-                          hang_seconds=2, seed=trial) as server:
+        faults = {
+            "429": rng.uniform(0, 0.3),
+            "500": rng.uniform(0, 0.2),
+            "hang": rng.choice([0.0, 0.03]),
+        }
+        with OpenAIServer(
+            responder=last_word, fault_rates=faults, retry_after=0.01, hang_seconds=2, seed=trial
+        ) as server:
             suite = make_suite(tmp_path / f"t{trial}", n, server.base_url)
             run, client = run_capped(
-                suite, "openai/echo", repeat, max_calls=cap,
-                concurrency=rng.randint(1, 32), max_attempts=rng.randint(1, 5), timeout=0.3,
+                suite,
+                "openai/echo",
+                repeat,
+                max_calls=cap,
+                concurrency=rng.randint(1, 32),
+                max_attempts=rng.randint(1, 5),
+                timeout=0.3,
             )
             assert server.chat_requests <= cap, (trial, server.chat_requests, cap)
             assert client.calls_made <= cap
@@ -97,8 +109,10 @@ def test_randomized_call_caps_are_never_exceeded(tmp_path: Path) -> None:
 def gpt4o_mini_cost(prompt_tokens: int, completion_tokens: int) -> float:
     litellm = import_litellm()
     info = litellm.get_model_info("gpt-4o-mini")
-    return float(prompt_tokens * info["input_cost_per_token"]
-                 + completion_tokens * info["output_cost_per_token"])
+    return float(
+        prompt_tokens * info["input_cost_per_token"]
+        + completion_tokens * info["output_cost_per_token"]
+    )
 
 
 def test_randomized_cost_caps_are_never_exceeded(tmp_path: Path) -> None:
@@ -108,11 +122,19 @@ def test_randomized_cost_caps_are_never_exceeded(tmp_path: Path) -> None:
     for trial in range(6):
         n = rng.randint(10, 40)
         cap = rng.uniform(0.2, 0.8) * n * 1e-6  # an answer costs about $0.9e-6: the cap binds
-        with OpenAIServer(responder=last_word, fault_rates={"429": 0.2, "500": 0.1},
-                          retry_after=0.01, seed=trial) as server:
+        with OpenAIServer(
+            responder=last_word, fault_rates={"429": 0.2, "500": 0.1}, retry_after=0.01, seed=trial
+        ) as server:
             suite = make_suite(tmp_path / f"c{trial}", n, server.base_url, ", max_tokens: 2")
-            run, client = run_capped(suite, "openai/gpt-4o-mini", 1, max_cost=cap,
-                                     concurrency=rng.randint(1, 16), max_attempts=4, timeout=5)
+            run, client = run_capped(
+                suite,
+                "openai/gpt-4o-mini",
+                1,
+                max_cost=cap,
+                concurrency=rng.randint(1, 16),
+                max_attempts=4,
+                timeout=5,
+            )
             billed = 0.0
             for body, fault in zip(server.bodies, server.faults_served, strict=True):
                 if fault != "ok":
@@ -131,16 +153,28 @@ def test_randomized_cost_caps_are_never_exceeded(tmp_path: Path) -> None:
 def test_call_cap_through_pytest_with_concurrency_and_retries(
     pytester: pytest.Pytester,
 ) -> None:
-    with OpenAIServer(responder=last_word, fault_rates={"429": 0.25, "500": 0.15},
-                      retry_after=0.01, latency=0.01, seed=5) as server:
+    with OpenAIServer(
+        responder=last_word,
+        fault_rates={"429": 0.25, "500": 0.15},
+        retry_after=0.01,
+        latency=0.01,
+        seed=5,
+    ) as server:
         pytester.makeini("[pytest]\ngpo_model = openai/echo\ngpo_timeout = 5\n")
         for name in ("a", "b", "c"):
             make_suite(pytester.path / name, 20, server.base_url)
             prompt = pytester.path / name / "p.txt"  # distinct requests: no shared answers
             prompt.write_text(f"{name}: " + prompt.read_text(encoding="utf-8"), encoding="utf-8")
         result = pytester.runpytest(
-            "-p", "no:cacheprovider", "--gpo-max-calls", "37", "--gpo-concurrency", "16",
-            "--gpo-update-baseline", "--gpo-report", ".gpo/report.md",
+            "-p",
+            "no:cacheprovider",
+            "--gpo-max-calls",
+            "37",
+            "--gpo-concurrency",
+            "16",
+            "--gpo-update-baseline",
+            "--gpo-report",
+            ".gpo/report.md",
         )
         assert server.chat_requests <= 37
         assert server.chat_requests >= 30  # the budget was used, not refused up front
@@ -171,11 +205,13 @@ def test_cost_cap_outcome_does_not_depend_on_concurrency(tmp_path: Path) -> None
     outcomes = {}
     for concurrency in (1, 16):
         with OpenAIServer(responder=last_word) as server:
-            suite = make_suite(tmp_path / f"k{concurrency}", 20, server.base_url,
-                               ", max_tokens: 20")
+            suite = make_suite(
+                tmp_path / f"k{concurrency}", 20, server.base_url, ", max_tokens: 20"
+            )
             # 20 answers cost ~$18e-6 in all; one call's estimate is ~$14e-6
-            run, client = run_capped(suite, "openai/gpt-4o-mini", 1, max_cost=6e-5,
-                                     concurrency=concurrency, timeout=5)
+            run, client = run_capped(
+                suite, "openai/gpt-4o-mini", 1, max_cost=6e-5, concurrency=concurrency, timeout=5
+            )
         outcomes[concurrency] = (run.errors == [], client.cost_spent)
     assert outcomes[1][0], outcomes  # sequentially, the whole suite fits the cap
     assert outcomes[16][0], outcomes

@@ -34,9 +34,23 @@ PROPERTY = settings(
 )
 
 #: Parameters that change what a model answers (a sample; any name not in TRANSPORT_PARAMS).
-OUTPUT_PARAMS = ["temperature", "top_p", "max_tokens", "seed", "stop", "presence_penalty",
-                 "frequency_penalty", "logit_bias", "response_format", "tools", "tool_choice",
-                 "reasoning_effort", "user", "logprobs", "top_k"]
+OUTPUT_PARAMS = [
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "reasoning_effort",
+    "user",
+    "logprobs",
+    "top_k",
+]
 
 text = st.text(max_size=20)
 json_value = st.recursive(
@@ -74,9 +88,23 @@ def different(a: Any, b: Any) -> bool:
 @st.composite
 def changed(draw: st.DrawFn, req: Request) -> tuple[str, Request]:
     """One output-changing edit of ``req``: (what changed, the new request)."""
-    kind = draw(st.sampled_from(["model", "content", "role", "add_message", "drop_message",
-                                 "message_field", "param_value", "add_param", "drop_param",
-                                 "sample", "n"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "model",
+                "content",
+                "role",
+                "add_message",
+                "drop_message",
+                "message_field",
+                "param_value",
+                "add_param",
+                "drop_param",
+                "sample",
+                "n",
+            ]
+        )
+    )
     messages = [dict(m) for m in req.messages]
     params = dict(req.params)
     if kind == "model":
@@ -87,8 +115,11 @@ def changed(draw: st.DrawFn, req: Request) -> tuple[str, Request]:
         messages[i]["content"] = draw(text.filter(lambda t: t != messages[i]["content"]))
     elif kind == "role":
         i = draw(st.integers(0, len(messages) - 1))
-        messages[i]["role"] = draw(st.sampled_from(["system", "user", "assistant", "tool"])
-                                   .filter(lambda r: r != messages[i]["role"]))
+        messages[i]["role"] = draw(
+            st.sampled_from(["system", "user", "assistant", "tool"]).filter(
+                lambda r: r != messages[i]["role"]
+            )
+        )
     elif kind == "add_message":
         messages.insert(draw(st.integers(0, len(messages))), draw(message))
     elif kind == "drop_message":
@@ -111,11 +142,21 @@ def changed(draw: st.DrawFn, req: Request) -> tuple[str, Request]:
         else:
             params["temperature"] = 0
     elif kind == "sample":
-        return kind, Request(req.model, req.messages, params,
-                             draw(st.integers(0, 50).filter(lambda s: s != req.sample)), req.n)
+        return kind, Request(
+            req.model,
+            req.messages,
+            params,
+            draw(st.integers(0, 50).filter(lambda s: s != req.sample)),
+            req.n,
+        )
     elif kind == "n":
-        return kind, Request(req.model, req.messages, params, req.sample,
-                             draw(st.integers(1, 5).filter(lambda n: n != req.n)))
+        return kind, Request(
+            req.model,
+            req.messages,
+            params,
+            req.sample,
+            draw(st.integers(1, 5).filter(lambda n: n != req.n)),
+        )
     return kind, Request(req.model, tuple(messages), params, req.sample, req.n)
 
 
@@ -128,8 +169,12 @@ def test_every_output_changing_field_changes_the_key(data: st.DataObject) -> Non
 
 
 @PROPERTY
-@given(request, transport_params, st.randoms(use_true_random=False),
-       st.sampled_from(["task", "judge", "optimizer"]))
+@given(
+    request,
+    transport_params,
+    st.randoms(use_true_random=False),
+    st.sampled_from(["task", "judge", "optimizer"]),
+)
 def test_dict_order_transport_params_and_purpose_do_not_change_the_key(
     req: Request, transport: dict[str, Any], rnd: random.Random, purpose: str
 ) -> None:
@@ -181,20 +226,35 @@ payloads = st.fixed_dictionaries(
 
 @st.composite
 def damaged(draw: st.DrawFn, data: bytes) -> tuple[str, bytes]:
-    kind = draw(st.sampled_from(["truncate", "flip", "insert", "delete", "garbage", "empty",
-                                 "nul", "bom", "crlf", "other_key", "tamper"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "truncate",
+                "flip",
+                "insert",
+                "delete",
+                "garbage",
+                "empty",
+                "nul",
+                "bom",
+                "crlf",
+                "other_key",
+                "tamper",
+            ]
+        )
+    )
     if kind == "truncate":
         return kind, data[: draw(st.integers(0, len(data) - 1))]
     if kind == "flip":
         at = draw(st.integers(0, len(data) - 1))
         bit = 1 << draw(st.integers(0, 7))
-        return kind, data[:at] + bytes([data[at] ^ bit]) + data[at + 1:]
+        return kind, data[:at] + bytes([data[at] ^ bit]) + data[at + 1 :]
     if kind == "insert":
         at = draw(st.integers(0, len(data)))
         return kind, data[:at] + draw(st.binary(min_size=1, max_size=4)) + data[at:]
     if kind == "delete":
         at = draw(st.integers(0, len(data) - 1))
-        return kind, data[:at] + data[at + draw(st.integers(1, 8)):]
+        return kind, data[:at] + data[at + draw(st.integers(1, 8)) :]
     if kind == "garbage":
         return kind, draw(st.binary(max_size=200))
     if kind == "empty":
@@ -238,8 +298,14 @@ def test_a_damaged_entry_is_a_miss_never_returned(
 
 
 def test_every_truncation_of_an_entry_is_a_miss(tmp_path: Path) -> None:
-    payload = {"texts": ["billing", "ünïcödé 💥"], "prompt_tokens": 12, "completion_tokens": 3,
-               "cost": 0.0001, "model": "openai/gpt-4o-mini", "created": 1.7e9}
+    payload = {
+        "texts": ["billing", "ünïcödé 💥"],
+        "prompt_tokens": 12,
+        "completion_tokens": 3,
+        "cost": 0.0001,
+        "model": "openai/gpt-4o-mini",
+        "created": 1.7e9,
+    }
     key = key_of("truncate")
     data = encode_entry(key, payload)
     cache = FileCache(tmp_path)
@@ -265,8 +331,9 @@ def test_client_treats_a_damaged_entry_as_a_miss_and_repairs_it(
         cache = FileCache(tmp_path)
         client = LiteLLMClient(cache=cache, timeout=5, seed=0)
         runner.client = client
-        req = Request("openai/echo", ({"role": "user", "content": "hello"},),
-                      {"api_base": server.base_url})
+        req = Request(
+            "openai/echo", ({"role": "user", "content": "hello"},), {"api_base": server.base_url}
+        )
         first = runner.run(client.complete(req))
         assert first.ok and server.chat_requests == 1
         path = cache.path(req.cache_key())

@@ -32,8 +32,10 @@ TICKETS = [
     ("Do you have a student discount?", "other"),
     ("Where is my invoice for March?", "billing"),
 ]
-PROMPT = ("Route this support ticket to one team: billing, technical, account, shipping or "
-          "other.\nAnswer with only the category name.\n\nTicket: {{ ticket }}\n")
+PROMPT = (
+    "Route this support ticket to one team: billing, technical, account, shipping or "
+    "other.\nAnswer with only the category name.\n\nTicket: {{ ticket }}\n"
+)
 
 
 def make_project(root: Path) -> list[str]:
@@ -67,7 +69,11 @@ def run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
         env.pop(name, None)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -110,9 +116,23 @@ def test_xdist_four_workers_and_parallel_sessions_share_cache_and_baseline(
     env.pop("CI", None)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-k", prefix,
-             "--gpo-update-baseline", "--gpo-cache", "replay"],
-            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "-k",
+                prefix,
+                "--gpo-update-baseline",
+                "--gpo-cache",
+                "replay",
+            ],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for prefix in ("a_", "b_")
     ]
@@ -129,8 +149,10 @@ def _record(path: str, worker: int, start: float, rounds: int) -> None:
     for r in range(rounds):
         entries = {
             f"w{worker}_s{k}": BaselineEntry(
-                "p" * 64, "m", "s" * 64, {f"c{i}": BaselineCase(score=r / rounds, passed=True)
-                                           for i in range(50)}
+                "p" * 64,
+                "m",
+                "s" * 64,
+                {f"c{i}": BaselineCase(score=r / rounds, passed=True) for i in range(50)},
             )
             for k in range(3)
         }

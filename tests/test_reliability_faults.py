@@ -50,12 +50,15 @@ def write_project(root: Path, n: int, api_base: str | None = None) -> Path:
     with open(root / "cases.jsonl", "w", encoding="utf-8") as handle:
         for i in range(n):
             expected = f"w{i}" if i % 3 else "nope"
-            handle.write(json.dumps({"id": f"c{i}", "vars": {"word": f"w{i}"},
-                                     "expected": expected}) + "\n")
+            handle.write(
+                json.dumps({"id": f"c{i}", "vars": {"word": f"w{i}"}, "expected": expected}) + "\n"
+            )
     params = f"params: {{api_base: '{api_base}'}}\n" if api_base else ""
     suite = root / "say.gpo.yaml"
-    suite.write_text("name: say\nprompt: say.txt\ncases: cases.jsonl\nthreshold: 0.5\n" + params,
-                     encoding="utf-8")
+    suite.write_text(
+        "name: say\nprompt: say.txt\ncases: cases.jsonl\nthreshold: 0.5\n" + params,
+        encoding="utf-8",
+    )
     return suite
 
 
@@ -100,9 +103,7 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield KEY
 
 
-def test_thousand_cases_under_faults_match_the_fault_free_run(
-    tmp_path: Path, api_key: str
-) -> None:
+def test_thousand_cases_under_faults_match_the_fault_free_run(tmp_path: Path, api_key: str) -> None:
     n = 1000
     with OpenAIServer(responder=last_word, latency=0.001) as clean_server:
         # The fault-free reference gets a generous timeout: on a loaded 2-core CI machine a burst
@@ -111,8 +112,12 @@ def test_thousand_cases_under_faults_match_the_fault_free_run(
         clean, clean_cache = run_direct(tmp_path, clean_server, "clean", n, timeout=30.0)
         assert clean_server.chat_requests == n
     with OpenAIServer(
-        responder=last_word, fault_rates=FAULTS, retry_after=0.01, hang_seconds=3,
-        latency=0.001, seed=7,
+        responder=last_word,
+        fault_rates=FAULTS,
+        retry_after=0.01,
+        hang_seconds=3,
+        latency=0.001,
+        seed=7,
     ) as faulty_server:
         faulty, faulty_cache = run_direct(tmp_path, faulty_server, "faulty", n)
         served = faulty_server.faults_served
@@ -155,8 +160,12 @@ def test_two_hundred_cases_under_faults_through_pytest(
         result.assert_outcomes(passed=1)
         clean_cases = _report_cases(pytester)
     with OpenAIServer(
-        responder=last_word, fault_rates=FAULTS, retry_after=0.01, hang_seconds=3,
-        latency=0.001, seed=11,
+        responder=last_word,
+        fault_rates=FAULTS,
+        retry_after=0.01,
+        hang_seconds=3,
+        latency=0.001,
+        seed=11,
     ) as server:
         _pytest_project(pytester, server.base_url, ".gpo/faulty-cache", n)
         result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-report", ".gpo/report.md")
@@ -191,8 +200,13 @@ def test_call_failing_every_attempt_errors_the_suite_and_is_never_cached(
         pytester.makeini("[pytest]\ngpo_model = openai/echo\ngpo_timeout = 2\n")
         write_project(pytester.path, 20, server.base_url)
         result = pytester.runpytest(
-            "-p", "no:cacheprovider", "--gpo-max-attempts", "3", "--gpo-update-baseline",
-            "--gpo-report", ".gpo/report.md",
+            "-p",
+            "no:cacheprovider",
+            "--gpo-max-attempts",
+            "3",
+            "--gpo-update-baseline",
+            "--gpo-report",
+            ".gpo/report.md",
         )
         # an error (E), not a failure (F): the prompt is not to blame
         result.assert_outcomes(errors=1)
@@ -288,7 +302,12 @@ def test_lone_surrogate_in_an_output_does_not_break_the_run(
             encoding="utf-8",
         )
         result = pytester.runpytest(
-            "-p", "no:cacheprovider", "--gpo-report", ".gpo/report.md", "--junitxml", "j.xml",
+            "-p",
+            "no:cacheprovider",
+            "--gpo-report",
+            ".gpo/report.md",
+            "--junitxml",
+            "j.xml",
             "--gpo-update-baseline",
         )
     result.assert_outcomes(passed=1)

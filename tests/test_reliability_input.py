@@ -147,8 +147,10 @@ def test_escape_is_a_failed_item_without_traceback_and_others_run(
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
-        ["*invalid suite: bad/router.gpo.yaml, key 'prompt', case 'k1': the prompt cannot be "
-         "rendered with this case*unsafe operation*"]
+        [
+            "*invalid suite: bad/router.gpo.yaml, key 'prompt', case 'k1': the prompt cannot be "
+            "rendered with this case*unsafe operation*"
+        ]
     )
     out = result.stdout.str()
     assert "Traceback" not in out and "INTERNALERROR" not in out
@@ -229,7 +231,9 @@ def test_resource_hungry_templates_are_refused_quickly_and_within_memory(tmp_pat
     )
     proc = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path), json.dumps(RESOURCE_TEMPLATES)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(proc.stdout.splitlines()[-1])
@@ -245,8 +249,9 @@ def test_resource_hungry_templates_are_refused_quickly_and_within_memory(tmp_pat
     ["{{ 'ab' * 1000 }}", "{{ 2 ** 100 }}", "{{ [ticket] * 3 }}", "{{ 1.5 * 2 }}", "{{ 3 * 4 }}"],
 )
 def test_ordinary_products_and_powers_still_render(tmp_path: Path, template: str) -> None:
-    suite = router_suite(tmp_path, "{{ ticket }} " + template, "scorers: [{type: contains, "
-                         "value: x}]\n")
+    suite = router_suite(
+        tmp_path, "{{ ticket }} " + template, "scorers: [{type: contains, value: x}]\n"
+    )
     loaded = load_suite(suite, REGISTRY)
     expected = str(eval(template.strip("{} ").replace("ticket", "'hello'")))
     assert render(loaded.prompt_text, {"ticket": "hello"}) == "hello " + expected
@@ -261,44 +266,95 @@ HOSTILE = [
     ('prompt: "p\\0.txt"\n' + CASE, {}, "NUL character", "prompt"),
     ("prompt: ~nosuchuser-gpo/p.txt\n" + CASE, {}, "cannot expand the path", "prompt"),
     ("prompt: prompt.txt\n" + CASE + f"threshold: {BIG}\n", {}, "4300 digits", None),
-    ("prompt: prompt.txt\ncases: c.json\n", {"c.json": f'[{{"vars": {{"ticket": {BIG}}}}}]'},
-     "bad JSON in c.json", "cases"),
-    ("prompt: prompt.txt\ncases: c.jsonl\n", {"c.jsonl": f'{{"vars": {{"ticket": {BIG}}}}}'},
-     "bad JSON on line 1", "cases"),
-    ("prompt: prompt.txt\ncases: c.json\n", {"c.json": '[{"vars": {"ticket": "\\ud800"}}]'},
-     "lone UTF-16 surrogate", "cases[0].vars.ticket"),
-    ('prompt: prompt.txt\n' + CASE + 'description: "\\udfff"\n', {}, "lone UTF-16 surrogate",
-     "description"),
-    ("prompt: prompt.txt\n" + CASE + "params: {temperature: {1: a, b: c}}\n", {},
-     "mixes keys of different kinds", "params.temperature"),
-    ("prompt: prompt.txt\ncases: [{vars: {ticket: {2001-01-01: a, x: b}}, expected: x}]\n", {},
-     "mixes keys of different kinds", "cases[0].vars.ticket"),
-    ("prompt: prompt.txt\ncases: [{vars: {ticket: &a [*a]}, expected: x}]\n", {},
-     "refers to a value that contains it", "cases[0].vars.ticket"),
+    (
+        "prompt: prompt.txt\ncases: c.json\n",
+        {"c.json": f'[{{"vars": {{"ticket": {BIG}}}}}]'},
+        "bad JSON in c.json",
+        "cases",
+    ),
+    (
+        "prompt: prompt.txt\ncases: c.jsonl\n",
+        {"c.jsonl": f'{{"vars": {{"ticket": {BIG}}}}}'},
+        "bad JSON on line 1",
+        "cases",
+    ),
+    (
+        "prompt: prompt.txt\ncases: c.json\n",
+        {"c.json": '[{"vars": {"ticket": "\\ud800"}}]'},
+        "lone UTF-16 surrogate",
+        "cases[0].vars.ticket",
+    ),
+    (
+        "prompt: prompt.txt\n" + CASE + 'description: "\\udfff"\n',
+        {},
+        "lone UTF-16 surrogate",
+        "description",
+    ),
+    (
+        "prompt: prompt.txt\n" + CASE + "params: {temperature: {1: a, b: c}}\n",
+        {},
+        "mixes keys of different kinds",
+        "params.temperature",
+    ),
+    (
+        "prompt: prompt.txt\ncases: [{vars: {ticket: {2001-01-01: a, x: b}}, expected: x}]\n",
+        {},
+        "mixes keys of different kinds",
+        "cases[0].vars.ticket",
+    ),
+    (
+        "prompt: prompt.txt\ncases: [{vars: {ticket: &a [*a]}, expected: x}]\n",
+        {},
+        "refers to a value that contains it",
+        "cases[0].vars.ticket",
+    ),
     # "billion laughs": 10 levels of 10 aliases each, 10**10 values once expanded
-    ("prompt: prompt.txt\ncases: [{vars: {ticket: x}, expected: x}]\ndescription: [&a [x, x, x, "
-     "x, x, x, x, x, x, x], " + ", ".join(f"&{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10)
-                                         + "]" for i in range(9)) + "]\n", {},
-     "expands to more than", "description"),
-    ("prompt: prompt.txt\ncases: c.json\n",
-     {"c.json": '[{"vars": {"ticket": ' + "[" * 500 + "]" * 500 + "}}]"},
-     "nested more than", None),
-    ("prompt: prompt.txt\n" + CASE + "repeat: 99999999999999999\n", {}, "from 1 to 1000",
-     "repeat"),
+    (
+        "prompt: prompt.txt\ncases: [{vars: {ticket: x}, expected: x}]\ndescription: [&a [x, x, x, "
+        "x, x, x, x, x, x, x], "
+        + ", ".join(
+            f"&{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]" for i in range(9)
+        )
+        + "]\n",
+        {},
+        "expands to more than",
+        "description",
+    ),
+    (
+        "prompt: prompt.txt\ncases: c.json\n",
+        {"c.json": '[{"vars": {"ticket": ' + "[" * 500 + "]" * 500 + "}}]"},
+        "nested more than",
+        None,
+    ),
+    ("prompt: prompt.txt\n" + CASE + "repeat: 99999999999999999\n", {}, "from 1 to 1000", "repeat"),
     ('name: "two\\nlines"\nprompt: prompt.txt\n' + CASE, {}, "one short line", "name"),
     ("prompt: prompt.txt\n" + CASE + "optimize: {preset: []}\n", {}, "optimize", None),
-    ("prompt: prompt.txt\n" + CASE, {"prompt.txt": "{% if 1 %}" * 120 + "{% endif %}" * 120},
-     "too deeply to compile", "prompt"),
-    ("prompt: prompt.txt\n" + CASE, {"prompt.txt": "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}"},
-     "nested too deeply to parse", "prompt"),
-    ("prompt: prompt.txt\n" + CASE,
-     {"prompt.txt": "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"},
-     "recursed too deeply", "prompt"),
+    (
+        "prompt: prompt.txt\n" + CASE,
+        {"prompt.txt": "{% if 1 %}" * 120 + "{% endif %}" * 120},
+        "too deeply to compile",
+        "prompt",
+    ),
+    (
+        "prompt: prompt.txt\n" + CASE,
+        {"prompt.txt": "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}"},
+        "nested too deeply to parse",
+        "prompt",
+    ),
+    (
+        "prompt: prompt.txt\n" + CASE,
+        {"prompt.txt": "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"},
+        "recursed too deeply",
+        "prompt",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("suite", "files", "fragment", "key"), HOSTILE,
-                         ids=[f"hostile-{i}" for i in range(len(HOSTILE))])
+@pytest.mark.parametrize(
+    ("suite", "files", "fragment", "key"),
+    HOSTILE,
+    ids=[f"hostile-{i}" for i in range(len(HOSTILE))],
+)
 def test_known_hostile_inputs_are_named_load_errors(
     tmp_path: Path, suite: str, files: dict[str, str], fragment: str, key: str | None
 ) -> None:
@@ -318,11 +374,51 @@ def test_known_hostile_inputs_are_named_load_errors(
 # -- generated input --------------------------------------------------------------------------
 
 SPECIAL_TEXT = [
-    "", " ", "\x00", "a\x00b", "\ufeff", "\ufeffprompt.txt", "\r\n", "line1\r\nline2", "\u202e",
-    "💥", "ǅ", "\u0301", "\U0010ffff", "\ud800", "a\udfffb", "~", "~nosuchuser/x.txt", "..",
-    "../../etc/passwd", "/dev/null", "prompt.txt\x00.png", "NUL", "CON", "*", "{{", "}}",
-    "{% raw %}", "{{ ticket }}", "&a", "*a", "!!python/name:os.system", "null", "True", "1e999",
-    ".nan", "0x10", "- x", ": x", "#", "'", '"', "\\", "\t", "\x1b[31m", "c-" + "0" * 10,
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\ufeff",
+    "\ufeffprompt.txt",
+    "\r\n",
+    "line1\r\nline2",
+    "\u202e",
+    "💥",
+    "ǅ",
+    "\u0301",
+    "\U0010ffff",
+    "\ud800",
+    "a\udfffb",
+    "~",
+    "~nosuchuser/x.txt",
+    "..",
+    "../../etc/passwd",
+    "/dev/null",
+    "prompt.txt\x00.png",
+    "NUL",
+    "CON",
+    "*",
+    "{{",
+    "}}",
+    "{% raw %}",
+    "{{ ticket }}",
+    "&a",
+    "*a",
+    "!!python/name:os.system",
+    "null",
+    "True",
+    "1e999",
+    ".nan",
+    "0x10",
+    "- x",
+    ": x",
+    "#",
+    "'",
+    '"',
+    "\\",
+    "\t",
+    "\x1b[31m",
+    "c-" + "0" * 10,
 ]
 
 odd_text = st.one_of(
@@ -377,7 +473,8 @@ def case(draw: st.DrawFn, hostile: bool = True) -> Any:
         item["id"] = draw(st.one_of(odd_text, st.integers(), huge_int, value))
     if not rarely(draw, 20):
         item["vars"] = (
-            draw(st.dictionaries(var_name, value, max_size=3)) if rarely(draw, 8)
+            draw(st.dictionaries(var_name, value, max_size=3))
+            if rarely(draw, 8)
             else {"ticket": draw(value if rarely(draw, 4) else scalar)}
         )
     if not rarely(draw, 8):
@@ -387,8 +484,19 @@ def case(draw: st.DrawFn, hostile: bool = True) -> Any:
     return item
 
 
-SCORER_TYPES = ["exact", "contains", "regex", "choice", "number", "fuzzy", "json", "judge",
-                "semantic", "nope", "Exact"]
+SCORER_TYPES = [
+    "exact",
+    "contains",
+    "regex",
+    "choice",
+    "number",
+    "fuzzy",
+    "json",
+    "judge",
+    "semantic",
+    "nope",
+    "Exact",
+]
 
 
 @st.composite
@@ -396,18 +504,42 @@ def scorer(draw: st.DrawFn) -> Any:
     if rarely(draw, 20):
         return draw(value)
     spec: dict[Any, Any] = {"type": draw(st.sampled_from(SCORER_TYPES) | odd_text)}
-    for key in draw(st.lists(st.sampled_from(
-        ["ignore_case", "value", "pattern", "choices", "tolerance", "weight", "name", "min",
-         "strip", "required", "schema", "equals", "model", "rubric", "threshold", "bogus"]
-    ), max_size=3)):
+    for key in draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "ignore_case",
+                    "value",
+                    "pattern",
+                    "choices",
+                    "tolerance",
+                    "weight",
+                    "name",
+                    "min",
+                    "strip",
+                    "required",
+                    "schema",
+                    "equals",
+                    "model",
+                    "rubric",
+                    "threshold",
+                    "bogus",
+                ]
+            ),
+            max_size=3,
+        )
+    ):
         spec[key] = draw(value)
     return spec
 
 
 GOOD_SCORERS = [
-    None, [{"type": "exact"}], [{"type": "contains", "value": "x"}], [{"type": "regex",
-    "pattern": "^a"}], [{"type": "fuzzy"}], [{"type": "exact", "weight": 2}, {"type": "contains",
-    "value": "y", "ignore_case": True}],
+    None,
+    [{"type": "exact"}],
+    [{"type": "contains", "value": "x"}],
+    [{"type": "regex", "pattern": "^a"}],
+    [{"type": "fuzzy"}],
+    [{"type": "exact", "weight": 2}, {"type": "contains", "value": "y", "ignore_case": True}],
 ]
 
 
@@ -419,8 +551,10 @@ def suite_doc(draw: st.DrawFn, hostile: bool = True) -> Any:
     answers, ids, the name and the description), so that many suites load and are checked.
     """
     if not hostile:
-        doc: dict[str, Any] = {"prompt": "prompt.txt",
-                               "cases": draw(st.lists(case(False), min_size=1, max_size=5))}
+        doc: dict[str, Any] = {
+            "prompt": "prompt.txt",
+            "cases": draw(st.lists(case(False), min_size=1, max_size=5)),
+        }
         scorers = draw(st.sampled_from(GOOD_SCORERS))
         if scorers is not None:
             doc["scorers"] = scorers
@@ -448,20 +582,33 @@ def suite_doc(draw: st.DrawFn, hostile: bool = True) -> Any:
         doc["cases"] = maybe(st.lists(case(), min_size=1, max_size=5))
     for key, good in (
         ("scorers", st.lists(scorer(), max_size=3)),
-        ("threshold", st.floats(0, 1) | st.fixed_dictionaries(
-            {"pass_rate": st.floats(0, 1)}) | value),
+        (
+            "threshold",
+            st.floats(0, 1) | st.fixed_dictionaries({"pass_rate": st.floats(0, 1)}) | value,
+        ),
         ("system", odd_text),
         ("model", odd_text),
-        ("params", st.dictionaries(st.sampled_from(["temperature", "n", "stream", "seed",
-                                                    "max_tokens", "api_key"]) | odd_text,
-                                   value, max_size=3)),
+        (
+            "params",
+            st.dictionaries(
+                st.sampled_from(["temperature", "n", "stream", "seed", "max_tokens", "api_key"])
+                | odd_text,
+                value,
+                max_size=3,
+            ),
+        ),
         ("tolerance", st.floats(0, 1)),
         ("alpha", st.floats(0, 1)),
         ("repeat", st.integers(-2, 2000) | huge_int),
         ("min_pass", st.integers(-2, 5)),
-        ("optimize", st.dictionaries(st.sampled_from(["steps", "candidates", "preset", "seed",
-                                                      "retrieval", "bogus"]), value,
-                                     max_size=3)),
+        (
+            "optimize",
+            st.dictionaries(
+                st.sampled_from(["steps", "candidates", "preset", "seed", "retrieval", "bogus"]),
+                value,
+                max_size=3,
+            ),
+        ),
         ("description", odd_text),
     ):
         if rarely(draw, 6):
@@ -484,8 +631,8 @@ YAML_TAILS = [
     "\n? [a, b]\n: c\n",
     "\n%YAML 1.1\n---\n",
     "\n---\nsecond: document\n",
-    "\ndescription: \"\\ud800\"\n",
-    "\ndescription: \"\\0\\x07\\u202e\"\n",
+    '\ndescription: "\\ud800"\n',
+    '\ndescription: "\\0\\x07\\u202e"\n',
 ]
 
 
@@ -519,8 +666,12 @@ DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 def dump_yaml(doc: Any, draw: st.DrawFn, hostile: bool = True) -> bytes:
     try:
-        text = yaml.dump(doc, Dumper=DUMPER, allow_unicode=draw(st.booleans()),
-                         default_flow_style=draw(st.sampled_from([None, True, False])))
+        text = yaml.dump(
+            doc,
+            Dumper=DUMPER,
+            allow_unicode=draw(st.booleans()),
+            default_flow_style=draw(st.sampled_from([None, True, False])),
+        )
     except (yaml.YAMLError, ValueError, RecursionError):
         text = repr(doc)
     if not hostile:
@@ -531,19 +682,54 @@ def dump_yaml(doc: Any, draw: st.DrawFn, hostile: bool = True) -> bytes:
 
 
 TEMPLATE_PARTS = [
-    "Ticket: ", "{{ ticket }}", "{{ q }}", "{{ ticket|upper }}", "{{ ticket|int + 1 }}",
-    "{{ ticket|length }}", "{% if ticket %}yes{% else %}no{% endif %}", "{{ ticket[0] }}",
-    "{% for c in ticket %}{{ c }}{% endfor %}", "{{ ticket|tojson }}", "{{ ticket.upper() }}",
-    "{{ ticket|join(',') }}", "{{ ticket|format(1) }}", "{{ ticket ~ 1 }}", "{{ 1 / 0 }}",
-    "{{ ticket / 2 }}", "{{ ticket|round }}", "{{ ticket.missing.deeper }}",
+    "Ticket: ",
+    "{{ ticket }}",
+    "{{ q }}",
+    "{{ ticket|upper }}",
+    "{{ ticket|int + 1 }}",
+    "{{ ticket|length }}",
+    "{% if ticket %}yes{% else %}no{% endif %}",
+    "{{ ticket[0] }}",
+    "{% for c in ticket %}{{ c }}{% endfor %}",
+    "{{ ticket|tojson }}",
+    "{{ ticket.upper() }}",
+    "{{ ticket|join(',') }}",
+    "{{ ticket|format(1) }}",
+    "{{ ticket ~ 1 }}",
+    "{{ 1 / 0 }}",
+    "{{ ticket / 2 }}",
+    "{{ ticket|round }}",
+    "{{ ticket.missing.deeper }}",
     "{{ ticket|attr('x') }}",
-    "{{ range(10)|list }}", "{{ 'a' * 10**7 }}", "{{ 7 ** 7 ** 7 }}", "{{", "}}", "{%", "%}",
-    "{#", "#}", "{% endfor %}", "{% if %}", "{{ ticket| }}", "{% raw %}{{ x }}{% endraw %}",
-    "{% include 'x.txt' %}", "{% extends 'base' %}", "{% import 'm' as m %}",
-    "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "{% set x = ticket %}{{ x }}",
-    "{{ ''.__class__ }}", "{{ cycler.__init__.__globals__ }}", "{{ self }}", "{{ caller() }}",
-    "{{ " + "(" * 500 + "1" + ")" * 500 + " }}", "{% if 1 %}" * 150 + "x" + "{% endif %}" * 150,
-    "\x00", "\ufeff", "\r\n", "💥", "\ud800",
+    "{{ range(10)|list }}",
+    "{{ 'a' * 10**7 }}",
+    "{{ 7 ** 7 ** 7 }}",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{#",
+    "#}",
+    "{% endfor %}",
+    "{% if %}",
+    "{{ ticket| }}",
+    "{% raw %}{{ x }}{% endraw %}",
+    "{% include 'x.txt' %}",
+    "{% extends 'base' %}",
+    "{% import 'm' as m %}",
+    "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+    "{% set x = ticket %}{{ x }}",
+    "{{ ''.__class__ }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ self }}",
+    "{{ caller() }}",
+    "{{ " + "(" * 500 + "1" + ")" * 500 + " }}",
+    "{% if 1 %}" * 150 + "x" + "{% endif %}" * 150,
+    "\x00",
+    "\ufeff",
+    "\r\n",
+    "💥",
+    "\ud800",
 ]
 
 
@@ -581,8 +767,9 @@ def dataset(draw: st.DrawFn) -> tuple[str, bytes]:
     elif suffix == ".csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        header = draw(st.lists(st.sampled_from(["id", "ticket", "expected", "q"]) | odd_text,
-                               max_size=4))
+        header = draw(
+            st.lists(st.sampled_from(["id", "ticket", "expected", "q"]) | odd_text, max_size=4)
+        )
         writer.writerow(header)
         for _ in range(draw(st.integers(0, 5))):
             writer.writerow(draw(st.lists(odd_text, max_size=5)))
@@ -671,10 +858,13 @@ def test_generated_case_files_load_or_fail_with_a_named_error(tmp_path: Path) ->
         root = fresh_dir(tmp_path)
         write(root / "prompt.txt", "Ticket: {{ ticket }}\n")
         write(root / f"cases{suffix}", data)
-        return check_load(write(
-            root / "s.gpo.yaml",
-            f"prompt: prompt.txt\ncases: cases{suffix}\nscorers: [{{type: contains, value: x}}]\n",
-        ))
+        return check_load(
+            write(
+                root / "s.gpo.yaml",
+                f"prompt: prompt.txt\ncases: cases{suffix}\n"
+                "scorers: [{type: contains, value: x}]\n",
+            )
+        )
 
     outcomes = run_fuzz(600, dataset(), body)
     assert sum(outcomes.values()) >= 600
@@ -685,18 +875,24 @@ def test_generated_case_files_load_or_fail_with_a_named_error(tmp_path: Path) ->
 
 
 def test_generated_templates_load_or_fail_with_a_named_error(tmp_path: Path) -> None:
-    cases = json.dumps([{"id": "k1", "vars": {"ticket": "hello", "q": 3}},
-                        {"id": "k2", "vars": {"ticket": "", "q": None}},
-                        {"id": "k3", "vars": {"ticket": "x\x00y\u202e💥", "q": [1, {"a": "b"}]}}])
+    cases = json.dumps(
+        [
+            {"id": "k1", "vars": {"ticket": "hello", "q": 3}},
+            {"id": "k2", "vars": {"ticket": "", "q": None}},
+            {"id": "k3", "vars": {"ticket": "x\x00y\u202e💥", "q": [1, {"a": "b"}]}},
+        ]
+    )
 
     def body(data: bytes) -> str:
         root = fresh_dir(tmp_path)
         write(root / "prompt.txt", data)
         write(root / "cases.json", cases)
-        return check_load(write(
-            root / "s.gpo.yaml",
-            "prompt: prompt.txt\ncases: cases.json\nscorers: [{type: contains, value: x}]\n",
-        ))
+        return check_load(
+            write(
+                root / "s.gpo.yaml",
+                "prompt: prompt.txt\ncases: cases.json\nscorers: [{type: contains, value: x}]\n",
+            )
+        )
 
     outcomes = run_fuzz(600, template_bytes(), body)
     assert sum(outcomes.values()) >= 600
@@ -751,8 +947,9 @@ def sample_in_fresh_process(strategy_name: str, n: int) -> list[Any]:
         "import test_reliability_input as m\n"
         f"sys.stdout.buffer.write(pickle.dumps(m.sample(m.{strategy_name}(), {n})))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, check=True, timeout=300
+    )
     result: list[Any] = pickle.loads(done.stdout)
     return result
 
@@ -767,11 +964,15 @@ def test_thirty_generated_suites_end_to_end_no_internal_error(pytester: pytest.P
         write(d / f"cases{suffix}", data)
         write(d / f"fuzz{i:02d}.gpo.yaml", suite_file)
     write(root / "good" / "prompt.txt", "Echo: {{ ticket }}\n")
-    write(root / "good" / "good.gpo.yaml", "name: zz_good\nprompt: prompt.txt\n"
-          "cases: [{id: a, vars: {ticket: x}}]\nscorers: [{type: contains, value: x}]\n"
-          "threshold: 0\n")
-    result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-report", ".gpo/report.md",
-                                "--junitxml", "junit.xml")
+    write(
+        root / "good" / "good.gpo.yaml",
+        "name: zz_good\nprompt: prompt.txt\n"
+        "cases: [{id: a, vars: {ticket: x}}]\nscorers: [{type: contains, value: x}]\n"
+        "threshold: 0\n",
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--gpo-report", ".gpo/report.md", "--junitxml", "junit.xml"
+    )
     out = result.stdout.str() + result.stderr.str()
     assert "INTERNALERROR" not in out and "Traceback" not in out, out[-3000:]
     assert "during collection" not in out, out[-3000:]

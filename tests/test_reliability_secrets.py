@@ -32,17 +32,19 @@ def responder(body: dict[str, Any]) -> str:
 
 
 def suite(name: str, api_base: str, extra_params: str = "") -> str:
-    cases = "\n".join(
-        f"  - {{id: c{i}, vars: {{word: w{i}}}, expected: w{i}}}" for i in range(12)
-    )
-    return textwrap.dedent(f"""\
+    cases = "\n".join(f"  - {{id: c{i}, vars: {{word: w{i}}}, expected: w{i}}}" for i in range(12))
+    return (
+        textwrap.dedent(f"""\
         name: {name}
         prompt: {name}.txt
         params: {{api_base: '{api_base}'{extra_params}}}
         threshold: 0
         optimize: {{steps: 1, candidates: 2, retrieval: none}}
         cases:
-        """) + cases + "\n"
+        """)
+        + cases
+        + "\n"
+    )
 
 
 def run(project: Path, server: OpenAIServer, *args: str) -> tuple[str, str]:
@@ -56,7 +58,11 @@ def run(project: Path, server: OpenAIServer, *args: str) -> tuple[str, str]:
     )
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return proc.stdout, proc.stderr
 
@@ -85,24 +91,65 @@ def test_keys_never_reach_files_reports_logs_or_output(tmp_path: Path) -> None:
         )
         inputs = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
         outputs = [
-            run(project, server, "--gpo-report", "out/report.md", "--junitxml", "out/junit.xml",
-                "-o", "junit_logging=all", "--gpo-update-baseline", "-rA", "--log-file",
-                "out/run.log", "--log-file-level", "DEBUG", "--log-level", "DEBUG",
-                "--gpo-max-attempts", "3"),
-            run(project, server, "--gpo-optimize", "--gpo-optimizer-model", "openai/optimizer",
-                "--gpo-report", "out/optimize.md", "--log-file", "out/optimize.log",
-                "--log-file-level", "DEBUG", "-rA", "--gpo-max-attempts", "3"),
+            run(
+                project,
+                server,
+                "--gpo-report",
+                "out/report.md",
+                "--junitxml",
+                "out/junit.xml",
+                "-o",
+                "junit_logging=all",
+                "--gpo-update-baseline",
+                "-rA",
+                "--log-file",
+                "out/run.log",
+                "--log-file-level",
+                "DEBUG",
+                "--log-level",
+                "DEBUG",
+                "--gpo-max-attempts",
+                "3",
+            ),
+            run(
+                project,
+                server,
+                "--gpo-optimize",
+                "--gpo-optimizer-model",
+                "openai/optimizer",
+                "--gpo-report",
+                "out/optimize.md",
+                "--log-file",
+                "out/optimize.log",
+                "--log-file-level",
+                "DEBUG",
+                "-rA",
+                "--gpo-max-attempts",
+                "3",
+            ),
         ]
         authorizations = [h.get("Authorization", "") for h in server.headers_seen]
         faults = set(server.faults_served)
     # the keys really were sent, and the error bodies really echoed them
     assert f"Bearer {ENV_KEY}" in authorizations and f"Bearer {PARAM_KEY}" in authorizations
     assert {"400", "401", "429", "500"} <= faults
-    written = [p for p in project.rglob("*")
-               if p.is_file() and (p not in inputs or p.read_bytes() != inputs[p])]
+    written = [
+        p
+        for p in project.rglob("*")
+        if p.is_file() and (p not in inputs or p.read_bytes() != inputs[p])
+    ]
     names = {p.name for p in written}
-    assert {"report.md", "report.json", "junit.xml", "run.log", "baseline.json",
-            "optimize.md", "optimize.json", "optimize.log", "step_summary.md"} <= names, names
+    assert {
+        "report.md",
+        "report.json",
+        "junit.xml",
+        "run.log",
+        "baseline.json",
+        "optimize.md",
+        "optimize.json",
+        "optimize.log",
+        "step_summary.md",
+    } <= names, names
     assert any(".gpo/cache" in str(p) for p in written)
     assert (project / "out" / "run.log").stat().st_size > 10_000  # DEBUG logs were captured
     leaks = [
@@ -113,9 +160,12 @@ def test_keys_never_reach_files_reports_logs_or_output(tmp_path: Path) -> None:
     ]
     for i, (stdout, stderr) in enumerate(outputs):
         assert "could not be scored" in stdout or "passed" in stdout, stdout[-2000:]
-        leaks += [(f"run {i} {stream}", needle) for stream, text in
-                  (("stdout", stdout), ("stderr", stderr)) for needle in NEEDLES
-                  if needle in text]
+        leaks += [
+            (f"run {i} {stream}", needle)
+            for stream, text in (("stdout", stdout), ("stderr", stderr))
+            for needle in NEEDLES
+            if needle in text
+        ]
     assert not leaks, leaks
     # the provider's echo of the key was shown, redacted
     assert "you sent Bearer ***" in outputs[0][0]

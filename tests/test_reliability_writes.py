@@ -40,8 +40,7 @@ NEW_TEXT = "Send the ticket to one team. " * 8000 + "\nTicket: {{ ticket }}"
 
 
 def entries(tag: str, n: int = 400) -> dict[str, BaselineEntry]:
-    cases = {f"case-{i:05d}": BaselineCase(score=(i % 7) / 7, passed=i % 2 == 0)
-             for i in range(n)}
+    cases = {f"case-{i:05d}": BaselineCase(score=(i % 7) / 7, passed=i % 2 == 0) for i in range(n)}
     return {
         "router": BaselineEntry(tag * 64, f"model-{tag}", tag * 64, cases),
         "other": BaselineEntry(tag * 64, f"model-{tag}", tag * 64, dict(list(cases.items())[:9])),
@@ -49,8 +48,14 @@ def entries(tag: str, n: int = 400) -> dict[str, BaselineEntry]:
 
 
 def payload(tag: str) -> dict[str, object]:
-    return {"texts": [tag * 5000], "prompt_tokens": 1, "completion_tokens": 2, "cost": None,
-            "model": "m", "created": 1.0}
+    return {
+        "texts": [tag * 5000],
+        "prompt_tokens": 1,
+        "completion_tokens": 2,
+        "cost": None,
+        "model": "m",
+        "created": 1.0,
+    }
 
 
 #: The writer: everything it writes comes from files the test prepared (inputs.json).
@@ -105,8 +110,13 @@ def test_sigkill_during_writes_leaves_old_or_new_never_partial(tmp_path: Path) -
     new_bytes = encode_like(ORIGINAL, NEW_TEXT)
     assert old_bytes.startswith(b"\xef\xbb\xbf") and b"\r\n" in old_bytes
     baselines = {t: Baseline(suites=dict(entries(t))).to_text() for t in "ab"}
-    inputs = json.dumps({"baselines": baselines, "texts": {"a": NEW_TEXT, "b": OLD_TEXT},
-                         "payloads": {t: payload(t) for t in "ab"}})
+    inputs = json.dumps(
+        {
+            "baselines": baselines,
+            "texts": {"a": NEW_TEXT, "b": OLD_TEXT},
+            "payloads": {t: payload(t) for t in "ab"},
+        }
+    )
     trials, torn_windows = 60, 0
     for trial in range(trials):
         root = tmp_path / f"t{trial}"
@@ -115,7 +125,9 @@ def test_sigkill_during_writes_leaves_old_or_new_never_partial(tmp_path: Path) -
         (root / "inputs.json").write_text(inputs, encoding="utf-8")
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(root)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=root,
         )
         try:
             assert child.stdout is not None
@@ -170,8 +182,9 @@ def test_the_check_catches_a_naive_writer(tmp_path: Path) -> None:
     torn = 0
     for trial in range(20):
         path = tmp_path / f"naive{trial}.txt"
-        child = subprocess.Popen([sys.executable, "-c", NAIVE_CHILD, str(path)],
-                                 stdout=subprocess.PIPE)
+        child = subprocess.Popen(
+            [sys.executable, "-c", NAIVE_CHILD, str(path)], stdout=subprocess.PIPE
+        )
         try:
             assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
             time.sleep(rng.uniform(0.0, 0.03))
@@ -214,7 +227,10 @@ def pytest_run(project: Path, *args: str) -> subprocess.Popen[bytes]:
         env.pop(name, None)
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
-        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -292,8 +308,9 @@ def test_sigkill_real_optimize_and_baseline_runs(tmp_path: Path) -> None:
             baseline.write_bytes(texts["old"] if prompt.read_bytes() == new else texts["new"])
             proc = pytest_run(project, "--gpo-update-baseline")
         if trial % 4 < 2:
-            watch, pattern = (project, ".router.txt.*") if optimize else \
-                (baseline.parent, ".baseline.json.*")
+            watch, pattern = (
+                (project, ".router.txt.*") if optimize else (baseline.parent, ".baseline.json.*")
+            )
             watched += kill_when(proc, watch, pattern, deadline=warm * 3)
         else:
             time.sleep(rng.uniform(0.6, 1.1) * warm)
@@ -326,8 +343,12 @@ def test_invalid_unicode_never_breaks_or_truncates_a_file(tmp_path: Path) -> Non
     prompt = tmp_path / "prompt.txt"
     prompt.write_bytes(ORIGINAL)
     digest = hashlib.sha256(ORIGINAL).hexdigest()
-    outcome = apply([PlannedWrite("s", prompt, digest, "cut emoji \ud83d {{ ticket }}")],
-                    dry_run=False, ci=False, allow_in_ci=False)[0]
+    outcome = apply(
+        [PlannedWrite("s", prompt, digest, "cut emoji \ud83d {{ ticket }}")],
+        dry_run=False,
+        ci=False,
+        allow_in_ci=False,
+    )[0]
     assert outcome.status == "error" and "not valid text" in outcome.message
     assert prompt.read_bytes() == ORIGINAL and not temp_files(tmp_path)
     report = tmp_path / "report.json"

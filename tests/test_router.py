@@ -64,21 +64,32 @@ def ask(runner: EventLoopRunner, client: LiteLLMClient, count: int, **kw: Any) -
     params = kw.pop("params", {})
 
     async def go() -> list[Completion]:
-        return list(await asyncio.gather(*(
-            client.complete(Request(
-                model=model,
-                messages=({"role": "user", "content": f"question {i}"},),
-                params=params,
-            ))
-            for i in range(count)
-        )))
+        return list(
+            await asyncio.gather(
+                *(
+                    client.complete(
+                        Request(
+                            model=model,
+                            messages=({"role": "user", "content": f"question {i}"},),
+                            params=params,
+                        )
+                    )
+                    for i in range(count)
+                )
+            )
+        )
 
     return runner.run(go())
 
 
 def make(runner: EventLoopRunner, **options: Any) -> LiteLLMClient:
-    settings: dict[str, Any] = {"cache_mode": "off", "backoff_base": 0.01, "backoff_max": 0.05,
-                                "timeout": 5.0, "seed": 0}
+    settings: dict[str, Any] = {
+        "cache_mode": "off",
+        "backoff_base": 0.01,
+        "backoff_max": 0.05,
+        "timeout": 5.0,
+        "seed": 0,
+    }
     settings.update(options)
     client = LiteLLMClient(**settings)
     runner.client = client
@@ -140,8 +151,13 @@ def test_other_models_are_called_directly(
     a, b = deployments
     with OpenAIServer() as direct, EventLoopRunner() as runner:
         client = make(runner, router_config=router_file(tmp_path, a, b))
-        got = ask(runner, client, 3, model="openai/elsewhere",
-                  params={"api_base": direct.base_url, "api_key": "sk-direct"})
+        got = ask(
+            runner,
+            client,
+            3,
+            model="openai/elsewhere",
+            params={"api_base": direct.base_url, "api_key": "sk-direct"},
+        )
         assert all(c.ok for c in got)
         assert direct.chat_requests == 3
     assert a.chat_requests == b.chat_requests == 0
@@ -150,9 +166,14 @@ def test_other_models_are_called_directly(
 def test_wildcard_model_names_route(tmp_path: Path, openai_server: OpenAIServer) -> None:
     config = {
         "model_list": [
-            {"model_name": "openai/*",
-             "litellm_params": {"model": "openai/*", "api_base": openai_server.base_url,
-                                "api_key": "sk-wild"}},
+            {
+                "model_name": "openai/*",
+                "litellm_params": {
+                    "model": "openai/*",
+                    "api_base": openai_server.base_url,
+                    "api_key": "sk-wild",
+                },
+            },
         ]
     }
     with EventLoopRunner() as runner:
@@ -184,8 +205,9 @@ def test_router_busy_is_retried_after_its_cooldown() -> None:
     litellm = import_litellm()
     from litellm.types.router import RouterRateLimitError
 
-    exc = RouterRateLimitError(model=MODEL, cooldown_time=2.5, enable_pre_call_checks=False,
-                               cooldown_list=["x"])
+    exc = RouterRateLimitError(
+        model=MODEL, cooldown_time=2.5, enable_pre_call_checks=False, cooldown_list=["x"]
+    )
     fault = _classify(litellm, exc, {"model": MODEL})
     assert fault.retryable and fault.retry_after == 2.5
 
@@ -204,10 +226,18 @@ def test_forced_settings_are_router_arguments() -> None:
         ("- just a list\n", ".yaml", "must be a mapping"),
         ("routing_strategy: simple-shuffle\n", ".yaml", "model_list must be a non-empty list"),
         ("model_list:\n  - {model_name: m}\n", ".yaml", "model_list[0]"),
-        ("model_list:\n  - {model_name: m, litellm_params: {model: openai/x}}\n"
-         "litellm_settings: {drop_params: true}\n", ".yaml", "litellm proxy setting"),
-        ("model_list:\n  - {model_name: m, litellm_params: {model: openai/x}}\n"
-         "router_settings: [1]\n", ".yaml", "router_settings must be a mapping"),
+        (
+            "model_list:\n  - {model_name: m, litellm_params: {model: openai/x}}\n"
+            "litellm_settings: {drop_params: true}\n",
+            ".yaml",
+            "litellm proxy setting",
+        ),
+        (
+            "model_list:\n  - {model_name: m, litellm_params: {model: openai/x}}\n"
+            "router_settings: [1]\n",
+            ".yaml",
+            "router_settings must be a mapping",
+        ),
     ],
 )
 def test_bad_router_files_name_the_file(
@@ -273,8 +303,9 @@ def test_pytest_run_with_gpo_router(
     suite = {
         "name": "echo",
         "prompt": "p.txt",
-        "cases": [{"id": f"c{i}", "vars": {"word": f"w{i}"}, "expected": f"w{i}"}
-                  for i in range(30)],
+        "cases": [
+            {"id": f"c{i}", "vars": {"word": f"w{i}"}, "expected": f"w{i}"} for i in range(30)
+        ],
         "scorers": [{"type": "contains"}],
         "threshold": 1.0,
     }

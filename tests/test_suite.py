@@ -105,15 +105,19 @@ def test_derived_case_ids_are_stable_and_content_based(make: Callable[..., Suite
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json", "yaml", "csv"])
 def test_case_files(make: Callable[..., Suite], fmt: str) -> None:
-    rows = [{"id": "r1", "vars": {"ticket": "refund, please"}, "expected": "billing"},
-            {"id": "r2", "vars": {"ticket": "crash"}, "expected": "technical"}]
+    rows = [
+        {"id": "r1", "vars": {"ticket": "refund, please"}, "expected": "billing"},
+        {"id": "r2", "vars": {"ticket": "crash"}, "expected": "technical"},
+    ]
     if fmt == "jsonl":
         content = "\n".join(json.dumps(r) for r in rows) + "\n"
     elif fmt == "json":
         content = json.dumps(rows)
     elif fmt == "yaml":
-        content = "- {id: r1, vars: {ticket: 'refund, please'}, expected: billing}\n" \
-                  "- {id: r2, vars: {ticket: crash}, expected: technical}\n"
+        content = (
+            "- {id: r1, vars: {ticket: 'refund, please'}, expected: billing}\n"
+            "- {id: r2, vars: {ticket: crash}, expected: technical}\n"
+        )
     else:
         content = 'id,ticket,expected\nr1,"refund, please",billing\nr2,crash,technical\n'
     suite = make(f"prompt: prompt.txt\ncases: cases.{fmt}\n", {f"cases.{fmt}": content})
@@ -133,8 +137,12 @@ def test_system_from_file(make: Callable[..., Suite]) -> None:
     assert suite.system == "Be terse."
 
 
-def _error(make: Callable[..., Suite], yaml_text: str, files: dict[str, str] | None = None,
-           kind: type[GpoError] = SuiteError) -> GpoError:
+def _error(
+    make: Callable[..., Suite],
+    yaml_text: str,
+    files: dict[str, str] | None = None,
+    kind: type[GpoError] = SuiteError,
+) -> GpoError:
     with pytest.raises(kind) as info:
         make(yaml_text, files)
     return info.value
@@ -170,8 +178,11 @@ def test_bad_csv_row_names_the_line(make: Callable[..., Suite]) -> None:
 
 
 def test_bad_jsonl_line(make: Callable[..., Suite]) -> None:
-    err = _error(make, "prompt: prompt.txt\ncases: c.jsonl\n",
-                 {"c.jsonl": '{"vars": {"ticket": "x"}, "expected": "y"}\n{oops\n'})
+    err = _error(
+        make,
+        "prompt: prompt.txt\ncases: c.jsonl\n",
+        {"c.jsonl": '{"vars": {"ticket": "x"}, "expected": "y"}\n{oops\n'},
+    )
     assert "line 2" in err.message
 
 
@@ -193,8 +204,7 @@ def test_unknown_scorer_type(make: Callable[..., Suite]) -> None:
 
 
 def test_invalid_regex(make: Callable[..., Suite]) -> None:
-    err = _error(make, BASIC + "scorers: [{type: regex, pattern: '(unclosed'}]\n",
-                 kind=ScorerError)
+    err = _error(make, BASIC + "scorers: [{type: regex, pattern: '(unclosed'}]\n", kind=ScorerError)
     assert err.key == "pattern" and "invalid regex" in err.message
     assert "router.gpo.yaml" in err.render()
 
@@ -206,8 +216,11 @@ def test_threshold_outside_0_1(make: Callable[..., Suite], value: str) -> None:
 
 
 def test_duplicate_case_ids(make: Callable[..., Suite]) -> None:
-    err = _error(make, "prompt: prompt.txt\ncases:\n  - {id: a, vars: {ticket: x}, expected: y}\n"
-                       "  - {id: a, vars: {ticket: z}, expected: y}\n")
+    err = _error(
+        make,
+        "prompt: prompt.txt\ncases:\n  - {id: a, vars: {ticket: x}, expected: y}\n"
+        "  - {id: a, vars: {ticket: z}, expected: y}\n",
+    )
     assert "duplicate case id 'a'" in err.message
 
 

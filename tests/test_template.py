@@ -47,10 +47,38 @@ def jinja_reading(text: str) -> frozenset[str] | None:
     return frozenset(jinja2.meta.find_undeclared_variables(tree))
 
 
-pieces = st.sampled_from([
-    "{{", "}}", "{%", "%}", "{#", "#}", "{", "}", " ", "\n", "-", "+", "x", "y_1", "true",
-    "None", "range", "if", "loop", ".", "|", "(", ")", "'", "$", "Ticket: ", "\u00e9", "\t",
-])
+pieces = st.sampled_from(
+    [
+        "{{",
+        "}}",
+        "{%",
+        "%}",
+        "{#",
+        "#}",
+        "{",
+        "}",
+        " ",
+        "\n",
+        "-",
+        "+",
+        "x",
+        "y_1",
+        "true",
+        "None",
+        "range",
+        "if",
+        "loop",
+        ".",
+        "|",
+        "(",
+        ")",
+        "'",
+        "$",
+        "Ticket: ",
+        "\u00e9",
+        "\t",
+    ]
+)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -61,23 +89,38 @@ def test_plain_only_when_jinja_reads_only_substitutions(text: str) -> None:
         assert jinja_reading(text) == names, text
 
 
-@pytest.mark.parametrize(("text", "names"), [
-    ("Ticket: {{ ticket }}\n", {"ticket"}),
-    ("{{a}}{{ b }}{{\n c\n}} and $ {{ a }}", {"a", "b", "c"}),
-    ("no variables at all", set()),
-    ("} odd braces { but no substitution }", set()),
-    ("{{ x }}}", {"x"}),
-])
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Ticket: {{ ticket }}\n", {"ticket"}),
+        ("{{a}}{{ b }}{{\n c\n}} and $ {{ a }}", {"a", "b", "c"}),
+        ("no variables at all", set()),
+        ("} odd braces { but no substitution }", set()),
+        ("{{ x }}}", {"x"}),
+    ],
+)
 def test_plain_templates(text: str, names: set[str]) -> None:
     assert plain_variables(text) == frozenset(names) == jinja_reading(text)
     assert template_variables(text) == frozenset(names)
     assert check_syntax(text) is None
 
 
-@pytest.mark.parametrize("text", [
-    "{{ x | upper }}", "{{ x.y }}", "{{- x }}", "{{{ x }}}", "{% if x %}{{ x }}{% endif %}",
-    "{# note #}{{ x }}", "{{ true }}", "{{ range }}", "{{ 'a' }}", "{{ x }", "{{ é }}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ x | upper }}",
+        "{{ x.y }}",
+        "{{- x }}",
+        "{{{ x }}}",
+        "{% if x %}{{ x }}{% endif %}",
+        "{# note #}{{ x }}",
+        "{{ true }}",
+        "{{ range }}",
+        "{{ 'a' }}",
+        "{{ x }",
+        "{{ é }}",
+    ],
+)
 def test_everything_else_goes_to_jinja(text: str) -> None:
     assert plain_variables(text) is None
 
@@ -98,10 +141,20 @@ def test_renders_cleanly_is_exactly_when_rendering_cannot_fail() -> None:
     assert not renders_cleanly("Hi {{ name | upper }}", {"name": "x"})
 
 
-@given(st.dictionaries(st.sampled_from(["a", "b", "c"]),
-                       st.one_of(st.text(), st.integers(), st.none(), st.booleans(),
-                                 st.lists(st.integers()), st.floats(allow_nan=False)),
-                       max_size=3))
+@given(
+    st.dictionaries(
+        st.sampled_from(["a", "b", "c"]),
+        st.one_of(
+            st.text(),
+            st.integers(),
+            st.none(),
+            st.booleans(),
+            st.lists(st.integers()),
+            st.floats(allow_nan=False),
+        ),
+        max_size=3,
+    )
+)
 @settings(max_examples=300, deadline=None)
 def test_a_clean_plain_template_really_renders(variables: dict[str, Any]) -> None:
     text = "A {{ a }} B {{b}} C {{ c }}."
@@ -115,10 +168,12 @@ def test_a_clean_plain_template_really_renders(variables: dict[str, Any]) -> Non
 def test_collecting_plain_suites_never_imports_jinja(tmp_path: Path) -> None:
     (tmp_path / "p.txt").write_text("Ticket: {{ ticket }}\n", encoding="utf-8")
     (tmp_path / "s.gpo.yaml").write_text(
-        "prompt: p.txt\ncases: [{vars: {ticket: hi}, expected: hi}]\n", encoding="utf-8")
+        "prompt: p.txt\ncases: [{vars: {ticket: hi}, expected: hi}]\n", encoding="utf-8"
+    )
     (tmp_path / "q.txt").write_text("{{ ticket | upper }}\n", encoding="utf-8")
     (tmp_path / "t.gpo.yaml").write_text(
-        "prompt: q.txt\ncases: [{vars: {ticket: hi}, expected: HI}]\n", encoding="utf-8")
+        "prompt: q.txt\ncases: [{vars: {ticket: hi}, expected: HI}]\n", encoding="utf-8"
+    )
     code = textwrap.dedent(f"""
         import sys
         from pathlib import Path
@@ -129,6 +184,7 @@ def test_collecting_plain_suites_never_imports_jinja(tmp_path: Path) -> None:
         load_suite(Path({str(tmp_path / "t.gpo.yaml")!r}), builtin_registry())
         print("filter:", "jinja2" in sys.modules)
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     assert "plain: False" in out and "filter: True" in out

@@ -97,6 +97,5 @@ def test_apply_reports_unchanged(tmp_path: Path) -> None:
 
 
 def test_apply_missing_file_is_an_error_outcome(tmp_path: Path) -> None:
-    [out] = apply([_plan(tmp_path / "gone.txt", b"x")], dry_run=False, ci=False,
-                  allow_in_ci=False)
+    [out] = apply([_plan(tmp_path / "gone.txt", b"x")], dry_run=False, ci=False, allow_in_ci=False)
     assert out.status == "error" and "cannot read" in out.message

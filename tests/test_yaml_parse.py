@@ -46,8 +46,9 @@ def depth(value: Any) -> int:
 
 @settings(max_examples=300, deadline=None)
 @given(doc=nested, flow=st.booleans(), indent=st.integers(min_value=2, max_value=6))
-def test_same_data_as_safe_load_and_bound_covers_the_depth(doc: Any, flow: bool,
-                                                          indent: int) -> None:
+def test_same_data_as_safe_load_and_bound_covers_the_depth(
+    doc: Any, flow: bool, indent: int
+) -> None:
     text = yaml.safe_dump(doc, default_flow_style=flow, indent=indent, allow_unicode=True)
     # (not compared with ``doc``: PyYAML's emitter mangles some odd characters, e.g. U+0085)
     parsed = parse_yaml(text)
@@ -71,16 +72,21 @@ def test_libyaml_does_the_parsing_of_an_ordinary_suite(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(suite_module.yaml, "load", spy)
     assert parse_yaml("prompt: p.txt\ncases: [{vars: {a: 1}}]\n") == {
-        "prompt": "p.txt", "cases": [{"vars": {"a": 1}}]}
+        "prompt": "p.txt",
+        "cases": [{"vars": {"a": 1}}],
+    }
     assert used == ["CSafeLoader"]
 
 
-@pytest.mark.parametrize("text", [
-    'description: "\\udfff"\n',      # libyaml refuses the escape; PyYAML decodes it
-    "a: [1, 2\n",                   # unclosed flow sequence
-    "a: b\n c: d\n",                # bad indentation
-    "x: !!python/name:os.system\n",  # unsafe tag
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'description: "\\udfff"\n',  # libyaml refuses the escape; PyYAML decodes it
+        "a: [1, 2\n",  # unclosed flow sequence
+        "a: b\n c: d\n",  # bad indentation
+        "x: !!python/name:os.system\n",  # unsafe tag
+    ],
+)
 def test_errors_and_results_are_the_pure_python_loaders(text: str) -> None:
     try:
         expected: Any = yaml.safe_load(text)
@@ -109,8 +115,9 @@ def test_nesting_that_would_crash_libyaml_is_a_clear_error(tmp_path: Path, text:
         except GpoError as exc:
             print(exc.render())
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "deep.gpo.yaml" in proc.stdout
     assert "nested too deeply" in proc.stdout or "malformed YAML" in proc.stdout

@@ -29,14 +29,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--cache", choices=("on", "off"), default="off")
     parser.add_argument("--model", default="openai/bench")
-    parser.add_argument("--engine", default="auto",
-                        help="auto (DSPy's native HTTP engine when it can) or litellm")
+    parser.add_argument(
+        "--engine", default="auto", help="auto (DSPy's native HTTP engine when it can) or litellm"
+    )
     args = parser.parse_args()
 
     cache = args.cache == "on"
     dspy.configure_cache(enable_disk_cache=cache, enable_memory_cache=cache)
-    lm = dspy.LM(args.model, api_base=args.api_base, api_key=os.environ.get("OPENAI_API_KEY"),
-                 cache=cache, num_retries=0, engine=args.engine)
+    lm = dspy.LM(
+        args.model,
+        api_base=args.api_base,
+        api_key=os.environ.get("OPENAI_API_KEY"),
+        cache=cache,
+        num_retries=0,
+        engine=args.engine,
+    )
     dspy.configure(lm=lm)
 
     class Route(dspy.Signature):  # type: ignore[misc]
@@ -50,19 +57,28 @@ def main() -> None:
     with open(args.cases, encoding="utf-8") as handle:
         for line in handle:
             case = json.loads(line)
-            devset.append(dspy.Example(ticket=case["vars"]["ticket"],
-                                       category=case["expected"]).with_inputs("ticket"))
+            devset.append(
+                dspy.Example(ticket=case["vars"]["ticket"], category=case["expected"]).with_inputs(
+                    "ticket"
+                )
+            )
 
     def metric(example: dspy.Example, prediction: dspy.Prediction, trace: object = None) -> bool:
         return bool(str(prediction.category).strip().lower() == example.category)
 
-    evaluate = dspy.Evaluate(devset=devset, metric=metric, num_threads=args.threads,
-                             display_progress=False, display_table=False)
+    evaluate = dspy.Evaluate(
+        devset=devset,
+        metric=metric,
+        num_threads=args.threads,
+        display_progress=False,
+        display_table=False,
+    )
     start = time.perf_counter()
     result = evaluate(dspy.Predict(Route))
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "import_seconds": imported,
-                      "score": float(result.score)}))
+    print(
+        json.dumps({"seconds": seconds, "import_seconds": imported, "score": float(result.score)})
+    )
 
 
 if __name__ == "__main__":
