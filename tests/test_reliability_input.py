@@ -866,12 +866,20 @@ def test_generated_case_files_load_or_fail_with_a_named_error(tmp_path: Path) ->
             )
         )
 
+    # valid case files of every format load (fixed examples: how many generated files are
+    # valid depends on what the session imported before, see sample_in_fresh_process)
+    valid = {
+        ".jsonl": b'{"vars": {"ticket": "a"}, "expected": "x"}\n{"vars": {"ticket": "b"}}\n',
+        ".json": b'[{"id": "c1", "vars": {"ticket": "a"}, "expected": "x"}]',
+        ".yaml": b"- {vars: {ticket: a}, expected: x}\n",
+        ".csv": b"id,ticket,expected\nc1,a,x\n",
+    }
+    assert [body(item) for item in valid.items()] == ["loaded"] * len(valid)
     outcomes = run_fuzz(600, dataset(), body)
     assert sum(outcomes.values()) >= 600
-    # >= 10 loaded: in a full session this generation is less varied (11 load), because
-    # hypothesis draws on the literals of every module imported before (see
-    # sample_in_fresh_process); still enough to show that valid case files load
-    assert outcomes["loaded"] >= 10 and outcomes["error"] >= 200, outcomes
+    # in a full session this generation is less varied (9 to 11 load), because hypothesis draws
+    # on the literals of every module imported before; the property is that none crashes
+    assert outcomes["loaded"] >= 5 and outcomes["error"] >= 200, outcomes
 
 
 def test_generated_templates_load_or_fail_with_a_named_error(tmp_path: Path) -> None:
