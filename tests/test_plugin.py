@@ -470,4 +470,5 @@ def test_without_the_semantic_extra_one_clear_error_names_it(sim_project: pytest
     optimized = sim_project.runpytest_subprocess("-p", "no:cacheprovider", "--gpo-optimize")
     out = optimized.stdout.str()
     assert "pytest-gpo[semantic]" in out and "router.gpo.yaml" in out, out
-    assert "preset gpo" in out and "INTERNALERROR" not in out, out
+    assert "preset gpo" in out and "retrieval: recency" in out, out
+    assert "INTERNALERROR" not in out and "step 1" not in out, out  # refused before any call

@@ -138,7 +138,9 @@ def optimize_suite(
                 exc.message + " (preset " + config.preset + " retrieves by relevance)",
                 path=suite.path,
                 key="optimize.preset",
-                fix=f"{exc.fix}; or choose a preset that needs no embeddings (ape, opro, pe2)",
+                fix="pip install 'pytest-gpo[semantic]' (install torch first for a CPU-only "
+                "build), or retrieve without embeddings: optimize: {retrieval: recency} in the "
+                "suite, or a preset that needs none (--gpo-preset ape, opro or pe2)",
             ) from None
         embedder = session.embedder(None)
 
