@@ -3,17 +3,17 @@
 ``LiteLLMClient.complete`` at zero latency, concurrency 32, ``--calls`` distinct requests per
 round, ``--rounds`` rounds, each variant in its own fresh process (alternating, ``--processes``
 each), CPU time per call and garbage-collector time per call (``gc.callbacks``) of the median
-round, and the time spent pricing each response (``_response_cost``). Variants:
+round, and the time spent pricing each response (``pricing.response_cost``). Variants:
 
 - ``as shipped``;
 - ``without gc.freeze``: litellm's ~300,000 import-time objects stay in the collector's care;
 - ``without either``: also re-prices every response whose price litellm did not know (the
-  former ``_response_cost``, which asked ``litellm.completion_cost`` again);
+  former ``response_cost``, which asked ``litellm.completion_cost`` again);
 - ``priced model``: as shipped, but the model is ``openai/gpt-4o-mini``, which litellm can
   price (the others use ``openai/bench``, whose failed price lookup costs litellm ~0.3 ms more);
 - ``litellm logging knobs``: as shipped plus the litellm settings that look as if they would
   save work but do not (``turn_off_message_logging``, ``disable_end_user_cost_tracking``, the
-  ``no-log`` kwarg); see :func:`pytest_gpo.client.import_litellm`.
+  ``no-log`` kwarg); see :func:`pytest_gpo.llm.setup.import_litellm`.
 
 A last row is pytest-gpo's own cost per case in ``evaluate()`` with no model at all.
 
@@ -68,10 +68,13 @@ def child(variant: str, calls: int, rounds: int, base_url: str) -> dict[str, Any
     os.environ.setdefault("OPENAI_API_KEY", harness.BENCH_KEY)
     if variant in ("without gc.freeze", "without either"):
         gc.freeze = lambda: None
-    from pytest_gpo import client as client_module
-    from pytest_gpo.calls import Request
+    from pytest_gpo.llm import client as client_module
+    from pytest_gpo.llm import pricing as pricing_module
+    from pytest_gpo.llm.loop import EventLoopRunner
+    from pytest_gpo.llm.setup import import_litellm
+    from pytest_gpo.llm.types import Request
 
-    pricing = _old_response_cost if variant == "without either" else client_module._response_cost
+    pricing = _old_response_cost if variant == "without either" else pricing_module.response_cost
     cost_seconds = [0.0]
 
     def timed_pricing(litellm: Any, response: Any) -> float | None:
@@ -81,8 +84,8 @@ def child(variant: str, calls: int, rounds: int, base_url: str) -> dict[str, Any
         finally:
             cost_seconds[0] += time.perf_counter() - start
 
-    client_module._response_cost = timed_pricing
-    litellm = client_module.import_litellm()
+    pricing_module.response_cost = timed_pricing
+    litellm = import_litellm()
     model = PRICED_MODEL if variant == "priced model" else harness.BENCH_MODEL
     if variant == "litellm logging knobs":
         litellm.turn_off_message_logging = True
@@ -105,7 +108,7 @@ def child(variant: str, calls: int, rounds: int, base_url: str) -> dict[str, Any
             gc_seconds[0] += time.perf_counter() - started[0]
 
     results = []
-    with client_module.EventLoopRunner() as runner:
+    with EventLoopRunner() as runner:
         for r in range(rounds + 1):
             client = client_module.LiteLLMClient(cache_mode="off", concurrency=32)
 
@@ -152,10 +155,10 @@ def evaluate_only(cases: int, rounds: int) -> dict[str, Any]:
     Rendering, the request and its cache key, scoring and result objects: everything a case
     costs apart from the model call.
     """
-    from pytest_gpo.calls import Completion, Request, Usage
     from pytest_gpo.evaluate import EvalOptions, evaluate
+    from pytest_gpo.llm.types import Completion, Request, Usage
     from pytest_gpo.scorers.registry import builtin_registry
-    from pytest_gpo.suite import load_suite
+    from pytest_gpo.suites.load import load_suite
 
     class Instant:
         usage = Usage()

@@ -112,11 +112,12 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", harness.BENCH_KEY)
 
-    from pytest_gpo.cache import FileCache, RedisCache
-    from pytest_gpo.client import EventLoopRunner, LiteLLMClient
     from pytest_gpo.evaluate import EvalOptions, evaluate
+    from pytest_gpo.llm.cache import FileCache, RedisCache
+    from pytest_gpo.llm.client import LiteLLMClient
+    from pytest_gpo.llm.loop import EventLoopRunner
     from pytest_gpo.scorers.registry import builtin_registry
-    from pytest_gpo.suite import load_suite
+    from pytest_gpo.suites.load import load_suite
 
     rows: list[dict[str, Any]] = []
     with (

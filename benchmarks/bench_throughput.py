@@ -109,9 +109,10 @@ class InProcess:
 
     def __init__(self, suite_path: Path, server: harness.ServerProcess) -> None:
         os.environ.setdefault("OPENAI_API_KEY", harness.BENCH_KEY)
-        from pytest_gpo.client import EventLoopRunner, import_litellm
+        from pytest_gpo.llm.loop import EventLoopRunner
+        from pytest_gpo.llm.setup import import_litellm
         from pytest_gpo.scorers.registry import builtin_registry
-        from pytest_gpo.suite import load_suite
+        from pytest_gpo.suites.load import load_suite
 
         self.server = server
         self.suite = load_suite(suite_path, builtin_registry())
@@ -132,8 +133,8 @@ class InProcess:
 
     def evaluate(self, concurrency: int) -> dict[str, Any]:
         """evaluate() over every case with a fresh client (cache off)."""
-        from pytest_gpo.client import LiteLLMClient
         from pytest_gpo.evaluate import EvalOptions, evaluate
+        from pytest_gpo.llm.client import LiteLLMClient
 
         suite = self._suite_variant()
         client = LiteLLMClient(cache_mode="off", concurrency=concurrency)
@@ -157,8 +158,8 @@ class InProcess:
 
     def client_only(self, concurrency: int, calls: int) -> dict[str, Any]:
         """LiteLLMClient.complete over ``calls`` distinct requests (no rendering, no scoring)."""
-        from pytest_gpo.calls import Request
-        from pytest_gpo.client import LiteLLMClient
+        from pytest_gpo.llm.client import LiteLLMClient
+        from pytest_gpo.llm.types import Request
 
         self.round += 1
         tag = self.round

@@ -27,7 +27,7 @@ def pytest_configure(config: Any) -> None:
     """
     if os.environ.get("GPO_PROBE_PREIMPORT") == "litellm":
         start = time.perf_counter()
-        from pytest_gpo.client import import_litellm
+        from pytest_gpo.llm.setup import import_litellm
 
         import_litellm()
         _state["preimport_seconds"] = time.perf_counter() - start

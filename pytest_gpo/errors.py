@@ -2,7 +2,7 @@
 
 Every error names where it comes from (file, key or case) and how to fix it, so a user never
 has to read a traceback to know what to change. Layers pass data, not exceptions, wherever a
-result can carry its own error (a :class:`~pytest_gpo.client.Completion` does); these types are
+result can carry its own error (a :class:`~pytest_gpo.llm.types.Completion` does); these types are
 for input that cannot be used at all.
 """
 
@@ -55,15 +55,3 @@ class ConfigError(GpoError):
 
 class ScorerError(GpoError):
     """A scorer is configured wrongly or cannot score a case."""
-
-
-class ProviderError(GpoError):
-    """A model call failed on every attempt (the suite errors, it does not fail)."""
-
-
-class CacheMissError(GpoError):
-    """``--gpo-cache replay`` needed a response that is not in the cache."""
-
-
-class BudgetExhausted(GpoError):
-    """``--gpo-max-calls`` or ``--gpo-max-cost`` would be exceeded by the next call."""

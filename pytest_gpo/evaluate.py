@@ -11,13 +11,20 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pytest_gpo.calls import Completion, Embedder, ModelClient, Request, Usage, valid_text
-from pytest_gpo.case import Case
 from pytest_gpo.errors import GpoError
+from pytest_gpo.llm.types import (
+    Completion,
+    Embedder,
+    ErrorKind,
+    ModelClient,
+    Request,
+    Usage,
+    valid_text,
+)
 from pytest_gpo.results import CaseResult, RunResult, SuiteRun
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
-from pytest_gpo.suite import Suite
-from pytest_gpo.template import render
+from pytest_gpo.suites.model import Case, Suite
+from pytest_gpo.templates.template import render
 
 
 class CountingClient:
@@ -26,7 +33,7 @@ class CountingClient:
     def __init__(self, inner: ModelClient, usage: Usage) -> None:
         self.inner = inner
         self.usage = usage
-        self.error_kinds: set[str] = set()
+        self.error_kinds: set[ErrorKind] = set()
 
     async def complete(self, request: Request) -> Completion:
         """Delegate, then count."""
@@ -152,15 +159,15 @@ async def evaluate(
                 min_pass=options.min_pass,
             )
         )
-    kind: str | None = None
+    kind: ErrorKind | None = None
     if errors:
         # the most telling kind first: a replay miss or a cap explains itself better
-        for candidate in ("cache_miss", "budget", "provider"):
+        for candidate in (ErrorKind.CACHE_MISS, ErrorKind.BUDGET, ErrorKind.PROVIDER):
             if candidate in counting.error_kinds:
                 kind = candidate
                 break
         else:
-            kind = "render"
+            kind = ErrorKind.RENDER
     return SuiteRun(
         suite=suite.name,
         model=options.model,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_gpo.calls import Usage
+from pytest_gpo.llm.types import ErrorKind, Usage
 
 
 @dataclass
@@ -23,29 +23,6 @@ class RunResult:
     passed: bool
     reason: str
     error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form."""
-        return {
-            "sample": self.sample,
-            "output": self.output,
-            "score": self.score,
-            "passed": self.passed,
-            "reason": self.reason,
-            "error": self.error,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> RunResult:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            sample=int(d["sample"]),
-            output=str(d["output"]),
-            score=float(d["score"]),
-            passed=bool(d["passed"]),
-            reason=str(d["reason"]),
-            error=d.get("error"),
-        )
 
 
 @dataclass
@@ -99,27 +76,6 @@ class CaseResult:
                 return r.error
         return None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form."""
-        return {
-            "case_id": self.case_id,
-            "vars": dict(self.vars),
-            "expected": self.expected,
-            "min_pass": self.min_pass,
-            "runs": [r.to_dict() for r in self.runs],
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CaseResult:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            case_id=str(d["case_id"]),
-            vars=dict(d.get("vars") or {}),
-            expected=d.get("expected"),
-            runs=[RunResult.from_dict(r) for r in d.get("runs", [])],
-            min_pass=int(d.get("min_pass", 1)),
-        )
-
 
 @dataclass
 class SuiteRun:
@@ -131,7 +87,7 @@ class SuiteRun:
     cases: list[CaseResult]
     usage: Usage = field(default_factory=Usage)
     errors: list[str] = field(default_factory=list)
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
 
     @property
     def score(self) -> float:
@@ -146,28 +102,3 @@ class SuiteRun:
     def by_id(self) -> dict[str, CaseResult]:
         """Case results keyed by case id."""
         return {c.case_id: c for c in self.cases}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form."""
-        return {
-            "suite": self.suite,
-            "model": self.model,
-            "prompt_text": self.prompt_text,
-            "cases": [c.to_dict() for c in self.cases],
-            "usage": self.usage.to_dict(),
-            "errors": list(self.errors),
-            "error_kind": self.error_kind,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SuiteRun:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            suite=str(d["suite"]),
-            model=str(d["model"]),
-            prompt_text=str(d["prompt_text"]),
-            cases=[CaseResult.from_dict(c) for c in d.get("cases", [])],
-            usage=Usage.from_dict(d.get("usage") or {}),
-            errors=list(d.get("errors") or []),
-            error_kind=d.get("error_kind"),
-        )

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_gpo.errors import ConfigError
+from pytest_gpo.llm.types import CACHE_MODES, CacheMode
+from pytest_gpo.optimize.presets import PRESETS
 
-CACHE_MODES = ("rw", "replay", "off")
+#: ``--gpo-optimize`` (auto: write unless on CI) and ``--gpo-optimize=write`` (write on CI too)
 OPTIMIZE_MODES = ("auto", "write")
-PRESETS = ("gpo", "ape", "apo", "opro", "pe2")
 
 
 @dataclass(frozen=True)
@@ -291,8 +292,6 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 
-OPTIONS_BY_NAME: Mapping[str, Option] = {o.name: o for o in OPTIONS}
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -302,7 +301,7 @@ class Settings:
     model: str | None = None
     optimizer_model: str | None = None
     judge_model: str | None = None
-    cache: str = "rw"
+    cache: CacheMode = "rw"
     cache_dir: str = ".gpo/cache"
     cache_url: str | None = None
     router: str | None = None

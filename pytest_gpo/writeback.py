@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_gpo.fsutil import atomic_write_bytes
-from pytest_gpo.paths import display
+from pytest_gpo.suites.paths import display
 
 BOM = b"\xef\xbb\xbf"
 

@@ -48,7 +48,7 @@ def _heavy_stack() -> None:
     import sentence_transformers  # noqa: F401
     import torch  # noqa: F401
 
-    from pytest_gpo.client import import_litellm
+    from pytest_gpo.llm.setup import import_litellm
 
     import_litellm()
 

@@ -11,18 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from pytest_gpo.baseline import (
-    DEFAULT_BASELINE_PATH,
+from pytest_gpo.gate.baseline import (
     Baseline,
     BaselineCase,
     BaselineEntry,
     BaselineError,
     BaselineStore,
-    load_baseline,
-    resolve_baseline_path,
 )
+from pytest_gpo.gate.verdict import evaluate
+from pytest_gpo.llm.types import ErrorKind
+from pytest_gpo.plugin.finish import finish_session
+from pytest_gpo.plugin.session import GpoSession, SuiteRecord
 from pytest_gpo.results import CaseResult, RunResult, SuiteRun
-from pytest_gpo.suite import Suite
+from pytest_gpo.settings import Settings
+from pytest_gpo.suites.model import Suite
 
 
 def make_suite(name: str = "router", prompt: bytes = b"Route: {{ t }}") -> Suite:
@@ -32,7 +34,6 @@ def make_suite(name: str = "router", prompt: bytes = b"Route: {{ t }}") -> Suite
         prompt_path=Path(f"{name}.txt"),
         prompt_text=prompt.decode(),
         prompt_bytes=prompt,
-        prompt_encoding="utf-8",
         system=None,
         model=None,
         params={},
@@ -292,15 +293,17 @@ def test_lock_timeout_is_a_clear_error(tmp_path: Path) -> None:
         store.update({"a": entry("a", {"1": [1.0]})})
 
 
-def test_resolve_baseline_path(tmp_path: Path) -> None:
-    assert resolve_baseline_path(None, tmp_path) == tmp_path / DEFAULT_BASELINE_PATH
-    assert resolve_baseline_path("ci/base.json", tmp_path) == tmp_path / "ci" / "base.json"
-    assert resolve_baseline_path(tmp_path / "abs.json", "/elsewhere") == tmp_path / "abs.json"
+def test_baseline_path(tmp_path: Path) -> None:
+    assert Settings(rootdir=tmp_path).baseline_path == tmp_path / ".gpo" / "baseline.json"
+    ci = Settings(rootdir=tmp_path, baseline="ci/base.json")
+    assert ci.baseline_path == tmp_path / "ci" / "base.json"
+    absolute = Settings(rootdir=Path("/elsewhere"), baseline=str(tmp_path / "abs.json"))
+    assert absolute.baseline_path == tmp_path / "abs.json"
 
 
 WRITER = """
 import sys
-from pytest_gpo.baseline import BaselineCase, BaselineEntry, BaselineStore
+from pytest_gpo.gate.baseline import BaselineCase, BaselineEntry, BaselineStore
 path, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store = BaselineStore(path)
 for i in range(count):
@@ -329,26 +332,40 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert leftovers(path.parent) == []
 
 
-def test_record_skips_runs_that_did_not_complete(tmp_path: Path) -> None:
-    store = BaselineStore(tmp_path / "baseline.json")
-    store.update({"broken": entry("broken", {"old": [1.0]})})
+def test_update_skips_runs_that_did_not_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what the plugin does at the end of `pytest --gpo-update-baseline`
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    settings = Settings(rootdir=tmp_path, baseline="baseline.json", update_baseline=True)
+    BaselineStore(settings.baseline_path).update({"broken": entry("broken", {"old": [1.0]})})
     ok = make_run("ok", {"1": [1.0]})
     broken = make_run("broken", {"1": [0.0]})
-    broken.error_kind, broken.errors = "cache_miss", ["no cached response for case 1"]
-    result = store.record([(make_suite("ok"), ok), (make_suite("broken"), broken)])
-    assert result.recorded == ["ok"]
-    assert result.skipped == {"broken": "no cached response for case 1"}
-    suites = BaselineStore(store.path).load().suites
+    broken.error_kind, broken.errors = ErrorKind.CACHE_MISS, ["no cached response for case 1"]
+    gs = GpoSession(settings=settings)
+    gs.records["ok"] = SuiteRecord(
+        "ok",
+        "ok",
+        "ok.gpo.yaml",
+        run=ok,
+        verdict=evaluate(make_suite("ok"), ok, None),
+        gate_entry=BaselineEntry.from_run(make_suite("ok"), ok),
+    )
+    gs.records["broken"] = SuiteRecord(
+        "broken", "broken", "broken.gpo.yaml", run=broken, error=broken.errors[0]
+    )
+    assert finish_session(gs, 0) is None
+    suites = BaselineStore(settings.baseline_path).load().suites
     assert list(suites["broken"].cases) == ["old"]  # the old entry stays
     assert list(suites["ok"].cases) == ["1"]
-    lines = result.lines()
+    lines = gs.outcome.lines
     assert lines[0].startswith("baseline updated for 1 suite(s) in ") and "ok" in lines[0]
     assert "NOT updated for broken" in lines[1]
 
 
-def test_load_baseline_and_get(tmp_path: Path) -> None:
+def test_load_and_look_up_a_suite(tmp_path: Path) -> None:
     path = tmp_path / "baseline.json"
-    assert load_baseline(path).get("a") is None
+    assert BaselineStore(path).entry("a") is None
     BaselineStore(path).update({"a": entry("a", {"1": [1.0]})})
-    got = load_baseline(path).get("a")
+    got = BaselineStore(path).entry("a")
     assert got is not None and list(got.cases) == ["1"]

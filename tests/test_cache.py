@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_gpo.cache import (
+from pytest_gpo.llm.cache import (
     PAYLOAD_KEYS,
     FileCache,
     RedisCache,

@@ -18,10 +18,15 @@ from typing import Any
 import pytest
 from openai_server import Fault, OpenAIServer
 
-from pytest_gpo import client as client_module
-from pytest_gpo.cache import FileCache
-from pytest_gpo.calls import Completion, ModelClient, Request
-from pytest_gpo.client import EventLoopRunner, LiteLLMClient, _retry_after
+from pytest_gpo import sim
+from pytest_gpo.llm import providers
+from pytest_gpo.llm.cache import FileCache
+from pytest_gpo.llm.client import LiteLLMClient
+from pytest_gpo.llm.faults import retry_after
+from pytest_gpo.llm.loop import EventLoopRunner
+from pytest_gpo.llm.pricing import estimate_cost
+from pytest_gpo.llm.setup import import_litellm
+from pytest_gpo.llm.types import Completion, ModelClient, Request
 
 KEY = "sk-test"
 
@@ -94,7 +99,7 @@ def test_litellm_pricing_logging_and_token_counting_stay_on(
     # the prompt's tokens (no disable_token_counter).
     from litellm.integrations.custom_logger import CustomLogger
 
-    litellm = client_module.import_litellm()
+    litellm = import_litellm()
     logged: list[dict[str, Any]] = []
 
     class Recorder(CustomLogger):
@@ -130,7 +135,7 @@ def test_litellm_pricing_logging_and_token_counting_stay_on(
 
     def estimate(text: str) -> float | None:
         req = request(openai_server, text, model="openai/gpt-4o-mini", params={"max_tokens": 1})
-        return client_module._estimate_cost(litellm, req, client._kwargs(req))
+        return estimate_cost(litellm, req, client._kwargs(req))
 
     short, long = estimate("hi"), estimate("a much longer prompt " * 200)
     assert short is not None and long is not None and long > 10 * short
@@ -170,13 +175,13 @@ def test_retry_after_header_forms() -> None:
             self.litellm_response_headers = headers
 
     in_3s = email.utils.formatdate(time.time() + 3, usegmt=True)
-    assert _retry_after(Err({"Retry-After": "2"})) == 2.0
-    assert _retry_after(Err({"retry-after-ms": "250"})) == 0.25
-    date_wait = _retry_after(Err({"retry-after": in_3s}))
+    assert retry_after(Err({"Retry-After": "2"})) == 2.0
+    assert retry_after(Err({"retry-after-ms": "250"})) == 0.25
+    date_wait = retry_after(Err({"retry-after": in_3s}))
     assert date_wait is not None and 1.5 < date_wait <= 3.0
-    assert _retry_after(Err({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
-    assert _retry_after(Err({"retry-after": "soon"})) is None
-    assert _retry_after(Exception()) is None
+    assert retry_after(Err({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
+    assert retry_after(Err({"retry-after": "soon"})) is None
+    assert retry_after(Exception()) is None
 
 
 def test_backoff_is_full_jitter_and_bounded(runner: EventLoopRunner) -> None:
@@ -401,6 +406,7 @@ def test_never_more_completions_than_asked(runner: EventLoopRunner) -> None:
 
 
 def test_simulated_models_run_offline(runner: EventLoopRunner) -> None:
+    sim.register()
     client = make_client(runner)
     sim_request = Request(
         model="gpo-sim/task",
@@ -414,14 +420,15 @@ def test_simulated_models_run_offline(runner: EventLoopRunner) -> None:
 def test_missing_simulator_is_a_clear_error(
     runner: EventLoopRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def missing() -> Any:
-        raise ModuleNotFoundError("No module named 'pytest_gpo.sim'")
+    def missing(litellm: Any) -> None:
+        raise ModuleNotFoundError("No module named 'pytest_gpo.sim.provider'")
 
-    monkeypatch.setattr(client_module, "_sim_module", missing)
+    monkeypatch.setattr(providers, "_PROVIDERS", {})
+    providers.register_provider(sim.PROVIDER, missing)
     client = make_client(runner)
     got = runner.run(client.complete(Request(model="gpo-sim/task", messages=())))
     assert got.error_kind == "provider" and got.attempts == 0
-    assert "pytest_gpo.sim" in (got.error or "")
+    assert "pytest_gpo.sim.provider" in (got.error or "")
 
 
 def test_cache_failures_do_not_fail_the_call(
@@ -467,8 +474,12 @@ def test_runner_closes_cleanly_under_warnings_as_errors(tmp_path: Path) -> None:
         import asyncio, gc, sys
         sys.path.insert(0, {tests!r})
         from openai_server import OpenAIServer
-        from pytest_gpo.calls import Request
-        from pytest_gpo.client import EventLoopRunner, LiteLLMClient
+        from pytest_gpo import sim
+        from pytest_gpo.llm.types import Request
+        from pytest_gpo.llm.client import LiteLLMClient
+        from pytest_gpo.llm.loop import EventLoopRunner
+
+        sim.register()
 
         with OpenAIServer(latency=0.01) as server:
             client = LiteLLMClient(concurrency=4, cache_mode="off")
@@ -507,9 +518,9 @@ def test_runner_closes_cleanly_under_warnings_as_errors(tmp_path: Path) -> None:
 
 
 def test_runner_close_closes_the_connections_of_its_loop(openai_server: OpenAIServer) -> None:
-    from pytest_gpo import connections
+    from pytest_gpo.llm import connections
 
-    litellm = client_module.import_litellm()
+    litellm = import_litellm()
     assert isinstance(litellm.aclient_session, connections.LoopLocalClient)
     pools = litellm.aclient_session
     loop_runner = EventLoopRunner()
@@ -530,7 +541,7 @@ def test_runner_close_closes_the_connections_of_its_loop(openai_server: OpenAISe
 
 
 def test_a_users_own_litellm_session_is_left_to_them() -> None:
-    from pytest_gpo import connections
+    from pytest_gpo.llm import connections
 
     class Fake:
         aclient_session: object = object()
@@ -543,7 +554,7 @@ def test_a_users_own_litellm_session_is_left_to_them() -> None:
 
 def test_importing_the_client_does_not_import_litellm() -> None:
     code = (
-        "import sys, pytest_gpo.client, pytest_gpo.cache; "
+        "import sys, pytest_gpo.llm.client, pytest_gpo.llm.cache; "
         "assert 'litellm' not in sys.modules and 'redis' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

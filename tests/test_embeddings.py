@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from openai_server import OpenAIServer
 
-from pytest_gpo import embeddings
-from pytest_gpo.case import Case
-from pytest_gpo.embeddings import (
+from pytest_gpo.errors import ScorerError
+from pytest_gpo.llm import embeddings
+from pytest_gpo.llm.embeddings import (
     LiteLLMEmbedder,
     LocalEmbedder,
     cosine,
@@ -25,9 +25,9 @@ from pytest_gpo.embeddings import (
     normalize,
     spec_key,
 )
-from pytest_gpo.errors import ScorerError
 from pytest_gpo.scorers.base import ScoreContext
 from pytest_gpo.scorers.registry import builtin_registry
+from pytest_gpo.suites.model import Case
 
 HEAVY = ("torch", "sentence_transformers", "litellm", "transformers")
 
@@ -36,7 +36,7 @@ def test_registry_import_does_not_load_heavy_modules() -> None:
     code = (
         "import json, sys\n"
         "import pytest_gpo.scorers.registry as r\n"
-        "import pytest_gpo.embeddings\n"
+        "import pytest_gpo.llm.embeddings\n"
         "reg = r.builtin_registry()\n"
         "reg.create('semantic', {'model': 'openai/x'}, where='s')\n"
         "reg.create('judge', {'rubric': 'polite'}, where='s')\n"

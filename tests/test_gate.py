@@ -7,21 +7,29 @@ from pathlib import Path
 
 import pytest
 
-from pytest_gpo.baseline import BaselineEntry
-from pytest_gpo.gate import (
+from pytest_gpo.gate.baseline import BaselineEntry
+from pytest_gpo.gate.excerpt import excerpt
+from pytest_gpo.gate.messages import (
+    case_line,
+    failure_text,
+    format_p,
+    headline,
+    message_lines,
+    metric_label,
+    notes,
+    summarize,
+)
+from pytest_gpo.gate.verdict import (
     GateSettings,
     GateVerdict,
     error_verdict,
     evaluate,
-    evaluate_gate,
     evaluate_settings,
-    excerpt,
-    format_p,
     sample_scores,
-    summarize,
 )
 from pytest_gpo.results import CaseResult, RunResult, SuiteRun
-from pytest_gpo.suite import Suite
+from pytest_gpo.serial import from_data, to_data
+from pytest_gpo.suites.model import Suite
 
 PROMPT = b"Route this ticket: {{ ticket }}"
 
@@ -40,7 +48,6 @@ def make_suite(
         prompt_path=Path("router.txt"),
         prompt_text=prompt.decode(),
         prompt_bytes=prompt,
-        prompt_encoding="utf-8",
         system=None,
         model="sim/router",
         params={},
@@ -87,8 +94,8 @@ def test_no_baseline_passes_and_says_how_to_record_one() -> None:
     assert v.passed and v.status == "no_baseline"
     assert v.metric_value == 0.75 and v.score == 0.75 and v.pass_rate == 0.75
     assert not v.has_baseline and v.p_value is None and v.delta is None
-    assert any("--gpo-update-baseline" in line for line in v.message)
-    assert v.headline() == "router passed without a baseline (0.750)"
+    assert any("--gpo-update-baseline" in line for line in message_lines(v))
+    assert headline(v) == "router passed without a baseline (0.750)"
 
 
 def test_below_threshold_lists_failing_cases() -> None:
@@ -99,10 +106,10 @@ def test_below_threshold_lists_failing_cases() -> None:
     assert [c.case_id for c in v.failing] == ["c001", "c003"]
     assert v.failing[0].expected == "billing"
     assert v.failing[0].got == "refund\\nfor c001"  # newline shown, never a raw line break
-    text = "\n".join(v.message)
+    text = "\n".join(message_lines(v))
     assert "mean score 0.600 < threshold 0.800 (3 of 5 passed)" in text
     assert "c001: 0.000" in text
-    assert v.headline() == "router below threshold (0.600 < 0.800)"
+    assert headline(v) == "router below threshold (0.600 < 0.800)"
 
 
 def test_threshold_exactly_met_passes() -> None:
@@ -117,7 +124,7 @@ def test_threshold_metric_mean_vs_pass_rate() -> None:
     rate = evaluate(make_suite(threshold=0.8, metric="pass_rate"), run, None)
     assert mean.status == "below_threshold" and mean.metric_value == pytest.approx(0.6)
     assert rate.passed and rate.metric == "pass_rate" and rate.metric_value == 1.0
-    assert "pass rate 1.000 ≥ threshold 0.800" in rate.message[0]
+    assert "pass rate 1.000 ≥ threshold 0.800" in message_lines(rate)[0]
 
 
 def test_one_flip_out_of_200_is_noise() -> None:
@@ -130,7 +137,7 @@ def test_one_flip_out_of_200_is_noise() -> None:
     assert v.delta == pytest.approx(-0.005)
     assert v.p_worse == 0.5 and v.p_value == 0.5
     assert v.test == "exact McNemar"
-    assert any("not significant" in line for line in v.notes)
+    assert any("not significant" in line for line in notes(v))
 
 
 def test_real_regression_fails_with_cases_p_value_and_fix() -> None:
@@ -149,14 +156,14 @@ def test_real_regression_fails_with_cases_p_value_and_fix() -> None:
     assert v.p_value == v.p_worse
     assert v.baseline_value == pytest.approx(0.95)
     assert v.current_value == pytest.approx(0.895)
-    text = "\n".join(v.message)
+    text = "\n".join(message_lines(v))
     assert "exact McNemar p=0.00171 < alpha 0.05" in text
     assert "c000: 1.000 → 0.000" in text and "expected: 'billing'" in text
     assert "got: 'refund\\nfor c000'" in text
     assert "… and 2 more" in text  # ten listed
     assert "pytest --gpo-update-baseline" in text
     assert "unchanged since the baseline" in text  # same prompt, model and scorers
-    assert v.headline() == "router regressed (0.950 → 0.895, p=0.00171)"
+    assert headline(v) == "router regressed (0.950 → 0.895, p=0.00171)"
 
 
 def test_regression_and_below_threshold_both_reported() -> None:
@@ -164,7 +171,7 @@ def test_regression_and_below_threshold_both_reported() -> None:
     v = evaluate(suite, binary_run([0] * 10 + [1] * 10), entry(suite, binary_run([1] * 20)))
     assert v.status == "regressed"
     assert v.failures == ["regressed", "below_threshold"]
-    assert any(line.startswith("also below threshold") for line in v.message)
+    assert any(line.startswith("also below threshold") for line in message_lines(v))
 
 
 def test_improvement_is_reported_with_its_own_p_value() -> None:
@@ -176,8 +183,8 @@ def test_improvement_is_reported_with_its_own_p_value() -> None:
     assert v.p_better == pytest.approx(1 / 1024) and v.p_value == v.p_better
     assert v.p_worse == 1.0
     assert len(v.better) == 10 and not v.worse
-    assert v.headline() == "router improved (0.500 → 1.000, p=9.8e-04)"
-    assert any("record the improvement" in line for line in v.message)
+    assert headline(v) == "router improved (0.500 → 1.000, p=9.8e-04)"
+    assert any("record the improvement" in line for line in message_lines(v))
 
 
 def test_changed_prompt_model_and_scorers_are_named() -> None:
@@ -193,7 +200,7 @@ def test_changed_prompt_model_and_scorers_are_named() -> None:
     v = evaluate(suite, binary_run([1] * 10), stale)
     assert v.passed
     assert v.changed == ["prompt", "model", "scorers"]
-    assert any("changed since the baseline: prompt, model, scorers" in m for m in v.message)
+    assert any("changed since the baseline: prompt, model, scorers" in m for m in message_lines(v))
 
     only_prompt = evaluate(make_suite(prompt=b"New prompt {{ ticket }}"), base, old)
     assert only_prompt.changed == ["prompt"]
@@ -211,7 +218,9 @@ def test_added_and_removed_cases_compare_only_common_ones() -> None:
     assert v.baseline_value == 1.0 and v.current_value == 1.0 and v.delta == 0.0
     assert v.passed and v.status == "pass"
     assert v.metric_value == pytest.approx(10 / 12)  # the threshold sees the full run
-    assert any("2 added, 1 removed (only the 10 common cases are compared)" in m for m in v.message)
+    assert any(
+        "2 added, 1 removed (only the 10 common cases are compared)" in m for m in message_lines(v)
+    )
 
 
 def test_no_common_cases_is_not_a_comparison() -> None:
@@ -219,7 +228,7 @@ def test_no_common_cases_is_not_a_comparison() -> None:
     v = evaluate(suite, binary_run([1] * 5, prefix="new"), entry(suite, binary_run([1] * 5)))
     assert v.passed and v.status == "pass" and v.has_baseline
     assert v.common == 0 and v.delta is None and v.p_value is None
-    assert any("no cases in common" in m for m in v.notes)
+    assert any("no cases in common" in m for m in notes(v))
 
 
 def test_tolerance_absorbs_a_significant_small_drop() -> None:
@@ -230,7 +239,7 @@ def test_tolerance_absorbs_a_significant_small_drop() -> None:
     assert evaluate(strict, now, entry(strict, base)).status == "regressed"
     v = evaluate(loose, now, entry(loose, base))
     assert v.passed and v.status == "pass"
-    assert any("within tolerance" in m for m in v.notes)
+    assert any("within tolerance" in m for m in notes(v))
 
 
 def test_alpha_is_respected() -> None:
@@ -275,7 +284,7 @@ def test_repeats_k_of_n_and_spread() -> None:
     assert sample_scores(run) == [0.75, 0.75, 0.5]
     assert v.spread is not None
     assert v.spread.samples == 3 and (v.spread.min, v.spread.max) == (0.5, 0.75)
-    assert any(m.startswith("repeats: 3 runs per case; suite score per sample") for m in v.notes)
+    assert any(m.startswith("repeats: 3 runs per case; suite score per sample") for m in notes(v))
     # the baseline records pass rates per case, and the gate compares k-of-N verdicts
     base = entry(suite, run)
     a = base.cases["a"]
@@ -284,7 +293,7 @@ def test_repeats_k_of_n_and_spread() -> None:
     worse = run_of([case(x, 1.0, 0.0, 0.0, min_pass=2) for x in "abcd"])
     w = evaluate(suite, worse, base)
     assert [c.case_id for c in w.worse] == ["a", "c", "d"]
-    assert w.worse[0].runs == 3 and "passed 1/3 runs" in w.worse[0].line()
+    assert w.worse[0].runs == 3 and "passed 1/3 runs" in case_line(w.worse[0])
 
 
 def test_single_run_has_no_spread() -> None:
@@ -294,7 +303,11 @@ def test_single_run_has_no_spread() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "words"),
-    [("cache_miss", "replay cache"), ("provider", "provider failed"), (None, "could not")],
+    [
+        ("cache_miss", "missing from the cache"),
+        ("provider", "failed after every retry"),
+        (None, "could not"),
+    ],
 )
 def test_errored_run_is_an_error_not_a_regression(kind: str | None, words: str) -> None:
     suite = make_suite()
@@ -304,8 +317,8 @@ def test_errored_run_is_an_error_not_a_regression(kind: str | None, words: str) 
     v = evaluate(suite, run, entry(suite, binary_run([1] * 10)))
     assert v.status == "error" and not v.passed and v.failures == ["error"]
     assert v.worse == [] and v.p_value is None
-    assert words in v.message[0] and "not a prompt regression" in v.message[0]
-    assert "errored" in v.headline()
+    assert words in message_lines(v)[0] and "not a prompt regression" in message_lines(v)[0]
+    assert "errored" in headline(v)
 
 
 def test_verdict_is_json_serializable() -> None:
@@ -315,7 +328,7 @@ def test_verdict_is_json_serializable() -> None:
         run_of([case("a", 1.0, 0.0), case("b", 0.0, 0.0)]),
         entry(suite, run_of([case("a", 1.0, 1.0), case("b", 1.0, 1.0)])),
     )
-    data = json.loads(json.dumps(v.to_dict()))
+    data = json.loads(json.dumps(to_data(v)))
     assert data["status"] == v.status
     assert data["worse"][0]["case_id"] in {"a", "b"}
     assert set(data["spread"]) == {"samples", "mean", "std", "min", "max"}
@@ -367,7 +380,7 @@ def test_verdict_type_default_status_is_typed() -> None:
         metric_value=1.0,
         threshold=0.5,
     )
-    assert v.metric_label == "mean score" and v.headline() == "s passed (1.000)"
+    assert metric_label(v) == "mean score" and headline(v) == "s passed (1.000)"
 
 
 def test_verdict_round_trips_through_json() -> None:
@@ -377,21 +390,20 @@ def test_verdict_round_trips_through_json() -> None:
         run_of([case("a", 1.0, 0.0), case("b", 0.0, 0.0)]),
         entry(suite, run_of([case("a", 1.0, 1.0), case("b", 1.0, 1.0)])),
     )
-    back = GateVerdict.from_dict(json.loads(json.dumps(v.to_dict())))
+    back = from_data(GateVerdict, json.loads(json.dumps(to_data(v))))
     assert back == v
 
 
 def test_failure_text_is_headline_then_message() -> None:
     suite = make_suite(threshold=0.9)
     v = evaluate(suite, binary_run([1, 0]), None)
-    text = v.failure_text(suite)
+    text = failure_text(v, suite)
     assert text.splitlines()[0] == "router below threshold (0.500 < 0.900) (router.gpo.yaml)"
-    assert text.splitlines()[1:] == v.message
+    assert text.splitlines()[1:] == message_lines(v)
 
 
 def test_error_verdict_without_a_run() -> None:
     v = error_verdict("router", "provider returned 500 on every attempt", kind="provider")
     assert v.status == "error" and not v.passed and v.cases == 0
-    assert "provider failed" in v.message[0]
-    assert v.headline() == "router errored (provider returned 500 on every attempt)"
-    assert evaluate_gate is evaluate
+    assert "failed after every retry" in message_lines(v)[0]
+    assert headline(v) == "router errored (provider returned 500 on every attempt)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_gpo.optimize import check_candidate, word_edit_distance
+from pytest_gpo.optimize.budget import check_candidate, word_edit_distance
 
 CURRENT = "Classify the ticket into one of billing, bug or other. Ticket: {{ ticket }}"
 VARS = frozenset({"ticket"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_gpo.errors import SuiteError
-from pytest_gpo.optimize import OptimizeConfig
+from pytest_gpo.optimize.config import OptimizeConfig
 
 
 def test_defaults_reproduce_the_paper() -> None:
@@ -40,10 +40,8 @@ def test_presets_set_defaults(preset: str, expected: dict[str, object]) -> None:
 
 
 def test_explicit_keys_override_the_preset_and_overrides_win() -> None:
-    cfg = OptimizeConfig.from_mapping(
-        {"preset": "pe2", "max_words": 20, "steps": 4},
-        overrides={"steps": 9, "candidates": None, "seed": 3},
-    )
+    cfg = OptimizeConfig.from_mapping({"preset": "pe2", "max_words": 20, "steps": 4})
+    cfg = cfg.with_overrides({"steps": 9, "candidates": None, "seed": 3})
     assert cfg.retrieval == "recency" and cfg.max_words == 20
     assert cfg.steps == 9 and cfg.candidates == 8 and cfg.seed == 3
 
@@ -96,3 +94,11 @@ def test_dict_round_trip_and_replace_validates() -> None:
     assert cfg.replace(steps=5).steps == 5
     with pytest.raises(SuiteError):
         cfg.replace(k=0)
+
+
+def test_an_overriding_preset_goes_beneath_the_keys_written() -> None:
+    cfg = OptimizeConfig.from_mapping({"max_words": 20}).with_overrides({"preset": "pe2"})
+    assert cfg.preset == "pe2" and cfg.retrieval == "recency" and cfg.max_words == 20
+    with pytest.raises(SuiteError) as info:
+        cfg.with_overrides({"steps": 0}, where="a.gpo.yaml")
+    assert info.value.path == "a.gpo.yaml" and info.value.key == "optimize.steps"

@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pytest_gpo.calls import Completion, Request, Usage
+from pytest_gpo.llm.types import Completion, Request, Usage
 from pytest_gpo.results import CaseResult, RunResult, SuiteRun
 
 

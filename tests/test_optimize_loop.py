@@ -13,15 +13,13 @@ import pytest
 from test_optimize_fakes import BagOfWordsEmbedder, ScriptedClient, TableEvaluator, steps_script
 
 from pytest_gpo.errors import ConfigError
-from pytest_gpo.optimize import (
-    OptimizationResult,
-    OptimizeConfig,
-    ProgressEvent,
-    format_progress,
-    optimize,
-    plan_run,
-)
+from pytest_gpo.optimize.config import OptimizeConfig
+from pytest_gpo.optimize.estimate import plan_run
+from pytest_gpo.optimize.loop import optimize
 from pytest_gpo.optimize.markers import BUDGET_SENTENCE, CURRENT_OPEN, REFLECTION_TAG
+from pytest_gpo.optimize.progress import ProgressEvent, format_progress
+from pytest_gpo.optimize.result import OptimizationResult
+from pytest_gpo.serial import from_data, to_data
 
 CASES = [f"c{i:02d}" for i in range(20)]
 VARS = {c: {"q": f"question {c}"} for c in CASES}
@@ -324,7 +322,7 @@ def test_resume_from_a_checkpoint_does_not_rescore_completed_steps(tmp_path: Pat
         cfg, _evaluator(cfg, test_scores={P0: 0.5, E: 0.7}), ScriptedClient(steps_script(script))
     )
     assert resumed.trajectory == fresh.trajectory
-    assert [s.to_dict() for s in resumed.steps] == [s.to_dict() for s in fresh.steps]
+    assert to_data(resumed.steps) == to_data(fresh.steps)
     assert resumed.best_prompt == fresh.best_prompt == E
 
     # another configuration does not pick up this run's checkpoint
@@ -357,9 +355,9 @@ def test_result_round_trips_through_json() -> None:
     result = _run(
         cfg, _evaluator(cfg, test_scores={P0: 0.5, E: 0.7}), ScriptedClient(steps_script(SCRIPT))
     )
-    data = json.loads(json.dumps(result.to_dict()))
-    again = OptimizationResult.from_dict(data)
-    assert again.to_dict() == result.to_dict()
+    data = json.loads(json.dumps(to_data(result)))
+    again = from_data(OptimizationResult, data)
+    assert to_data(again) == to_data(result)
     assert again.should_write and again.seed == 0
 
 

@@ -3,14 +3,7 @@ parsing; the request each step sends."""
 
 from __future__ import annotations
 
-from pytest_gpo.optimize import (
-    OptimizeConfig,
-    TaskExample,
-    TrajectoryEntry,
-    build_meta_prompt,
-    build_reflection_prompt,
-    parse_reply,
-)
+from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.optimize.markers import (
     BUDGET_SENTENCE,
     CURRENT_CLOSE,
@@ -19,8 +12,14 @@ from pytest_gpo.optimize.markers import (
     REFLECTION_TAG,
     WRAP_SENTENCE,
 )
-from pytest_gpo.optimize.metaprompt import pick_examples
-from pytest_gpo.optimize.proposer import candidate_request, reflection_request
+from pytest_gpo.optimize.metaprompt import (
+    TaskExample,
+    build_meta_prompt,
+    build_reflection_prompt,
+    pick_examples,
+)
+from pytest_gpo.optimize.proposer import candidate_request, parse_reply, reflection_request
+from pytest_gpo.optimize.retrieval import TrajectoryEntry
 
 CURRENT = "Route the ticket.\nAnswer with one word.\n\nTicket: {{ ticket }}"
 EXAMPLES = [

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import json
 
-from pytest_gpo.calls import Usage
-from pytest_gpo.optimize import (
+from pytest_gpo.llm.types import Usage
+from pytest_gpo.optimize.config import OptimizeConfig
+from pytest_gpo.optimize.result import (
     CandidateRecord,
     CaseOutcome,
     OptimizationResult,
-    OptimizeConfig,
     SplitScore,
     StepRecord,
-    TrajectoryEntry,
+)
+from pytest_gpo.optimize.retrieval import TrajectoryEntry
+from pytest_gpo.report.optimization import (
+    escape_cell,
     optimize_json,
     optimize_markdown,
     optimize_terminal_lines,
+    word_diff_markdown,
 )
-from pytest_gpo.optimize.report import escape_cell, word_diff_markdown
+from pytest_gpo.serial import from_data, to_data
 
 BEFORE = "Route the ticket.\nAnswer with one word.\nTicket: {{ ticket }}"
 AFTER = "Route the support ticket.\nAnswer with one lowercase word.\nTicket: {{ ticket }}"
@@ -145,7 +149,7 @@ def test_json_and_terminal_lines() -> None:
     assert data["diff"].startswith("--- ticket_router (before)")
     assert [f["case_id"] for f in data["flipped"]] == ["case|1"]
     assert data["flipped"][0]["fixed"] is True
-    assert OptimizationResult.from_dict(data).to_dict() == result.to_dict()
+    assert to_data(from_data(OptimizationResult, data)) == to_data(result)
     lines = optimize_terminal_lines(result)
     assert lines[0] == "gpo ticket_router: accepted: held-out test improved (0.500 → 0.750)"
     assert "eval 0.600 -> 0.800 | test 0.500 -> 0.750 | train 0.550 -> 0.700" in lines[1]

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 from test_optimize_fakes import BagOfWordsEmbedder
 
-from pytest_gpo.optimize import EmbeddingMemo, TrajectoryEntry, retrieve
+from pytest_gpo.optimize.retrieval import EmbeddingMemo, TrajectoryEntry, retrieve
 
 
 class AxisEmbedder:

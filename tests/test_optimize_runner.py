@@ -15,13 +15,14 @@ import pytest
 from test_optimize_fakes import BagOfWordsEmbedder
 
 from pytest_gpo import sim
-from pytest_gpo.calls import Completion, Embedder, Request, Usage
 from pytest_gpo.evaluate import EvalOptions
-from pytest_gpo.optimize import optimize_markdown
-from pytest_gpo.optimize.runner import optimize_suite, run_dir, suite_config
+from pytest_gpo.llm.types import Completion, Embedder, Request, Usage
+from pytest_gpo.plugin.optimize_driver import optimize_suite, run_dir, suite_config
+from pytest_gpo.report.optimization import optimize_markdown
 from pytest_gpo.scorers.registry import builtin_registry
 from pytest_gpo.settings import Settings
-from pytest_gpo.suite import Suite, load_suite
+from pytest_gpo.suites.load import load_suite
+from pytest_gpo.suites.model import Suite
 
 T = TypeVar("T")
 FIXTURE = Path(__file__).parent / "fixtures" / "example_project"

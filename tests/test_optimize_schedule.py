@@ -8,16 +8,10 @@ import random
 import pytest
 
 from pytest_gpo.errors import SuiteError
-from pytest_gpo.optimize import (
-    OptimizeConfig,
-    batch_for_step,
-    edit_budget,
-    estimate_calls,
-    plan_run,
-    split_cases,
-    steps_per_epoch,
-    total_steps,
-)
+from pytest_gpo.optimize.config import OptimizeConfig
+from pytest_gpo.optimize.estimate import estimate_calls, plan_run
+from pytest_gpo.optimize.schedule import batch_for_step, edit_budget, steps_per_epoch, total_steps
+from pytest_gpo.optimize.splits import split_cases
 
 GPO_MD_T18 = [49, 48, 47, 45, 42, 40, 36, 33, 30, 26, 23, 20, 17, 14, 12, 11, 10, 10]
 

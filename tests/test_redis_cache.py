@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 from openai_server import OpenAIServer
 
-from pytest_gpo.cache import RedisCache, encode_entry, open_cache
-from pytest_gpo.calls import Request
-from pytest_gpo.client import EventLoopRunner, LiteLLMClient
+from pytest_gpo.llm.cache import RedisCache, encode_entry, open_cache
+from pytest_gpo.llm.client import LiteLLMClient
+from pytest_gpo.llm.loop import EventLoopRunner
+from pytest_gpo.llm.types import Request
 
 pytest_plugins = ["pytester"]
 

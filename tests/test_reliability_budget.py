@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 from openai_server import OpenAIServer
 
-from pytest_gpo.client import EventLoopRunner, LiteLLMClient, import_litellm
 from pytest_gpo.evaluate import EvalOptions, evaluate
+from pytest_gpo.llm.client import LiteLLMClient
+from pytest_gpo.llm.loop import EventLoopRunner
+from pytest_gpo.llm.setup import import_litellm
 from pytest_gpo.results import SuiteRun
 from pytest_gpo.scorers.registry import builtin_registry
-from pytest_gpo.suite import Suite, load_suite
+from pytest_gpo.suites.load import load_suite
+from pytest_gpo.suites.model import Suite
 
 pytest_plugins = ["pytester"]
 

@@ -1,6 +1,6 @@
 """Reliability, cache keys and cache entries.
 
-:meth:`pytest_gpo.calls.Request.cache_key` must change with everything that can change a
+:meth:`pytest_gpo.llm.types.Request.cache_key` must change with everything that can change a
 model's answer (model, messages, output parameters, sample index, n) and with nothing else
 (dict order, transport parameters such as ``api_base``, ``api_key``, ``timeout``, headers).
 A stored entry that is corrupt, truncated or belongs to another key is never returned: it is a
@@ -21,9 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai_server import OpenAIServer
 
-from pytest_gpo.cache import FileCache, decode_entry, encode_entry
-from pytest_gpo.calls import TRANSPORT_PARAMS, Request, canonical_json
-from pytest_gpo.client import EventLoopRunner, LiteLLMClient
+from pytest_gpo.llm.cache import FileCache, decode_entry, encode_entry
+from pytest_gpo.llm.client import LiteLLMClient
+from pytest_gpo.llm.loop import EventLoopRunner
+from pytest_gpo.llm.types import TRANSPORT_PARAMS, Request, canonical_json
 
 PROPERTY = settings(
     max_examples=300,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_gpo.baseline import BaselineCase, BaselineEntry, BaselineStore
-from pytest_gpo.cache import decode_entry
+from pytest_gpo.gate.baseline import BaselineCase, BaselineEntry, BaselineStore
+from pytest_gpo.llm.cache import decode_entry
 
 pytest.importorskip("xdist")
 

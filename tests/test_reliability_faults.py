@@ -18,13 +18,15 @@ from typing import Any
 import pytest
 from openai_server import Fault, OpenAIServer
 
-from pytest_gpo.cache import FileCache, decode_entry
-from pytest_gpo.calls import Request
-from pytest_gpo.client import EventLoopRunner, LiteLLMClient, import_litellm
 from pytest_gpo.evaluate import EvalOptions, evaluate
+from pytest_gpo.llm.cache import FileCache, decode_entry
+from pytest_gpo.llm.client import LiteLLMClient
+from pytest_gpo.llm.loop import EventLoopRunner
+from pytest_gpo.llm.setup import import_litellm
+from pytest_gpo.llm.types import Request
 from pytest_gpo.results import SuiteRun
 from pytest_gpo.scorers.registry import builtin_registry
-from pytest_gpo.suite import load_suite
+from pytest_gpo.suites.load import load_suite
 
 pytest_plugins = ["pytester"]
 

@@ -1,7 +1,7 @@
 """Reliability, interrupted writes: SIGKILL never leaves a half-written file behind.
 
 A child process rewrites a prompt file (:func:`pytest_gpo.writeback.apply`), the baseline
-(:meth:`pytest_gpo.baseline.BaselineStore.update`) and cache entries (:class:`FileCache`) in a
+(:meth:`pytest_gpo.gate.baseline.BaselineStore.update`) and cache entries (:class:`FileCache`) in a
 loop and is killed with SIGKILL at random moments; then real ``pytest --gpo-optimize=write`` and
 ``--gpo-update-baseline`` runs on the simulated models are killed, some at random times around
 the end of the run and some the moment their temp file appears. Afterwards every prompt file
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_gpo.baseline import Baseline, BaselineCase, BaselineEntry, BaselineStore
-from pytest_gpo.cache import FileCache, decode_entry
+from pytest_gpo.gate.baseline import Baseline, BaselineCase, BaselineEntry, BaselineStore
+from pytest_gpo.llm.cache import FileCache, decode_entry
 from pytest_gpo.writeback import encode_like
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -64,8 +64,8 @@ CHILD = textwrap.dedent(
     import hashlib, json, sys
     from pathlib import Path
     from pytest_gpo.writeback import PlannedWrite, apply
-    from pytest_gpo.baseline import Baseline, BaselineStore
-    from pytest_gpo.cache import FileCache
+    from pytest_gpo.gate.baseline import Baseline, BaselineStore
+    from pytest_gpo.llm.cache import FileCache
     root = Path(sys.argv[1])
     inputs = json.loads((root / "inputs.json").read_text(encoding="utf-8"))
     prompt, store, cache = root / "prompt.txt", BaselineStore(root / "baseline.json"), \\

@@ -9,26 +9,17 @@ from typing import Any
 
 import pytest
 
-from pytest_gpo.baseline import BaselineEntry
-from pytest_gpo.calls import Usage
-from pytest_gpo.gate import GateVerdict, error_verdict, evaluate
-from pytest_gpo.report import (
-    ReportError,
-    Section,
-    SuiteReport,
-    build_report,
-    details,
-    md_cell,
-    md_table,
-    render_markdown,
-    report_json,
-    report_paths,
-    terminal_lines,
-    terminal_table,
-    write_reports,
-)
+from pytest_gpo.gate.baseline import BaselineEntry
+from pytest_gpo.gate.verdict import GateVerdict, error_verdict, evaluate
+from pytest_gpo.llm.types import Usage
+from pytest_gpo.report.files import ReportError, report_paths, write_reports
+from pytest_gpo.report.json import report_json
+from pytest_gpo.report.markdown import details, md_cell, md_table, render_markdown
+from pytest_gpo.report.model import Section, SuiteReport, build_report
+from pytest_gpo.report.terminal import terminal_lines, terminal_table
 from pytest_gpo.results import CaseResult, RunResult, SuiteRun
-from pytest_gpo.suite import Suite
+from pytest_gpo.serial import from_data, to_data
+from pytest_gpo.suites.model import Suite
 
 
 def make_suite(name: str, *, threshold: float = 0.5, metric: str = "mean") -> Suite:
@@ -38,7 +29,6 @@ def make_suite(name: str, *, threshold: float = 0.5, metric: str = "mean") -> Su
         prompt_path=Path(f"{name}.txt"),
         prompt_text="p",
         prompt_bytes=b"p",
-        prompt_encoding="utf-8",
         system=None,
         model=None,
         params={},
@@ -75,7 +65,7 @@ def run_of(name: str, cases: list[CaseResult], **usage: float) -> SuiteRun:
         model="openai/gpt-4o-mini",
         prompt_text="p",
         cases=cases,
-        usage=Usage.from_dict(usage),
+        usage=from_data(Usage, usage),
     )
 
 
@@ -409,7 +399,9 @@ def test_terminal_table_notes_changes() -> None:
 def test_report_from_worker_dicts_and_without_a_run(tmp_path: Path) -> None:
     reg = regressed("router")
     assert reg.run is not None
-    again = SuiteReport.from_dicts(reg.verdict.to_dict(), reg.run.to_dict())
+    again = SuiteReport(
+        from_data(GateVerdict, to_data(reg.verdict)), from_data(SuiteRun, to_data(reg.run))
+    )
     assert again.verdict == reg.verdict and again.usage == reg.usage
     broken = SuiteReport(
         error_verdict("sum", "no cached response", kind="cache_miss", model="openai/gpt-4o-mini")

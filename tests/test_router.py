@@ -17,16 +17,13 @@ from typing import Any
 import pytest
 from openai_server import OpenAIServer
 
-from pytest_gpo.calls import Completion, Request
-from pytest_gpo.client import (
-    ROUTER_FORCED,
-    EventLoopRunner,
-    LiteLLMClient,
-    _classify,
-    import_litellm,
-    load_router_config,
-)
 from pytest_gpo.errors import ConfigError
+from pytest_gpo.llm.client import LiteLLMClient
+from pytest_gpo.llm.faults import classify
+from pytest_gpo.llm.loop import EventLoopRunner
+from pytest_gpo.llm.router import ROUTER_FORCED, load_router_config
+from pytest_gpo.llm.setup import import_litellm
+from pytest_gpo.llm.types import Completion, Request
 from pytest_gpo.settings import resolve
 
 pytest_plugins = ["pytester"]
@@ -186,7 +183,7 @@ def test_wildcard_model_names_route(tmp_path: Path, openai_server: OpenAIServer)
 def test_cache_is_shared_across_deployments(
     tmp_path: Path, deployments: tuple[OpenAIServer, OpenAIServer]
 ) -> None:
-    from pytest_gpo.cache import FileCache
+    from pytest_gpo.llm.cache import FileCache
 
     a, b = deployments
     cache = FileCache(tmp_path / "cache")
@@ -208,7 +205,7 @@ def test_router_busy_is_retried_after_its_cooldown() -> None:
     exc = RouterRateLimitError(
         model=MODEL, cooldown_time=2.5, enable_pre_call_checks=False, cooldown_list=["x"]
     )
-    fault = _classify(litellm, exc, {"model": MODEL})
+    fault = classify(litellm, exc, {"model": MODEL})
     assert fault.retryable and fault.retry_after == 2.5
 
 

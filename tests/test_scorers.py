@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from pytest_gpo.calls import Completion, Request, Usage
-from pytest_gpo.case import Case
 from pytest_gpo.errors import ScorerError
+from pytest_gpo.llm.types import Completion, Request, Usage
 from pytest_gpo.scorers.base import ScoreContext, Scorer, ScoreResult
 from pytest_gpo.scorers.choice import ChoiceScorer
 from pytest_gpo.scorers.common import as_text, clamp, quote, versus
@@ -21,6 +20,7 @@ from pytest_gpo.scorers.json_scorer import extract_json, first_difference, json_
 from pytest_gpo.scorers.judge import JudgeScorer, parse_verdict
 from pytest_gpo.scorers.number import find_numbers
 from pytest_gpo.scorers.registry import BUILTIN_SCORERS, builtin_registry
+from pytest_gpo.suites.model import Case
 
 REGISTRY = builtin_registry()
 _NO_EXPECTED = object()

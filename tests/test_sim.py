@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from pytest_gpo import sim
-from pytest_gpo.calls import Request
+from pytest_gpo.llm.types import Request
 from pytest_gpo.optimize.markers import (
     BUDGET_SENTENCE,
     CURRENT_CLOSE,
@@ -30,6 +30,9 @@ from pytest_gpo.optimize.markers import (
     START,
     WRAP_SENTENCE,
 )
+from pytest_gpo.sim.optimizer import word_distance
+from pytest_gpo.sim.provider import SAMPLE_KEY, extra_kwargs, install
+from pytest_gpo.sim.task import task_reply
 
 EXAMPLE = Path(__file__).resolve().parent / "fixtures" / "example_project"
 ROUTER_PROMPT = (
@@ -56,7 +59,7 @@ def litellm() -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm as module
 
-    sim.register()
+    install(module)
     return module
 
 
@@ -72,7 +75,7 @@ def acomplete(
     """One ``litellm.acompletion`` call as the plugin's client makes it."""
     messages = [{"role": "user", "content": content}] if isinstance(content, str) else content
     request = Request(model=model, messages=tuple(messages), params=params, sample=sample)
-    kwargs = {**params, **sim.extra_kwargs(request)}
+    kwargs = {**params, **extra_kwargs(request)}
     coro = litellm.acompletion(
         model=model, messages=list(messages), num_retries=0, max_retries=0, **kwargs
     )
@@ -99,7 +102,10 @@ def router(*directives: str, ticket: str) -> str:
 
 
 def test_import_does_not_import_litellm() -> None:
-    code = "import sys, pytest_gpo.sim; print('litellm' in sys.modules)"
+    code = (
+        "import sys, pytest_gpo.sim, pytest_gpo.sim.provider, pytest_gpo.sim.optimizer; "
+        "pytest_gpo.sim.register(); print('litellm' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -107,6 +113,8 @@ def test_import_does_not_import_litellm() -> None:
 def test_register_twice_is_harmless(litellm: Any, loop: asyncio.AbstractEventLoop) -> None:
     sim.register()
     sim.register()
+    install(litellm)
+    install(litellm)
     entries = [e for e in litellm.custom_provider_map if e["provider"] == sim.PROVIDER]
     assert len(entries) == 1
     assert task(litellm, loop, router(ticket="Where is my invoice?")) == "Billing"
@@ -126,7 +134,7 @@ def test_sync_completion_works(litellm: Any) -> None:
     response = litellm.completion(
         model=sim.TASK_MODEL,
         messages=[{"role": "user", "content": router(ticket="My parcel never arrived.")}],
-        metadata={sim.SAMPLE_KEY: 3},
+        metadata={SAMPLE_KEY: 3},
         temperature=0,
     )
     assert texts(response) == ["Shipping"]
@@ -147,8 +155,8 @@ def test_extra_kwargs_carries_the_sample_index() -> None:
     request = Request(
         model=sim.TASK_MODEL, messages=(), params={"metadata": {"team": "a"}}, sample=7
     )
-    assert sim.extra_kwargs(request) == {"metadata": {"team": "a", sim.SAMPLE_KEY: 7}}
-    assert sim.extra_kwargs(Request(model="openai/gpt-4o-mini", messages=(), sample=7)) == {}
+    assert extra_kwargs(request) == {"metadata": {"team": "a", SAMPLE_KEY: 7}}
+    assert extra_kwargs(Request(model="openai/gpt-4o-mini", messages=(), sample=7)) == {}
 
 
 # --------------------------------------------------------------------------- the task model
@@ -367,7 +375,7 @@ def test_optimizer_keeps_variables_and_mostly_respects_the_budget(
         for reply, prompt in zip(replies, candidates(replies), strict=True):
             kind = reply.split("(")[-1].split(")")[0]
             kinds[kind] = kinds.get(kind, 0) + 1
-            words = sim.word_distance(current, prompt)
+            words = word_distance(current, prompt)
             if kind == "drop_variable":
                 assert "{{ ticket }}" not in prompt
                 assert words <= budget
@@ -505,7 +513,7 @@ def optimize_router(seed: int, steps: int) -> tuple[float, float]:
         template = jinja2.Template(prompt)
         hits = sum(
             same_label(
-                sim.task_reply([{"role": "user", "content": template.render(**c["vars"])}]),
+                task_reply([{"role": "user", "content": template.render(**c["vars"])}]),
                 c["expected"],
             )
             for c in split
@@ -526,7 +534,7 @@ def optimize_router(seed: int, steps: int) -> tuple[float, float]:
         valid = [
             c
             for c in candidates(replies)
-            if "{{ ticket }}" in c and sim.word_distance(current, c) <= budget
+            if "{{ ticket }}" in c and word_distance(current, c) <= budget
         ]
         scored = sorted(((score(c, eval_split), c) for c in valid), key=lambda x: -x[0])
         if scored and scored[0][0] >= current_score:

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from pytest_gpo.case import Case
 from pytest_gpo.errors import GpoError, ScorerError, SuiteError
 from pytest_gpo.scorers.base import ScoreContext, Scorer, ScoreResult, ScorerRegistry
-from pytest_gpo.suite import Suite, load_suite
+from pytest_gpo.suites.load import load_suite
+from pytest_gpo.suites.model import Case, Suite
+from pytest_gpo.templates.template import template_variables
 
 
 class Exact(Scorer):
@@ -83,7 +84,7 @@ def test_loads_the_contract_keys(make: Callable[..., Suite]) -> None:
     assert suite.model == "openai/gpt-4o-mini"
     assert suite.params == {"temperature": 0}
     assert suite.threshold == 0.5 and suite.threshold_metric == "mean"
-    assert suite.template_vars == frozenset({"ticket"})
+    assert template_variables(suite.prompt_text) == frozenset({"ticket"})
     assert suite.cases[0].id == "a"
     assert suite.prompt_text == "Classify: {{ ticket }}\n"
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from jinja2 import nodes
 
 from pytest_gpo.errors import SuiteError
-from pytest_gpo.template import (
+from pytest_gpo.templates.template import (
     check_syntax,
     plain_variables,
     render,
@@ -178,7 +178,7 @@ def test_collecting_plain_suites_never_imports_jinja(tmp_path: Path) -> None:
         import sys
         from pathlib import Path
         from pytest_gpo.scorers.registry import builtin_registry
-        from pytest_gpo.suite import load_suite
+        from pytest_gpo.suites.load import load_suite
         load_suite(Path({str(tmp_path / "s.gpo.yaml")!r}), builtin_registry())
         print("plain:", "jinja2" in sys.modules)
         load_suite(Path({str(tmp_path / "t.gpo.yaml")!r}), builtin_registry())

@@ -18,8 +18,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_gpo import suite as suite_module
-from pytest_gpo.suite import _nesting_bound, parse_yaml
+from pytest_gpo.suites import yaml_parse as suite_module
+from pytest_gpo.suites.yaml_parse import _nesting_bound, parse_yaml
 
 needs_libyaml = pytest.mark.skipif(
     getattr(yaml, "CSafeLoader", None) is None, reason="PyYAML built without libyaml"
@@ -109,7 +109,7 @@ def test_nesting_that_would_crash_libyaml_is_a_clear_error(tmp_path: Path, text:
         from pathlib import Path
         from pytest_gpo.errors import GpoError
         from pytest_gpo.scorers.registry import builtin_registry
-        from pytest_gpo.suite import load_suite
+        from pytest_gpo.suites.load import load_suite
         try:
             load_suite(Path({str(suite)!r}), builtin_registry())
         except GpoError as exc:

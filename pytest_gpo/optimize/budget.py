@@ -15,7 +15,7 @@ from typing import Literal
 from rapidfuzz.distance import Levenshtein
 
 from pytest_gpo.errors import SuiteError
-from pytest_gpo.template import check_syntax, template_variables
+from pytest_gpo.templates.template import check_syntax, template_variables
 
 CandidateStatus = Literal[
     "accepted",

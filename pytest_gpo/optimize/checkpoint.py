@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_gpo.calls import canonical_json
 from pytest_gpo.fsutil import atomic_write_text
+from pytest_gpo.llm.types import canonical_json
 
 CHECKPOINT_NAME = "checkpoint.json"
 CHECKPOINT_VERSION = 1

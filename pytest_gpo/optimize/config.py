@@ -12,7 +12,7 @@ import dataclasses
 import difflib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +42,8 @@ class OptimizeConfig:
     with ``use_paired_test`` the gain must also be significant at ``alpha``. ``examples`` is the
     number of task examples shown in the meta-prompt. ``max_calls``/``max_cost`` are the caps
     the client enforces; the loop uses them to stop early enough to keep the calls the
-    held-out test needs.
+    held-out test needs. ``written`` is not a setting: it holds the keys given explicitly,
+    before the preset's defaults, so :meth:`with_overrides` can put a new preset beneath them.
     """
 
     preset: str = "gpo"
@@ -68,6 +69,7 @@ class OptimizeConfig:
     optimizer_model: str | None = None
     max_calls: int | None = None
     max_cost: float | None = None
+    written: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check(self, None)
@@ -75,21 +77,36 @@ class OptimizeConfig:
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:
         """The keys an ``optimize:`` mapping may contain."""
-        return tuple(f.name for f in dataclasses.fields(cls))
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "written")
 
     @classmethod
     def from_mapping(
+        cls, mapping: Mapping[str, Any] | None, *, where: str | Path | None = None
+    ) -> OptimizeConfig:
+        """Validate a suite's ``optimize:`` mapping: the preset first, then the mapping's keys.
+
+        ``where`` (the suite file) is named in errors.
+        """
+        return cls._resolve(mapping, None, where)
+
+    def with_overrides(
+        self, overrides: Mapping[str, Any], *, where: str | Path | None = None
+    ) -> OptimizeConfig:
+        """These settings with ``overrides`` (e.g. command-line values) on top, validated.
+
+        The settings are resolved again as by :meth:`from_mapping`: the preset (an overriding
+        one included), then the keys written explicitly, then ``overrides`` (entries whose
+        value is ``None`` are ignored). ``where`` (the suite file) is named in errors.
+        """
+        return self._resolve(self.written, overrides, where)
+
+    @classmethod
+    def _resolve(
         cls,
         mapping: Mapping[str, Any] | None,
-        *,
-        where: str | Path | None = None,
-        overrides: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None,
+        where: str | Path | None,
     ) -> OptimizeConfig:
-        """Validate a suite's ``optimize:`` mapping; ``overrides`` (e.g. CLI values) win.
-
-        The preset is applied first, then the mapping's keys, then ``overrides`` (entries whose
-        value is ``None`` are ignored there). ``where`` (the suite file) is named in errors.
-        """
         merged: dict[str, Any] = {}
         for source in (mapping or {}, overrides or {}):
             if not isinstance(source, Mapping):
@@ -126,6 +143,7 @@ class OptimizeConfig:
             )
         values: dict[str, Any] = dict(PRESETS[str(preset)])
         values.update(merged)
+        values["written"] = merged
         if "splits" in values:
             values["splits"] = _parse_splits(values["splits"], where)
         for name in ("temperature", "min_gain", "alpha", "max_cost"):
@@ -138,11 +156,11 @@ class OptimizeConfig:
 
     def replace(self, **changes: Any) -> OptimizeConfig:
         """A copy with ``changes`` applied and validated (no preset re-applied)."""
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, written={**self.written, **changes}, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able settings."""
-        data = dataclasses.asdict(self)
+        data = {name: getattr(self, name) for name in self.setting_names()}
         data["splits"] = list(self.splits)
         return data
 
@@ -152,7 +170,7 @@ class OptimizeConfig:
         values = {k: v for k, v in data.items() if k in cls.setting_names()}
         if "splits" in values:
             values["splits"] = tuple(float(x) for x in values["splits"])
-        return cls(**values)
+        return cls(**values, written=dict(values))
 
     def fingerprint_dict(self) -> dict[str, Any]:
         """The settings that change what a run computes (checkpoints must match on them)."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_gpo.optimize.config import OptimizeConfig
-from pytest_gpo.optimize.schedule import steps_per_epoch, total_steps
+from pytest_gpo.optimize.schedule import total_steps
 from pytest_gpo.optimize.splits import Splits, split_cases
 
 
@@ -19,7 +19,6 @@ class RunPlan:
     """The splits of a suite's cases and the number of steps of its run."""
 
     splits: Splits
-    steps_per_epoch: int
     total_steps: int
 
 
@@ -28,7 +27,6 @@ def plan_run(case_ids: Sequence[str], config: OptimizeConfig) -> RunPlan:
     splits = split_cases(case_ids, config.splits, config.seed)
     return RunPlan(
         splits=splits,
-        steps_per_epoch=steps_per_epoch(len(splits.train), config.batch_size),
         total_steps=total_steps(config, len(splits.train)),
     )
 

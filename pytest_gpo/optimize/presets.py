@@ -58,14 +58,3 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         ),
     }
 )
-
-#: One line per preset, for ``--help`` texts and error messages.
-PRESET_DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
-    {
-        "gpo": "relevance trajectory, cosine word budget 50->10, generation (the default)",
-        "ape": "no trajectory, no budget, generation",
-        "apo": "reflection on wrong examples, then editing; no budget",
-        "opro": "best-scoring prompts as trajectory, generation, no budget",
-        "pe2": "reflection + most recent prompts, fixed 30-word budget, generation",
-    }
-)

@@ -7,9 +7,7 @@ for 8 candidates); here a step is one request for exactly ``candidates`` complet
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from pytest_gpo.calls import Completion, ModelClient, Request
+from pytest_gpo.llm.types import Request
 from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.optimize.markers import END, START
 
@@ -90,32 +88,4 @@ def reflection_request(
         sample=step_sample(config, t),
         n=1,
         purpose="reflection",
-    )
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """The optimizer's answer for one step: the raw replies (at most ``candidates``), the
-    parsed candidate prompts in the same order, and the completion it came in."""
-
-    replies: tuple[str, ...]
-    candidates: tuple[str, ...]
-    completion: Completion
-
-
-async def propose(
-    client: ModelClient, meta_prompt: str, *, model: str, config: OptimizeConfig, t: int
-) -> Proposal:
-    """Send step ``t``'s optimizer request and parse the replies.
-
-    Errors come back in ``completion`` (the client never raises); ``replies`` is then empty.
-    Replies beyond ``candidates`` (a provider ignoring ``n``) are dropped.
-    """
-    request = candidate_request(meta_prompt, model=model, config=config, t=t)
-    completion = await client.complete(request)
-    replies = completion.texts[: config.candidates] if completion.ok else ()
-    return Proposal(
-        replies=tuple(replies),
-        candidates=tuple(parse_reply(r) for r in replies),
-        completion=completion,
     )

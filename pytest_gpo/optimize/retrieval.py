@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from pytest_gpo.calls import Embedder
+from pytest_gpo.llm.types import Embedder
 
 
 class TrajectoryEntry(NamedTuple):

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pytest_gpo.calls import Embedder, ModelClient
-from pytest_gpo.case import Case
 from pytest_gpo.errors import ScorerError
+from pytest_gpo.llm.types import Embedder, ModelClient
+from pytest_gpo.suites.model import Case
 
 
 @dataclass(frozen=True)

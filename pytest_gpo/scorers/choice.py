@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pytest_gpo.case import Case
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, as_text, quote, result
+from pytest_gpo.suites.model import Case
 
 # Words after which a model states its decision ("Final answer: B", "Category: Billing").
 # Matched case-insensitively through a local (?i:) group, so option letters stay case-sensitive.

@@ -13,10 +13,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from pytest_gpo.calls import canonical_json
-from pytest_gpo.case import Case
 from pytest_gpo.errors import ScorerError
+from pytest_gpo.llm.types import canonical_json
 from pytest_gpo.scorers.base import Scorer, ScoreResult
+from pytest_gpo.suites.model import Case
 
 #: Keys the suite loader owns; tolerated (and dropped) if a loader passes them through.
 LOADER_KEYS: frozenset[str] = frozenset({"type", "weight"})

@@ -13,9 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pytest_gpo.case import Case
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, fmt_score, quote, result
+from pytest_gpo.suites.model import Case
 
 SCHEMA_KEYWORDS: tuple[str, ...] = (
     "type",

@@ -12,10 +12,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pytest_gpo.calls import Request
-from pytest_gpo.case import Case
+from pytest_gpo.llm.types import Request
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, as_text, quote, result, versus
+from pytest_gpo.suites.model import Case
 
 JUDGE_SYSTEM = (
     "You are a strict, impartial evaluator. You grade a RESPONSE against a RUBRIC, using the "

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pytest_gpo.case import Case
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, as_text, quote, result
+from pytest_gpo.suites.model import Case
 
 # A sign only counts when it does not follow a word or a digit ("10-20" is 10 and 20).
 _SIGN = r"(?P<sign>(?<![\w.])[-+−])?"

@@ -2,9 +2,9 @@
 
 Calling convention: the function is called with **keyword arguments**, only those it declares,
 among ``output`` (str), ``expected`` (the case's expected value, ``None`` when it has none),
-``vars`` (the case's variables), ``case`` (the :class:`~pytest_gpo.case.Case`) and ``prompt``
-(the rendered user message); ``**kwargs`` receives them all. It may be ``async``. It returns
-a bool, a number in 0..1 (passed at ``min``), a ``(score, reason)`` pair, a mapping with
+``vars`` (the case's variables), ``case`` (the :class:`~pytest_gpo.suites.model.Case`) and
+``prompt`` (the rendered user message); ``**kwargs`` receives them all. It may be ``async``.
+It returns a bool, a number in 0..1 (passed at ``min``), a ``(score, reason)`` pair, a mapping with
 ``score`` (and ``reason``, ``passed``), or a :class:`~pytest_gpo.scorers.base.ScoreResult`.
 """
 
@@ -23,10 +23,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
-from pytest_gpo.case import Case
 from pytest_gpo.errors import ScorerError
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, clamp, result, versus
+from pytest_gpo.suites.model import Case
 
 #: The keyword arguments a scoring function may declare.
 ARGUMENTS: tuple[str, ...] = ("output", "expected", "vars", "case", "prompt")

@@ -11,18 +11,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pytest_gpo.calls import Embedder
-from pytest_gpo.case import Case
-from pytest_gpo.embeddings import (
+from pytest_gpo.errors import ScorerError
+from pytest_gpo.llm.embeddings import (
     DEFAULT_ALIASES,
     cosine,
     get_embedder,
     is_local_spec,
     require_local_embeddings,
 )
-from pytest_gpo.errors import ScorerError
+from pytest_gpo.llm.types import Embedder
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, as_text, quote, result, versus
+from pytest_gpo.suites.model import Case
 
 
 class SemanticScorer(OptionScorer):

@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pytest_gpo.case import Case
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, as_text, fmt_score, quote, result
+from pytest_gpo.suites.model import Case
 
 
 class ExactScorer(OptionScorer):

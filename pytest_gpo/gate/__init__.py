@@ -1,0 +1,1 @@
+"""The CI gate: a suite's verdict against its threshold and baseline, as data and in words."""

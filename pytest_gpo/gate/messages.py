@@ -1,0 +1,291 @@
+"""A gate verdict in words: headline, notes, failure text, case lines, summary line.
+
+Everything here reads a :class:`~pytest_gpo.gate.verdict.GateVerdict` (data) and returns text:
+the message pytest shows for a failing suite, the notes the reports list, the one-line summary
+over many suites, and the number formats every report shares (:func:`format_score`,
+:func:`format_delta`, :func:`format_p`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_gpo.gate.baseline import UPDATE_COMMAND
+from pytest_gpo.gate.excerpt import excerpt, got_excerpt
+from pytest_gpo.gate.verdict import EPSILON, CaseChange, GateVerdict
+from pytest_gpo.llm.types import ErrorKind, error_text
+from pytest_gpo.results import SuiteRun
+from pytest_gpo.suites.model import Suite
+from pytest_gpo.suites.paths import display
+
+#: How many cases a verdict's message lists before "and N more".
+MESSAGE_CASES = 10
+
+
+def format_p(p: float | None) -> str:
+    """``0.5``, ``0.0193``, ``3.9e-04``: three significant digits, tiny ones in e-notation."""
+    if p is None:
+        return "n/a"
+    if p >= 0.001:
+        return f"{p:.3g}"
+    return f"{p:.1e}"
+
+
+def format_score(x: float | None, missing: str = "n/a") -> str:
+    """A score with three decimals, or ``missing``."""
+    return missing if x is None else f"{x:.3f}"
+
+
+def format_delta(x: float | None, missing: str = "n/a") -> str:
+    """A signed difference with three decimals, or ``missing``."""
+    return missing if x is None else f"{x:+.3f}"
+
+
+def metric_label(v: GateVerdict) -> str:
+    """``mean score`` or ``pass rate``."""
+    return "pass rate" if v.metric == "pass_rate" else "mean score"
+
+
+def case_line(c: CaseChange) -> str:
+    """One readable line: ``id: before → after  expected: '…'  got: '…'``."""
+    value = (
+        format_score(c.after)
+        if c.before is None
+        else f"{format_score(c.before)} → {format_score(c.after)}"
+    )
+    parts = [f"{c.case_id}: {value}"]
+    if c.runs > 1:
+        parts.append(f"passed {round(c.pass_rate * c.runs)}/{c.runs} runs")
+    if c.expected:
+        parts.append(f"expected: '{c.expected}'")
+    parts.append(f"got: '{c.got}'")
+    if c.reason and c.before is None:
+        parts.append(f"({c.reason})")
+    return "  ".join(parts)
+
+
+def headline(v: GateVerdict) -> str:
+    """A short verdict for summaries: ``router regressed (0.920 → 0.810, p=0.003)``."""
+    if v.status == "error":
+        return f"{v.suite} errored ({excerpt(v.error or 'run failed', 60)})"
+    if v.status == "regressed":
+        return (
+            f"{v.suite} regressed ({format_score(v.baseline_value)} → "
+            f"{format_score(v.current_value)}, p={format_p(v.p_worse)})"
+        )
+    if v.status == "below_threshold":
+        return (
+            f"{v.suite} below threshold ({format_score(v.metric_value)} < "
+            f"{format_score(v.threshold)})"
+        )
+    if v.status == "improved":
+        return (
+            f"{v.suite} improved ({format_score(v.baseline_value)} → "
+            f"{format_score(v.current_value)}, p={format_p(v.p_better)})"
+        )
+    if v.status == "no_baseline":
+        return f"{v.suite} passed without a baseline ({format_score(v.metric_value)})"
+    return f"{v.suite} passed ({format_score(v.metric_value)})"
+
+
+def notes(v: GateVerdict) -> list[str]:
+    """The verdict in a few lines, without case lists or hints (reports render those as tables)."""
+    if v.status == "error":
+        return _error_notes(v)
+    below = "below_threshold" in v.failures
+    lines: list[str] = []
+    m = metric_label(v)
+    threshold_text = (
+        f"{m} {format_score(v.metric_value)} "
+        f"{'<' if below else '≥'} threshold {format_score(v.threshold)}"
+    )
+    if v.status == "regressed":
+        lines.append(
+            f"regressed against the baseline: {_comparison_line(v)}; "
+            f"{v.test} p={format_p(v.p_worse)} < alpha {v.alpha:g}"
+        )
+        if below:
+            lines.append(f"also below threshold: {threshold_text}")
+    elif v.status == "below_threshold":
+        passed_count = v.cases - len(v.failing)
+        lines.append(f"below threshold: {threshold_text} ({passed_count} of {v.cases} passed)")
+    elif v.status == "improved":
+        lines.append(
+            f"improved on the baseline: {_comparison_line(v)}; "
+            f"{v.test} p={format_p(v.p_better)} < alpha {v.alpha:g}"
+        )
+        lines.append(threshold_text)
+    elif v.status == "no_baseline":
+        lines.append(f"passed: {threshold_text}; no baseline recorded for this suite")
+    else:
+        lines.append(f"passed: {threshold_text}")
+
+    if v.has_baseline and v.status not in ("regressed", "improved"):
+        if v.common == 0:
+            lines.append("baseline: no cases in common with the baseline, nothing to compare")
+        else:
+            lines.append(f"baseline: {_comparison_line(v)}; {_noise_note(v)}")
+    if v.changed:
+        lines.append(f"changed since the baseline: {', '.join(v.changed)}")
+    elif v.status == "regressed":
+        lines.append(
+            "prompt, model and scorers are unchanged since the baseline: the drop comes from "
+            "the model's outputs (sampling or a provider-side model update)"
+        )
+    if v.added or v.removed:
+        lines.append(
+            f"cases since the baseline: {v.added} added, {v.removed} removed "
+            f"(only the {v.common} common cases are compared)"
+        )
+    if v.repeats > 1:
+        spread_text = f"; suite score per sample {v.spread.text()}" if v.spread else ""
+        lines.append(f"repeats: {v.repeats} runs per case{spread_text}")
+    return lines
+
+
+def _error_notes(v: GateVerdict) -> list[str]:
+    lines = [
+        f"error: {error_text(v.error_kind)}; this is not a prompt regression and the gate was "
+        "not evaluated",
+        f"  {excerpt(v.error, 200)}",
+    ]
+    if v.error_count > 1:
+        lines.append(f"  … and {v.error_count - 1} more errors")
+    if v.error_kind == ErrorKind.CACHE_MISS:
+        lines.append(
+            "fix: run the suite once with `--gpo-cache rw` against the model and commit the cache"
+        )
+    return lines
+
+
+def message_lines(v: GateVerdict) -> list[str]:
+    """Everything a failure message shows: the notes, the cases that matter, how to accept."""
+    lines = notes(v)
+    if v.status == "error":
+        return lines
+    lines += _case_lines(v)
+    hint = accept_hint(v)
+    if hint:
+        lines.append(hint)
+    return lines
+
+
+def failure_text(v: GateVerdict, suite: Suite | None = None, run: SuiteRun | None = None) -> str:
+    """The text a failing suite shows in pytest (no traceback): headline, then the message.
+
+    ``suite`` adds the suite file's path to the headline; with ``run``, a suite below its
+    threshold shows its failing cases as a table (:func:`failing_case_table`) instead of lines.
+    """
+    where = f" ({display(suite.path)})" if suite is not None else ""
+    lines = [headline(v) + where]
+    message = message_lines(v)
+    if run is None or v.status != "below_threshold":
+        return "\n".join([*lines, *message])
+    # a table of the failing cases, as in the terminal of a failed unit test
+    listed = set(_case_lines(v))
+    lines += [m for m in message if m not in listed]
+    lines.append(failing_case_table(run))
+    return "\n".join(lines)
+
+
+def _comparison_line(v: GateVerdict) -> str:
+    tol = f", tolerance {v.tolerance:g}" if v.tolerance else ""
+    return (
+        f"{metric_label(v)} {format_score(v.baseline_value)} → "
+        f"{format_score(v.current_value)} "
+        f"on {v.common} common cases (Δ {format_delta(v.delta)}{tol}); "
+        f"{len(v.worse)} worse, {len(v.better)} better"
+    )
+
+
+def _noise_note(v: GateVerdict) -> str:
+    if v.delta is None:
+        return ""
+    if v.delta < -v.tolerance - EPSILON:
+        return f"the drop is not significant ({v.test} p={format_p(v.p_worse)} ≥ alpha {v.alpha:g})"
+    if v.delta < -EPSILON:
+        return f"the drop is within tolerance (p={format_p(v.p_worse)})"
+    if v.delta > EPSILON:
+        return f"the rise is not significant (p={format_p(v.p_better)})"
+    return "no change"
+
+
+def _listed(title: str, changes: Sequence[CaseChange], limit: int = MESSAGE_CASES) -> list[str]:
+    if not changes:
+        return []
+    lines = [f"{title}:"]
+    lines += [f"  {case_line(c)}" for c in changes[:limit]]
+    if len(changes) > limit:
+        lines.append(f"  … and {len(changes) - limit} more (see the report)")
+    return lines
+
+
+def _case_lines(v: GateVerdict) -> list[str]:
+    if v.status == "regressed":
+        return _listed("cases that got worse", v.worse)
+    if v.status == "below_threshold":
+        return _listed("failing cases", v.failing)
+    return []
+
+
+def _vars_excerpt(vars: Mapping[str, Any], limit: int = 40) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in vars.items())
+    return excerpt(text, limit)
+
+
+def failing_case_table(run: SuiteRun, limit: int = MESSAGE_CASES * 2) -> str:
+    """A plain-text table of the failing cases: id, vars excerpt, expected, got, reason."""
+    from tabulate import tabulate
+
+    failing = [c for c in run.cases if not c.passed]
+    rows = [
+        [
+            c.case_id,
+            _vars_excerpt(c.vars),
+            excerpt(c.expected, 30),
+            excerpt(got_excerpt(c), 40),
+            excerpt(c.reason, 50),
+        ]
+        for c in failing[:limit]
+    ]
+    table = tabulate(rows, headers=["case", "vars", "expected", "got", "reason"], tablefmt="simple")
+    if len(failing) > limit:
+        table += f"\n… and {len(failing) - limit} more failing cases (see the report)"
+    return table
+
+
+def accept_hint(v: GateVerdict) -> str | None:
+    """How to accept the verdict's scores as the new baseline, when that is the next step."""
+    if v.status == "regressed":
+        return (
+            f"if this change is intended, accept it: `{UPDATE_COMMAND}` "
+            "and commit the baseline file"
+        )
+    if v.status == "improved":
+        return f"record the improvement: `{UPDATE_COMMAND}` and commit the baseline file"
+    if v.status == "no_baseline":
+        return f"record one: `{UPDATE_COMMAND}` and commit the baseline file"
+    return None
+
+
+def summarize(verdicts: Mapping[str, GateVerdict] | Sequence[GateVerdict]) -> str:
+    """One line over many verdicts: ``❌ 1 of 3 suites failed: …`` or ``✅ 3 suites passed``."""
+    items = list(verdicts.values()) if isinstance(verdicts, Mapping) else list(verdicts)
+    n = len(items)
+    if n == 0:
+        return "⚪ no prompt suites were run"
+    bad = [v for v in items if not v.passed]
+    noun = "suite" if n == 1 else "suites"
+    if not bad:
+        improved = [v for v in items if v.status == "improved"]
+        tail = f" ({len(improved)} improved)" if improved else ""
+        return f"✅ {n} {noun} passed{tail}" if n > 1 else f"✅ 1 suite passed{tail}"
+    errored = sum(1 for v in bad if v.status == "error")
+    failed = len(bad) - errored
+    parts = []
+    if failed:
+        parts.append(f"{failed} of {n} {noun} failed")
+    if errored:
+        parts.append(f"{errored} of {n} {noun} errored" if not failed else f"{errored} errored")
+    return f"❌ {', '.join(parts)}: " + "; ".join(headline(v) for v in bad)

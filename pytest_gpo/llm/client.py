@@ -1,0 +1,435 @@
+"""The litellm implementation of :class:`~pytest_gpo.llm.types.ModelClient`.
+
+:class:`LiteLLMClient` answers a :class:`~pytest_gpo.llm.types.Request` from the response cache,
+from an identical request already in flight, or from the provider through
+``litellm.acompletion``, and never raises for provider faults: every failure comes back as a
+:class:`~pytest_gpo.llm.types.Completion` carrying its error. It owns the retry policy (litellm's
+and the OpenAI SDK's retries are switched off; faults are read by :mod:`~pytest_gpo.llm.faults`),
+caps in-flight calls with a semaphore and enforces the hard budgets of
+:mod:`~pytest_gpo.llm.budget`. Models a :mod:`~pytest_gpo.llm.router` Router names go through it.
+
+litellm is imported on the first call (:func:`~pytest_gpo.llm.setup.import_litellm`), never
+when this module is imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pytest_gpo.errors import ConfigError
+from pytest_gpo.llm import pricing, providers
+from pytest_gpo.llm.budget import Budget
+from pytest_gpo.llm.cache import ResponseCache, cache_entry, cached_completion
+from pytest_gpo.llm.faults import backoff_delay, classify
+from pytest_gpo.llm.redact import redact
+from pytest_gpo.llm.router import Routing
+from pytest_gpo.llm.setup import import_litellm
+from pytest_gpo.llm.types import (
+    CACHE_MODES,
+    CacheMode,
+    Completion,
+    ErrorKind,
+    Request,
+    Usage,
+    valid_text,
+)
+
+#: Request params that the client sets itself and never takes from a suite.
+_OWNED_PARAMS = frozenset({"n", "stream", "num_retries", "max_retries", "caching", "model"})
+
+
+@dataclass
+class _Attempts:
+    """The outcome of one provider call made with retries (possibly several attempts)."""
+
+    texts: tuple[str, ...] = ()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    attempts: int = 0
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    rejected_n: bool = False
+
+
+class LiteLLMClient:
+    """A :class:`~pytest_gpo.llm.types.ModelClient` on litellm with cache, retries and budgets.
+
+    ``cache_mode``: ``rw`` reads and writes the cache, ``replay`` only reads it and never calls
+    a provider (a miss is an error), ``off`` ignores it. ``concurrency`` caps provider calls in
+    flight. ``timeout`` is per attempt, in seconds (a request's own ``timeout`` param wins).
+    Retries use exponential backoff with full jitter between ``backoff_base`` and
+    ``backoff_max`` seconds, or the provider's ``Retry-After`` (up to ``retry_after_max``).
+
+    ``max_calls`` caps provider attempts, retries included; ``max_cost`` caps dollars spent.
+    Both are hard: a slot (and a conservative cost estimate) is reserved before every attempt,
+    so calls and retries in flight can never overshoot (see :class:`~pytest_gpo.llm.budget.Budget`).
+    A model without a known price cannot be checked against ``max_cost``; it is recorded in
+    :attr:`unpriced_models` so the caller can warn. Cache hits and answers shared with an
+    identical request in flight cost nothing.
+
+    ``router_config`` is a YAML/JSON file of litellm Router settings (or the settings as a
+    mapping; see :func:`~pytest_gpo.llm.router.load_router_config`). Requests for a model the
+    Router names go through it, so several deployments or API keys share the load; other models
+    are called directly. Models of a custom provider (:mod:`~pytest_gpo.llm.providers`) are
+    set up before their first call.
+    """
+
+    def __init__(
+        self,
+        *,
+        cache: ResponseCache | None = None,
+        cache_mode: CacheMode = "rw",
+        concurrency: int = 8,
+        timeout: float = 60.0,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 120.0,
+        max_calls: int | None = None,
+        max_cost: float | None = None,
+        seed: int | None = None,
+        router_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    ) -> None:
+        if cache_mode not in CACHE_MODES:
+            raise ValueError(f"cache_mode must be one of {CACHE_MODES}, got {cache_mode!r}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        #: The call and cost caps, and what was spent against them.
+        self.budget = Budget(max_calls, max_cost)
+        self.cache = cache
+        self.cache_mode: CacheMode = cache_mode
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        #: Counters of every completion returned (see :class:`~pytest_gpo.llm.types.Usage`).
+        self.usage = Usage()
+        #: Models whose price litellm does not know: their cost is unknown and unchecked.
+        self.unpriced_models: set[str] = set()
+        #: Cache read/write failures (the run goes on without the cache entry).
+        self.cache_errors: list[str] = []
+        self._random = random.Random(seed)
+        self._semaphore: asyncio.Semaphore | None = None
+        self._inflight: dict[str, asyncio.Task[Completion]] = {}
+        self._closed = False
+        self._routing = Routing(router_config) if router_config is not None else None
+
+    def __repr__(self) -> str:
+        return (
+            f"LiteLLMClient(cache_mode={self.cache_mode!r}, concurrency={self.concurrency}, "
+            f"calls_made={self.calls_made}, cost_spent={self.cost_spent:.6f})"
+        )
+
+    @property
+    def calls_made(self) -> int:
+        """Provider attempts made so far (retries included); never exceeds ``max_calls``."""
+        return self.budget.calls_made
+
+    @property
+    def cost_spent(self) -> float:
+        """Dollars spent on attempts whose price is known (timeouts count their estimate)."""
+        return self.budget.cost_spent
+
+    @property
+    def budget_exhausted(self) -> bool:
+        """True once a request was refused because a budget cap was reached."""
+        return self.budget.exhausted
+
+    # -- public API ----------------------------------------------------------------------------
+
+    async def complete(self, request: Request) -> Completion:
+        """Answer ``request`` from the cache, an identical call in flight, or the provider.
+
+        Never raises for provider faults, cache misses in replay mode or budget caps: the
+        returned completion carries ``error`` and ``error_kind`` instead. Every completion
+        returned is added to :attr:`usage`.
+        """
+        completion = await self._complete(request)
+        self.usage.add(completion)
+        return completion
+
+    async def aclose(self) -> None:
+        """Cancel requests still in flight; the client answers no more requests afterwards."""
+        self._closed = True
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._inflight.clear()
+        if self._routing is not None:
+            self._routing.close()
+
+    # -- the pipeline ----------------------------------------------------------------------------
+
+    async def _complete(self, request: Request) -> Completion:
+        if self._closed:
+            return Completion(error="the model client is closed", error_kind=ErrorKind.PROVIDER)
+        key = request.cache_key()
+        task = self._inflight.get(key)
+        if task is None and self.cache_mode != "off":
+            hit = await self._cache_lookup(key, request)
+            if hit is not None:
+                return hit
+            # An identical request may have started its call while this one read the cache.
+            task = self._inflight.get(key)
+        if task is not None:
+            shared = await asyncio.shield(task)
+            return replace(shared, cached=shared.ok, attempts=0)
+        if self.cache_mode == "replay":
+            return Completion(
+                error=(
+                    f"no cached response for model '{request.model}' and this request "
+                    "(--gpo-cache replay makes no model calls); "
+                    "run once with --gpo-cache rw to record it"
+                ),
+                error_kind=ErrorKind.CACHE_MISS,
+            )
+        task = asyncio.ensure_future(self._fetch_and_store(key, request))
+        self._inflight[key] = task
+        task.add_done_callback(functools.partial(self._forget, key))
+        return await asyncio.shield(task)
+
+    def _forget(self, key: str, task: asyncio.Task[Completion]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+
+    async def _cache_lookup(self, key: str, request: Request) -> Completion | None:
+        if self.cache is not None and getattr(self.cache, "remote", False):
+            # A network round trip (Redis) must not stall every other request on the loop.
+            return await asyncio.to_thread(self._cache_get, key, request)
+        # A local file read is faster than the hop to a worker thread.
+        return self._cache_get(key, request)
+
+    def _cache_get(self, key: str, request: Request) -> Completion | None:
+        if self.cache is None:
+            return None
+        try:
+            entry = self.cache.get(key)
+        except Exception as exc:
+            self.cache_errors.append(f"cache read failed: {type(exc).__name__}: {exc}")
+            return None
+        return None if entry is None else cached_completion(entry, request.n)
+
+    async def _fetch_and_store(self, key: str, request: Request) -> Completion:
+        try:
+            completion = await self._fetch(request)
+        except Exception as exc:
+            # A bug must not take the session down with it: report it on this request only.
+            message = redact(
+                f"internal error in the model client: {type(exc).__name__}: {exc}", request
+            )
+            return Completion(error=message, error_kind=ErrorKind.PROVIDER)
+        if completion.ok and self.cache is not None and self.cache_mode == "rw":
+            entry = cache_entry(completion, request.model)
+            try:
+                # fsync costs milliseconds: keep it off the event loop.
+                await asyncio.to_thread(self.cache.put, key, entry)
+            except Exception as exc:
+                self.cache_errors.append(f"cache write failed: {type(exc).__name__}: {exc}")
+        return completion
+
+    async def _fetch(self, request: Request) -> Completion:
+        """Collect ``request.n`` completions, with further calls when a provider gives fewer."""
+        problem = providers.prepare(import_litellm(), request.model)
+        if problem is not None:
+            return Completion(error=problem, error_kind=ErrorKind.PROVIDER)
+        texts: list[str] = []
+        prompt_tokens = completion_tokens = attempts = 0
+        cost: float | None = 0.0
+        use_n = True
+        while len(texts) < request.n:
+            want = request.n - len(texts)
+            if texts or not use_n:
+                # Distinct sample indices, so a seeded model gives fresh samples, not repeats.
+                sub = replace(
+                    request,
+                    sample=request.sample * request.n + len(texts),
+                    n=want if use_n else 1,
+                )
+            else:
+                sub = request
+            outcome = await self._call_with_retries(sub)
+            attempts += outcome.attempts
+            if outcome.error is not None:
+                if outcome.rejected_n and use_n and sub.n > 1:
+                    use_n = False
+                    continue
+                return Completion(
+                    error=outcome.error,
+                    error_kind=outcome.error_kind,
+                    attempts=attempts,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    cost=cost if texts else None,
+                )
+            texts.extend(outcome.texts[:want])
+            prompt_tokens += outcome.prompt_tokens
+            completion_tokens += outcome.completion_tokens
+            cost = None if cost is None or outcome.cost is None else cost + outcome.cost
+        return Completion(
+            texts=tuple(texts),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            attempts=attempts,
+        )
+
+    async def _call_with_retries(self, request: Request) -> _Attempts:
+        """One provider call (``request.n`` choices) with the retry policy and budget checks."""
+        litellm = import_litellm()
+        try:
+            kwargs = self._kwargs(request)
+            router = None
+            if self._routing is not None:
+                router = self._routing.router_for(litellm, request.model)
+        except ConfigError as exc:
+            return _Attempts(error=redact(exc.render(), request), error_kind=ErrorKind.PROVIDER)
+        except Exception as exc:
+            message = redact(f"cannot prepare the call: {type(exc).__name__}: {exc}", request)
+            return _Attempts(error=message, error_kind=ErrorKind.PROVIDER)
+        attempts = 0
+        last_error = ""
+        while True:
+            async with self._get_semaphore():
+                reservation = await self.budget.reserve(
+                    request.model,
+                    functools.partial(self._estimate, litellm, request, kwargs, router),
+                )
+                if isinstance(reservation, str):
+                    refusal = reservation
+                    if last_error:
+                        refusal += f"; last provider error: {last_error}"
+                    return _Attempts(attempts=attempts, error=refusal, error_kind=ErrorKind.BUDGET)
+                attempts += 1
+                try:
+                    response = await self._send(litellm, kwargs, router)
+                except asyncio.CancelledError:
+                    self.budget.settle(reservation, None, charge_estimate=True)
+                    raise
+                except Exception as exc:
+                    fault = classify(litellm, exc, kwargs)
+                    self.budget.settle(reservation, None, charge_estimate=fault.may_be_billed)
+                    last_error = redact(fault.message, request)
+                else:
+                    outcome = self._read_response(litellm, request, response, router)
+                    self.budget.settle(
+                        reservation, outcome.cost, charge_estimate=outcome.cost is None
+                    )
+                    outcome.attempts = attempts
+                    return outcome
+            if not fault.retryable or attempts >= self.max_attempts:
+                noun = "attempt" if attempts == 1 else "attempts"
+                return _Attempts(
+                    attempts=attempts,
+                    error=f"{last_error} (after {attempts} {noun})",
+                    error_kind=ErrorKind.PROVIDER,
+                    rejected_n=fault.rejected_n,
+                )
+            # Sleep outside the semaphore: a backing-off request must not hold a slot.
+            await asyncio.sleep(self._delay(attempts, fault.retry_after))
+
+    # -- pieces ----------------------------------------------------------------------------------
+
+    def _get_semaphore(self) -> asyncio.Semaphore:
+        # Created on first use so that it binds to the loop the client runs on.
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        return self._semaphore
+
+    def _kwargs(self, request: Request) -> dict[str, Any]:
+        params = {k: v for k, v in request.params.items() if k not in _OWNED_PARAMS}
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": [dict(m) for m in request.messages],
+            "timeout": self.timeout,
+        }
+        kwargs.update(params)
+        if request.n > 1:
+            kwargs["n"] = request.n
+        kwargs.update(providers.request_kwargs(request))
+        kwargs["num_retries"] = 0
+        kwargs["max_retries"] = 0
+        kwargs["caching"] = False
+        return kwargs
+
+    async def _send(self, litellm: Any, kwargs: dict[str, Any], router: Any = None) -> Any:
+        timeout = kwargs.get("timeout")
+        limit = float(timeout) if isinstance(timeout, int | float) else self.timeout
+        send = litellm.acompletion if router is None else router.acompletion
+        # A safety net in case a provider path ignores its timeout (litellm's own fires first).
+        async with asyncio.timeout(limit * 1.5 + 1.0):
+            return await send(**kwargs)
+
+    def _read_response(
+        self, litellm: Any, request: Request, response: Any, router: Any = None
+    ) -> _Attempts:
+        choices = list(getattr(response, "choices", None) or [])
+        texts = []
+        for choice in choices[: request.n]:
+            message = getattr(choice, "message", None)
+            content = getattr(message, "content", None)
+            # half a surrogate pair (an emoji cut by max_tokens) would make the answer uncacheable
+            texts.append(valid_text(content) if isinstance(content, str) else "")
+        usage = getattr(response, "usage", None)
+        prompt_tokens = _int(getattr(usage, "prompt_tokens", 0))
+        completion_tokens = _int(getattr(usage, "completion_tokens", 0))
+        if router is None or self._routing is None:
+            cost = pricing.response_cost(litellm, response)
+        else:
+            cost = self._routing.cost(litellm, response)
+        if cost is None:
+            self.unpriced_models.add(request.model)
+        if not texts:
+            return _Attempts(
+                error=f"model '{request.model}' returned no choices",
+                error_kind=ErrorKind.PROVIDER,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost=cost,
+            )
+        return _Attempts(
+            texts=tuple(texts),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+        )
+
+    def _estimate(
+        self, litellm: Any, request: Request, kwargs: Mapping[str, Any], router: Any
+    ) -> float | None:
+        """An upper estimate of one attempt's cost (None: unknown, and recorded as unpriced)."""
+        if router is None or self._routing is None:
+            estimate = pricing.estimate_cost(litellm, request, kwargs)
+        else:
+            estimate = self._routing.estimate_cost(litellm, request, kwargs)
+        if estimate is None:
+            self.unpriced_models.add(request.model)
+        return estimate
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        return backoff_delay(
+            self._random,
+            attempt,
+            retry_after,
+            base=self.backoff_base,
+            cap=self.backoff_max,
+            retry_after_max=self.retry_after_max,
+        )
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0

@@ -1,0 +1,42 @@
+"""The one import of litellm, configured for pytest-gpo.
+
+litellm is imported on first use (:func:`import_litellm`), never when a pytest-gpo module is
+imported: plugin start-up and collection stay free of its ~1 s import.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import os
+from typing import Any
+
+
+@functools.cache
+def import_litellm() -> Any:
+    """Import litellm once, configured for pytest-gpo.
+
+    The local price map is used (the import would otherwise fetch one from the internet) and
+    debug banners are off. Callbacks a user configured are left alone; litellm has none of its
+    own by default, and its response cache is bypassed per call (``caching=False``).
+
+    No other litellm setting is changed, on purpose: none of its public settings or call
+    kwargs lowers its CPU per call (~2.5-3 ms), and several would hide our calls from a user's
+    own callbacks or zero the cost estimate (measured in docs/performance.md, section 1).
+    """
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    # litellm's import leaves ~300,000 long-lived objects that every full garbage collection
+    # walks again: ~0.3 ms per model call at 300 calls/s. Freezing them (after a cheap young
+    # collection) keeps them out of the collector's work; they live until exit anyway.
+    gc.collect(1)
+    gc.freeze()
+    litellm.suppress_debug_info = True
+    # OpenAI-compatible calls use connections this project owns and closes (connections.py).
+    from pytest_gpo.llm import connections
+
+    connections.install(litellm)
+    # Older releases phone home unless told not to; current ones have no such attribute.
+    litellm.telemetry = False
+    return litellm

@@ -1,0 +1,80 @@
+"""What a run has done so far: saved after every completed step, so a rerun resumes there."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_gpo.llm.types import Usage
+from pytest_gpo.optimize.result import StepRecord
+from pytest_gpo.optimize.retrieval import TrajectoryEntry
+from pytest_gpo.serial import from_data, to_data
+
+
+@dataclass
+class RunState:
+    """Everything a resumed run needs; saved after every completed step."""
+
+    t: int
+    current: TrajectoryEntry
+    trajectory: list[TrajectoryEntry]
+    scores: dict[str, float]
+    steps: list[StepRecord] = field(default_factory=list)
+    rejected: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    optimizer_usage: Usage = field(default_factory=Usage)
+    task_usage: Usage = field(default_factory=Usage)
+    optimizer_requests: int = 0
+    reflection_requests: int = 0
+    evaluations: int = 0
+    embedding_seconds: float = 0.0
+    task_model: str | None = None
+
+    def best(self) -> TrajectoryEntry:
+        """Best by eval over the trajectory; the earliest wins ties (the initial prompt first)."""
+        best = self.trajectory[0]
+        for entry in self.trajectory[1:]:
+            if entry.score > best.score:
+                best = entry
+        return best
+
+    def to_dict(self) -> dict[str, Any]:
+        """The checkpoint's ``state``: its own format (scores as pairs: prompts are keys)."""
+        return {
+            "t": self.t,
+            "current": list(self.current),
+            "trajectory": [list(e) for e in self.trajectory],
+            "scores": [[k, v] for k, v in self.scores.items()],
+            "steps": to_data(self.steps),
+            "rejected": dict(self.rejected),
+            "duplicates": self.duplicates,
+            "optimizer_usage": to_data(self.optimizer_usage),
+            "task_usage": to_data(self.task_usage),
+            "optimizer_requests": self.optimizer_requests,
+            "reflection_requests": self.reflection_requests,
+            "evaluations": self.evaluations,
+            "embedding_seconds": self.embedding_seconds,
+            "task_model": self.task_model,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunState:
+        """Inverse of :meth:`to_dict` (keys a checkpoint may lack get their defaults)."""
+        return cls(
+            t=int(d["t"]),
+            current=TrajectoryEntry(str(d["current"][0]), float(d["current"][1])),
+            trajectory=[TrajectoryEntry(str(p), float(s)) for p, s in d["trajectory"]],
+            scores={str(p): float(s) for p, s in d["scores"]},
+            steps=from_data(list[StepRecord], d.get("steps", [])),
+            rejected=Counter({str(k): int(v) for k, v in (d.get("rejected") or {}).items()}),
+            duplicates=int(d.get("duplicates", 0)),
+            optimizer_usage=from_data(Usage, d.get("optimizer_usage") or {}),
+            task_usage=from_data(Usage, d.get("task_usage") or {}),
+            optimizer_requests=int(d.get("optimizer_requests", 0)),
+            reflection_requests=int(d.get("reflection_requests", 0)),
+            evaluations=int(d.get("evaluations", 0)),
+            embedding_seconds=float(d.get("embedding_seconds", 0.0)),
+            task_model=d.get("task_model"),
+        )

@@ -1,0 +1,228 @@
+"""End of a session: baseline update, prompt write-back, reports, the terminal summary.
+
+Runs in the process that owns the session's results: the only process, or the xdist
+controller after every worker sent its records home. So the baseline, the prompt files and the
+report are each written once, by one process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_gpo.errors import GpoError
+from pytest_gpo.plugin.session import GpoSession, SuiteRecord, in_ci
+from pytest_gpo.sim import SIM_PREFIX
+from pytest_gpo.suites.paths import display
+
+if TYPE_CHECKING:
+    from pytest_gpo.optimize.result import OptimizationResult
+    from pytest_gpo.report.model import Report
+    from pytest_gpo.writeback import WriteOutcome
+
+SIM_NOTE = (
+    "NOTE: this run used the built-in SIMULATED models (gpo-sim/...): scores show the "
+    "plugin working offline, not the quality of a real model."
+)
+
+
+@dataclass
+class Outcome:
+    """What finishing the session did (shown by the terminal summary)."""
+
+    lines: list[str] = field(default_factory=list)
+    writes: list[WriteOutcome] = field(default_factory=list)
+    report: Report | None = None
+
+
+def _records(gs: GpoSession) -> list[SuiteRecord]:
+    return sorted(gs.records.values(), key=lambda r: r.nodeid)
+
+
+def _optimizations(gs: GpoSession) -> list[tuple[SuiteRecord, OptimizationResult]]:
+
+    return [(rec, rec.optimization) for rec in _records(gs) if rec.optimization is not None]
+
+
+def _update_baseline(gs: GpoSession, out: Outcome) -> None:
+
+    entries = {}
+    skipped = []
+    for rec in _records(gs):
+        if rec.gate_entry is not None:
+            entries[rec.name] = rec.gate_entry
+        elif rec.run is not None or rec.error:
+            skipped.append(f"{rec.name} ({rec.error or 'the run did not complete'})")
+    if entries:
+        gs.baseline_store().update(entries)
+        out.lines.append(
+            f"baseline updated for {len(entries)} suite(s) in "
+            f"{display(gs.settings.baseline_path)}: "
+            + ", ".join(sorted(entries))
+            + " (commit the file)"
+        )
+    for item in skipped:
+        out.lines.append(f"baseline NOT updated for {item}")
+
+
+def _write_back(gs: GpoSession, out: Outcome) -> int | None:
+    from pytest_gpo.writeback import PlannedWrite, apply
+
+    plans = []
+    for rec, result in _optimizations(gs):
+        if result.should_write:
+            plans.append(
+                PlannedWrite(rec.name, Path(rec.prompt_path), rec.prompt_sha256, result.best_prompt)
+            )
+        else:
+            out.lines.append(f"{rec.name}: prompt kept ({result.reason})")
+    if not plans:
+        return None
+    s = gs.settings
+    out.writes = apply(plans, dry_run=s.dry_run, ci=in_ci(), allow_in_ci=s.optimize == "write")
+    for w in out.writes:
+        out.lines.append(f"{w.suite}: {w.message}")
+    written = [w for w in out.writes if w.written]
+    if written:
+        out.lines.append(
+            f"{len(written)} prompt file(s) rewritten: review the diff (git diff) and the report, "
+            "then re-run pytest to check them (this run exits 1, like --force-regen)"
+        )
+        return 1
+    return None
+
+
+def _optimize_headline(gs: GpoSession, writes: list[WriteOutcome]) -> str:
+    """The report's first line for an optimization run: what improved, what was written."""
+    results = [r for _, r in _optimizations(gs)]
+    improved = [r for r in results if r.should_write]
+    written = {w.suite for w in writes if w.written}
+    parts = []
+    for r in improved:
+        test = r.scores.get("test")
+        if test is not None and test.before is not None and test.after is not None:
+            parts.append(f"{r.suite} {test.before:.3f} → {test.after:.3f} on held-out test")
+        else:
+            parts.append(r.suite)
+    kept = len(results) - len(improved)
+    if not improved:
+        return f"⚪ GPO: no prompt improved on the held-out split ({len(results)} kept)"
+    verb = "rewritten" if written else "not written (see below)"
+    head = f"✍️ GPO: {len(improved)} of {len(results)} prompt(s) improved and {verb}: "
+    return head + "; ".join(parts) + (f"; {kept} kept" if kept else "")
+
+
+def _build_report(gs: GpoSession, writes: list[WriteOutcome] | None = None) -> Report:
+    from pytest_gpo import __version__
+    from pytest_gpo.gate.verdict import error_verdict
+    from pytest_gpo.report.model import SuiteReport, build_report
+
+    suites: list[SuiteReport] = []
+    for rec in _records(gs):
+        if rec.verdict is not None:
+            suites.append(SuiteReport(rec.verdict, rec.run))
+        elif rec.error and rec.optimization is None:
+            run = rec.run
+            kind = run.error_kind if run is not None else None
+            verdict = error_verdict(rec.name, rec.error, kind=kind, model=rec.model)
+            suites.append(SuiteReport(verdict, run))
+    sections = []
+    optimizations = _optimizations(gs)
+    if optimizations:
+        from pytest_gpo.report.optimization import optimize_json, optimize_markdown
+
+        sections.append(
+            (
+                "Optimization",
+                "\n\n".join(optimize_markdown(r) for _, r in optimizations),
+                {r.suite: optimize_json(r) for _, r in optimizations},
+            )
+        )
+    s = gs.settings
+    meta: dict[str, Any] = {
+        "pytest-gpo": __version__,
+        "cache": s.cache,
+        "baseline": str(s.baseline),
+    }
+    if gs.uses_simulated_models():
+        meta["simulated models"] = "yes (gpo-sim/...): offline demo models, not a real LLM"
+    report = build_report(suites, sections, meta=meta)
+    if optimizations:
+        report.title = "pytest-gpo: prompt optimization"
+        report.headline = _optimize_headline(gs, writes or [])
+    return report
+
+
+def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
+    """Update the baseline, write prompts back, write reports; a new exit status or None."""
+    out = Outcome()
+    gs.outcome = out
+    status: int | None = None
+    if not gs.records:
+        return None
+    try:
+        if gs.settings.update_baseline:
+            _update_baseline(gs, out)
+        if gs.settings.optimize:
+            status = _write_back(gs, out)
+        path = gs.settings.report_path
+        report = _build_report(gs, out.writes)
+        out.report = report
+        if path is not None:
+            from pytest_gpo.report.files import write_reports
+
+            def hook(payload: dict[str, Any]) -> None:
+                if gs.hook is not None:
+                    gs.hook.pytest_gpo_report(report=payload)
+
+            written = write_reports(path, report, json_hook=hook)
+            out.lines.append(f"report: {display(written.markdown)} (and {written.json.name})")
+            if written.step_summary_error:
+                out.lines.append(written.step_summary_error)
+        else:
+            from pytest_gpo.report.files import append_step_summary
+            from pytest_gpo.report.markdown import render_markdown
+
+            try:
+                append_step_summary(render_markdown(report))
+            except OSError as exc:
+                out.lines.append(f"cannot append to $GITHUB_STEP_SUMMARY: {exc}")
+    except GpoError as exc:
+        out.lines.append("ERROR: " + exc.render())
+        return 1 if exitstatus == 0 else None
+    if status is not None and exitstatus in (0, 1):
+        return status
+    return None
+
+
+def summary_lines(gs: GpoSession) -> list[str]:
+    """Lines of the terminal summary: the suite table, optimizations, writes, notes."""
+    lines: list[str] = []
+    out: Outcome | None = gs.outcome
+    report = out.report if out is not None else None
+    if report is None and gs.records:
+        report = _build_report(gs)
+    if report is not None and report.suites:
+        from pytest_gpo.report.terminal import terminal_lines
+
+        lines.extend(terminal_lines(report))
+    optimizations = _optimizations(gs)
+    if optimizations:
+        from pytest_gpo.report.optimization import optimize_terminal_lines
+
+        for _, result in optimizations:
+            lines.extend(optimize_terminal_lines(result))
+    usage = gs.total_usage()
+    lines.append(
+        f"model calls: {usage.calls}, cache hits: {usage.cache_hits}, misses: "
+        f"{usage.cache_misses}, tokens: {usage.tokens}, cost: {usage.cost_text()}"
+    )
+    if out is not None:
+        lines.extend(out.lines)
+    lines.extend(gs.warnings)
+    for warning in dict.fromkeys(w for rec in _records(gs) for w in rec.warnings):
+        lines.append("WARNING: " + warning)
+    if any(rec.model.startswith(SIM_PREFIX) for rec in gs.records.values()):
+        lines.append(SIM_NOTE)
+    return lines

@@ -1,0 +1,141 @@
+"""pytest entry point: hooks only, each delegating to the session (:mod:`.session`).
+
+Importing this module is cheap: no litellm, no torch, and not even the suite model, Jinja2 or
+PyYAML, which load when the first suite file is collected (``pytest --help`` and runs without
+suites never pay for them). litellm and torch load on the first model call or semantic score.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_gpo.errors import GpoError
+from pytest_gpo.plugin import hookspecs
+from pytest_gpo.plugin.stash import SETTINGS_KEY, gpo_session, has_session
+from pytest_gpo.settings import OPTIONS, resolve
+from pytest_gpo.suites.paths import is_suite_file
+
+WORKER_KEY = "gpo_records"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register pytest-gpo's own hooks (see :mod:`pytest_gpo.plugin.hookspecs`)."""
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--gpo-*`` options and ``gpo_*`` ini keys, declared once in :data:`OPTIONS`."""
+    group = parser.getgroup("gpo", "prompt suites (pytest-gpo)")
+    for opt in OPTIONS:
+        if opt.flag:
+            env = f" [env {opt.env}]" if opt.env else ""
+            ini = f" [ini {opt.ini}]" if opt.ini else ""
+            if opt.name in ("update_baseline", "dry_run"):
+                group.addoption(
+                    opt.flag,
+                    action="store_true",
+                    default=False,
+                    dest=f"gpo_{opt.name}",
+                    help=opt.help,
+                )
+            elif opt.name == "optimize":
+                group.addoption(
+                    opt.flag,
+                    nargs="?",
+                    const="auto",
+                    default=None,
+                    dest="gpo_optimize",
+                    metavar=opt.metavar,
+                    help=opt.help,
+                )
+            else:
+                group.addoption(
+                    opt.flag,
+                    default=None,
+                    dest=f"gpo_{opt.name}",
+                    metavar=opt.metavar,
+                    help=opt.help + env + ini,
+                )
+        if opt.ini:
+            default = "" if opt.default is None else str(opt.default)
+            parser.addini(opt.ini, help=opt.help, default=default)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve the settings (a bad value is a usage error naming its source)."""
+    config.addinivalue_line("markers", "gpo: a pytest-gpo prompt suite")
+    cli = {opt.name: config.getoption(f"gpo_{opt.name}", None) for opt in OPTIONS if opt.flag}
+    ini_name = config.inipath.name if config.inipath else "ini"
+    try:
+        settings = resolve(
+            rootdir=Path(config.rootpath), cli=cli, ini=config.getini, ini_source=ini_name
+        )
+    except GpoError as exc:
+        raise pytest.UsageError(exc.render()) from None
+    # The session itself is built on first use (stash.gpo_session), keeping --help light.
+    config.stash[SETTINGS_KEY] = settings
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Collect ``*.gpo.yaml`` / ``*.gpo.yml`` files."""
+    if is_suite_file(file_path):
+        from pytest_gpo.plugin.items import SuiteFile
+
+        return SuiteFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: merge the records a worker sends home."""
+    payload = getattr(node, "workeroutput", {}).get(WORKER_KEY)
+    if not payload:
+        return
+    from pytest_gpo.plugin.session import records_from_json
+
+    gs = gpo_session(node.config)
+    for record in records_from_json(payload):
+        gs.records[record.nodeid] = record
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Workers send records home; the controller (or a single process) finishes the run."""
+    config = session.config
+    if not has_session(config):  # no suite was collected here, and none reported by a worker
+        return
+    gs = gpo_session(config)
+    if _is_worker(config):
+        from pytest_gpo.plugin.session import records_to_json
+
+        payload = records_to_json(gs.records.values())
+        config.workeroutput[WORKER_KEY] = payload  # type: ignore[attr-defined]
+        gs.close()
+        return
+    from pytest_gpo.plugin.finish import finish_session
+
+    status = finish_session(gs, int(exitstatus))
+    if status is not None:
+        session.exitstatus = status
+    gs.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The summary table of every suite, and what was written."""
+    if not has_session(config) or _is_worker(config):
+        return
+    gs = gpo_session(config)
+    if not gs.records and not gs.warnings:
+        return
+    from pytest_gpo.plugin.finish import summary_lines
+
+    terminalreporter.section("pytest-gpo")
+    for line in summary_lines(gs):
+        terminalreporter.write_line(line)

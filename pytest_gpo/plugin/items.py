@@ -1,0 +1,175 @@
+"""pytest collection: a suite file is a ``pytest.File``, a suite is one ``pytest.Item``.
+
+The item's ``setup`` runs the model calls, so a provider failure or a replay-cache miss shows
+as a pytest *error* (E), while ``runtest`` applies the gate, so a prompt below its threshold or
+regressed against the baseline shows as a *failure* (F). A suite file that cannot be loaded
+becomes one failing item naming the file, key and fix: the other suites still run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_gpo.errors import GpoError
+from pytest_gpo.llm.types import error_text
+from pytest_gpo.plugin.stash import gpo_session
+from pytest_gpo.suites.model import Suite
+from pytest_gpo.suites.paths import suite_stem
+
+if TYPE_CHECKING:
+    from pytest_gpo.gate.verdict import GateVerdict
+    from pytest_gpo.plugin.session import GpoSession
+    from pytest_gpo.results import SuiteRun
+
+
+class SuiteFailed(Exception):
+    """A suite ran but did not pass its gate; carries the readable failure text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class SuiteFile(pytest.File):
+    """A ``*.gpo.yaml`` file: yields one :class:`SuiteItem`."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        """Load the suite; a bad file yields an item that fails with the load error."""
+        gs = gpo_session(self.config)
+        try:
+            suite = gs.load(self.path)
+        except GpoError as exc:
+            yield BrokenSuiteItem.from_parent(self, name=suite_stem(self.path), error=exc)
+            return
+        yield SuiteItem.from_parent(self, name=suite.name, suite=suite)
+
+
+class BrokenSuiteItem(pytest.Item):
+    """Stands for a suite file that could not be loaded; fails with the reason."""
+
+    def __init__(self, *, error: GpoError, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self) -> None:
+        """Fail with the load error."""
+        raise self.error
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        """The error text, no traceback."""
+        if isinstance(excinfo.value, GpoError):
+            return "invalid suite: " + excinfo.value.render()
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        """Where to point the user."""
+        return self.path, None, f"gpo suite file {self.path.name}"
+
+
+class SuiteItem(pytest.Item):
+    """One prompt suite: scored in ``setup``, gated in ``runtest``."""
+
+    def __init__(self, *, suite: Suite, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.suite = suite
+        self.run: SuiteRun | None = None
+        self.verdict: GateVerdict | None = None
+        self.add_marker("gpo")
+
+    @property
+    def gs(self) -> GpoSession:
+        """The plugin session."""
+        return gpo_session(self.config)
+
+    def setup(self) -> None:
+        """Run the model calls (not when optimizing: the optimizer makes its own)."""
+        gs = self.gs
+        record = gs.record(self.nodeid, self.suite)
+        if gs.settings.optimize or self.config.option.setuponly:
+            return
+        try:
+            record.model = gs.model_for(self.suite)
+            run = gs.run_suite(self.suite)
+        except GpoError as exc:
+            record.error = exc.render()
+        if record.error:
+            # raised outside the except block so pytest shows no chained exception
+            pytest.fail(record.error, pytrace=False)
+        record.run = run
+        self.run = run
+        gs.note_unpriced(record)
+        if not run.errors:
+            from pytest_gpo.gate.baseline import BaselineEntry
+
+            record.gate_entry = BaselineEntry.from_run(self.suite, run)
+        if run.errors:
+            head = error_text(run.error_kind)
+            shown = "\n".join("  " + e for e in run.errors[:5])
+            more = f"\n  ... and {len(run.errors) - 5} more" if len(run.errors) > 5 else ""
+            record.error = f"{head} ({len(run.errors)} of {len(run.cases)} case runs)"
+            pytest.fail(
+                f"suite '{self.suite.name}' could not be scored: {head}\n{shown}{more}",
+                pytrace=False,
+            )
+
+    def runtest(self) -> None:
+        """Gate the run (or optimize the prompt with --gpo-optimize)."""
+        gs = self.gs
+        if gs.settings.optimize:
+            self._optimize()
+            return
+        assert self.run is not None
+        try:
+            verdict = gs.gate(self.suite, self.run)
+        except GpoError as exc:  # an unreadable baseline file
+            raise SuiteFailed(exc.render()) from None
+        self.verdict = verdict
+        record = gs.record(self.nodeid, self.suite)
+        record.verdict = verdict
+        self.user_properties.append(("gpo_score", f"{self.run.score:.4f}"))
+        self.user_properties.append(("gpo_verdict", verdict.status))
+        if not verdict.passed:
+            from pytest_gpo.gate.messages import failure_text
+
+            raise SuiteFailed(failure_text(verdict, self.suite, self.run))
+
+    def _optimize(self) -> None:
+        from pytest_gpo.plugin.optimize_driver import optimize_suite
+
+        gs = self.gs
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+
+        def progress(line: str) -> None:
+            if reporter is None:
+                return
+            # live progress must bypass output capture, which is active while an item runs
+            if capture is not None:
+                with capture.global_and_fixture_disabled():
+                    reporter.write_line(f"[gpo] {line}")
+            else:
+                reporter.write_line(f"[gpo] {line}")
+
+        try:
+            result = optimize_suite(gs, self.suite, progress)
+        except GpoError as exc:
+            raise SuiteFailed("optimization could not run: " + exc.render()) from None
+        record = gs.record(self.nodeid, self.suite)
+        record.optimization = result
+        gs.note_unpriced(record)
+        record.model = gs.model_for(self.suite)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        """A table of failing cases and the score against the threshold, no traceback."""
+        if isinstance(excinfo.value, SuiteFailed):
+            return excinfo.value.text
+        if isinstance(excinfo.value, GpoError):
+            return excinfo.value.render()
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        """Location shown in reports."""
+        return self.path, None, f"gpo suite {self.suite.name}"

@@ -1,0 +1,35 @@
+"""The plugin's per-run state on the pytest config, built only when a hook needs it.
+
+Import-light on purpose: ``pytest --help`` and runs that collect no suite never import the
+session, the suite model, Jinja2 or PyYAML.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_gpo.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_gpo.plugin.session import GpoSession
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+SESSION_KEY = pytest.StashKey["GpoSession"]()
+
+
+def has_session(config: pytest.Config) -> bool:
+    """Whether a :class:`GpoSession` was built in this process (a suite was collected)."""
+    return SESSION_KEY in config.stash
+
+
+def gpo_session(config: pytest.Config) -> GpoSession:
+    """The :class:`GpoSession` of a pytest run, built on first use from the resolved settings."""
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        from pytest_gpo.plugin.session import GpoSession
+
+        session = GpoSession(settings=config.stash[SETTINGS_KEY], hook=config.hook)
+        config.stash[SESSION_KEY] = session
+    return session

@@ -1,0 +1,83 @@
+"""The JSON report: the markdown report's facts for scripts (summary, totals, suites, sections).
+
+Its layout is versioned (:data:`JSON_VERSION`). A suite's ``verdict`` is the verdict's data with
+the verdict's ``notes`` and failure ``message`` lines in words; it leaves out the fields only the
+xdist transfer needs, so the layout stays that of version 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_gpo.gate.messages import message_lines, notes
+from pytest_gpo.gate.verdict import GateVerdict
+from pytest_gpo.report.model import Report, SuiteReport
+from pytest_gpo.serial import to_data
+
+#: Version of the JSON report's layout.
+JSON_VERSION = 1
+
+#: Verdict fields that cross from xdist workers but are not part of the report's layout
+#: (the notes and message, which the report does carry, are made from them).
+_TRANSFER_ONLY = ("error_kind", "error_count")
+
+
+def verdict_json(v: GateVerdict) -> dict[str, Any]:
+    """A suite's ``verdict`` in the JSON report: its data, then its notes and message lines."""
+    data: dict[str, Any] = to_data(v)
+    for key in _TRANSFER_ONLY:
+        del data[key]
+    data["notes"] = notes(v)
+    data["message"] = message_lines(v)
+    return data
+
+
+def _suite_json(s: SuiteReport) -> dict[str, Any]:
+    cases = s.run.cases if s.run is not None else []
+    return {
+        "suite": s.name,
+        "model": s.model,
+        "passed": s.verdict.passed,
+        "status": s.verdict.status,
+        "verdict": verdict_json(s.verdict),
+        "usage": to_data(s.usage),
+        "cost_text": s.usage.cost_text(),
+        "cases": [
+            {
+                "id": c.case_id,
+                "score": c.score,
+                "passed": c.passed,
+                "passes": c.passes,
+                "runs": len(c.runs),
+                "pass_rate": c.pass_rate,
+                "min_pass": c.min_pass,
+                "error": c.error,
+            }
+            for c in cases
+        ],
+    }
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The JSON report: summary, totals, per-suite verdicts and cases, extra sections."""
+    verdicts = report.verdicts
+    total = report.usage()
+    return {
+        "version": JSON_VERSION,
+        "title": report.title,
+        "passed": report.passed,
+        "summary": report.summary(),
+        "meta": dict(report.meta),
+        "totals": {
+            "suites": len(verdicts),
+            "passed": sum(1 for v in verdicts if v.passed),
+            "failed": sum(1 for v in verdicts if not v.passed and v.status != "error"),
+            "errored": sum(1 for v in verdicts if v.status == "error"),
+            "improved": sum(1 for v in verdicts if v.status == "improved"),
+            "regressed": sum(1 for v in verdicts if v.status == "regressed"),
+            "usage": to_data(total),
+            "cost_text": total.cost_text(),
+        },
+        "suites": [_suite_json(s) for s in report.suites],
+        "sections": [{"title": x.title, "data": x.data} for x in report.sections],
+    }

@@ -1,0 +1,116 @@
+"""What a session reports, as data: suites with their verdicts and runs, extra sections, meta.
+
+:mod:`pytest_gpo.report.terminal`, :mod:`pytest_gpo.report.markdown` and
+:mod:`pytest_gpo.report.json` render a :class:`Report`; other parts of the plugin (the
+optimizer) add their own sections as :class:`Section` items ``(title, markdown, json)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_gpo.gate.messages import summarize
+from pytest_gpo.gate.verdict import GateVerdict
+from pytest_gpo.llm.types import Usage
+from pytest_gpo.results import SuiteRun
+
+
+@dataclass(frozen=True)
+class Section:
+    """An extra report section from another part of the plugin (e.g. the optimizer).
+
+    ``markdown`` is trusted markdown placed under a ``## title`` heading; ``data`` is any
+    JSON-able value stored under ``sections[i].data`` in the JSON report.
+    """
+
+    title: str
+    markdown: str
+    data: Any = None
+
+
+SectionLike = Section | tuple[str, str, Any]
+
+
+def as_section(item: SectionLike) -> Section:
+    """A :class:`Section` from a section or a ``(title, markdown, json)`` tuple."""
+    if isinstance(item, Section):
+        return item
+    title, markdown, data = item
+    return Section(title=str(title), markdown=str(markdown), data=data)
+
+
+@dataclass(frozen=True)
+class SuiteReport:
+    """One suite in a report: its gate verdict and the run it judged (if there was one)."""
+
+    verdict: GateVerdict
+    run: SuiteRun | None = None
+
+    @property
+    def name(self) -> str:
+        """The suite's name."""
+        return self.verdict.suite
+
+    @property
+    def model(self) -> str:
+        """The model the suite ran on."""
+        return (self.run.model if self.run is not None else "") or self.verdict.model
+
+    @property
+    def usage(self) -> Usage:
+        """Model use of this suite's run."""
+        return self.run.usage if self.run is not None else Usage()
+
+
+@dataclass
+class Report:
+    """Everything one session reports: suites in order, extra sections and free metadata.
+
+    ``meta`` is shown as a small table and stored in the JSON (e.g. cache mode, baseline path,
+    plugin version); keep it JSON-able.
+    """
+
+    suites: list[SuiteReport] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    title: str = "pytest-gpo"
+    #: replaces the gate's one-line verdict (e.g. an optimization run's outcome)
+    headline: str | None = None
+
+    @property
+    def verdicts(self) -> list[GateVerdict]:
+        """The suites' verdicts, in order."""
+        return [s.verdict for s in self.suites]
+
+    @property
+    def passed(self) -> bool:
+        """True when no suite failed or errored."""
+        return all(v.passed for v in self.verdicts)
+
+    def summary(self) -> str:
+        """The one-line verdict (:func:`pytest_gpo.gate.messages.summarize`), or the headline."""
+        return self.headline if self.headline else summarize(self.verdicts)
+
+    def usage(self) -> Usage:
+        """Model use over all suites."""
+        total = Usage()
+        for s in self.suites:
+            total.merge(s.usage)
+        return total
+
+    def add_section(self, item: SectionLike) -> None:
+        """Append an extra section (``Section`` or ``(title, markdown, json)``)."""
+        self.sections.append(as_section(item))
+
+
+def build_report(
+    suites: Iterable[SuiteReport | tuple[GateVerdict, SuiteRun]],
+    sections: Iterable[SectionLike] = (),
+    *,
+    meta: Mapping[str, Any] | None = None,
+) -> Report:
+    """A :class:`Report` from ``(verdict, run)`` pairs and extra sections."""
+    items = [s if isinstance(s, SuiteReport) else SuiteReport(*s) for s in suites]
+    return Report(suites=items, sections=[as_section(x) for x in sections], meta=dict(meta or {}))
