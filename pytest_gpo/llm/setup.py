@@ -8,8 +8,23 @@ from __future__ import annotations
 
 import functools
 import gc
+import logging
 import os
+import warnings
 from typing import Any
+
+#: A warning litellm releases (1.72 to at least 1.100) raise with a recent pydantic each time
+#: they serialize a response: harmless, but under ``-W error`` it breaks litellm's logging.
+#: No ':' in it, so it is also a valid pytest ``filterwarnings`` entry (the plugin adds one).
+LITELLM_PYDANTIC_WARNING = (
+    r"Pydantic serializer warnings.\s+PydanticSerializationUnexpectedValue\(Expected \d+ "
+    r"fields but got \d+. Expected `Message`"
+)
+
+
+def ignore_litellm_warnings() -> None:
+    """Ignore :data:`LITELLM_PYDANTIC_WARNING` in the current warning filters."""
+    warnings.filterwarnings("ignore", message=LITELLM_PYDANTIC_WARNING, category=UserWarning)
 
 
 @functools.cache
@@ -25,7 +40,17 @@ def import_litellm() -> Any:
     own callbacks or zero the cost estimate (measured in docs/performance.md, section 1).
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # Releases up to 1.80.10 warn while importing (importlib.resources.open_text): under
+    # ``-W error`` the import would fail. A lasting filter: a catch_warnings() block would also
+    # undo the filters litellm installs on import.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litellm\.")
     import litellm
+
+    from pytest_gpo.llm.redact import LITELLM_LOGGERS, SECRET_FILTER
+
+    ignore_litellm_warnings()
+    for name in LITELLM_LOGGERS:
+        logging.getLogger(name).addFilter(SECRET_FILTER)
 
     # litellm's import leaves ~300,000 long-lived objects that every full garbage collection
     # walks again: ~0.3 ms per model call at 300 calls/s. Freezing them (after a cheap young

@@ -67,6 +67,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve the settings (a bad value is a usage error naming its source)."""
     config.addinivalue_line("markers", "gpo: a pytest-gpo prompt suite")
+    # litellm's harmless pydantic serializer warning: as an ini filter for each test's own
+    # warning filters, and directly for the rest of the session (litellm logs a call in the
+    # background, possibly between tests).
+    from pytest_gpo.llm.setup import LITELLM_PYDANTIC_WARNING, ignore_litellm_warnings
+
+    config.addinivalue_line("filterwarnings", f"ignore:{LITELLM_PYDANTIC_WARNING}:UserWarning")
+    ignore_litellm_warnings()
     cli = {opt.name: config.getoption(f"gpo_{opt.name}", None) for opt in OPTIONS if opt.flag}
     ini_name = config.inipath.name if config.inipath else "ini"
     try:
