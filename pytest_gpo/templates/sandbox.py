@@ -9,70 +9,121 @@ by them when a template needs Jinja2.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
 import jinja2
 import jinja2.meta
 import jinja2.sandbox
+import jinja2.utils
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 
 from pytest_gpo.errors import SuiteError
+from pytest_gpo.templates import limits
 
-#: The largest string, list or number (in characters, items or decimal digits, roughly) that
-#: ``*`` and ``**`` may build while rendering. One such operator is all it takes to ask for
-#: gigabytes (``{{ 'a' * 10**10 }}``) or minutes of CPU (``{{ 9 ** (9 ** 9) }}``).
-MAX_OPERATOR_RESULT = 1_000_000
+#: Names the sandbox adds to every compiled template (never a template's own variables).
+_LOOP = "__gpo_loop"
+_CONCAT = "__gpo_concat"
+_INTERNAL = frozenset({_LOOP, _CONCAT})
+
+#: Filters and string methods whose result can grow past their input (see limits.predicted_size).
+_GROWING = frozenset({"indent", "center", "ljust", "rjust", "zfill", "expandtabs", "replace"})
 
 
 class _BoundedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
-    """The immutable sandbox, with ``*`` and ``**`` refused when their result would be huge.
+    """The immutable sandbox, with every growth path checked against :mod:`.limits`.
 
-    Intercepting them also stops Jinja2 from folding such constants at compile time.
+    Arithmetic operators are intercepted (sizes checked before they run, which also stops
+    Jinja2 from folding huge constants at compile time); ``{% for %}`` loops and ``~`` are
+    rewritten at parse time to count against the render's budget; every filter and every call
+    (string methods, ``range``, ``lipsum``) has its width and count arguments checked.
     """
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+", "-", "/", "//", "%"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            iterable: nodes.Expr = loop.iter  # type: ignore[assignment]
+            loop.iter = _call(_LOOP, [iterable], loop.lineno)
+        for concat in list(tree.find_all(nodes.Concat)):
+            parts: list[nodes.Expr] = list(concat.nodes)
+            _replace(tree, concat, _call(_CONCAT, parts, concat.lineno))
+        return tree
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # str.format is wrapped by the sandbox itself; its widths are checked here, on access
+        if isinstance(obj, str) and attribute in ("format", "format_map"):
+            limits.check_format(obj, attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, str) and argument in ("format", "format_map"):
+            limits.check_format(obj, str(argument))
+        return super().getitem(obj, argument)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            _check_power(left, right)
-        else:
-            _check_product(left, right)
+        limits.check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
-
-def _size(value: Any) -> int | None:
-    """Characters, items or decimal digits of an operand; None for other types."""
-    if isinstance(value, bool):
-        return 1
-    if isinstance(value, int):
-        return max(1, value.bit_length() * 3 // 10)
-    if isinstance(value, str | bytes | list | tuple):
-        return len(value)
-    return None
-
-
-def _check_product(left: Any, right: Any) -> None:
-    a, b = _size(left), _size(right)
-    if a is None or b is None:
-        return
-    if isinstance(left, int) and isinstance(right, int):
-        big = a + b > MAX_OPERATOR_RESULT
-    else:
-        count = right if isinstance(right, int) else left
-        length = b if isinstance(right, int) else a
-        big = isinstance(count, int) and count > 0 and length * count > MAX_OPERATOR_RESULT
-    if big:
-        raise SecurityError(f"'*' would build a value larger than {MAX_OPERATOR_RESULT:,}")
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(__obj, "__name__", "call")
+        if __obj is _LIPSUM:
+            limits.check_lipsum(args, kwargs)
+        elif name not in ("format", "format_map", _LOOP, _CONCAT, "range"):
+            limits.check_call_args(name, args, kwargs)
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            if name in _GROWING or name == "join":
+                limits.check_length(limits.predicted_size(name, owner, args, kwargs), name)
+            elif name in ("format", "format_map"):
+                limits.check_format(owner, name)
+        return super().call(__context, __obj, *args, **kwargs)
 
 
-def _check_power(left: Any, right: Any) -> None:
-    if not (isinstance(left, int) and isinstance(right, int)) or right <= 1:
-        return  # float powers overflow (an error), they do not grow without bound
-    if abs(left) > 1 and max(1, abs(left).bit_length() - 1) * right > MAX_OPERATOR_RESULT * 3:
-        raise SecurityError(f"'**' would build a number larger than {MAX_OPERATOR_RESULT:,} digits")
+def _call(name: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
+    return nodes.Call(nodes.Name(name, "load"), args, [], None, None, lineno=lineno)
+
+
+def _replace(tree: nodes.Node, old: nodes.Node, new: nodes.Node) -> None:
+    """Put ``new`` where ``old`` stands in its parent node."""
+    for parent in tree.find_all(nodes.Node):
+        for field in parent.fields:
+            value = getattr(parent, field, None)
+            if value is old:
+                setattr(parent, field, new)
+                return
+            if isinstance(value, list) and any(item is old for item in value):
+                setattr(parent, field, [new if item is old else item for item in value])
+                return
+
+
+def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter whose width/count arguments and growth are checked before it runs."""
+    pass_arg = jinja2.utils._PassArg.from_obj(func)
+    skip = 0 if pass_arg is None else 1
+
+    @functools.wraps(func)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        value, rest = (args[skip], args[skip + 1 :]) if len(args) > skip else (None, ())
+        if name == "format":
+            if isinstance(value, str):
+                limits.check_format(value, "format")
+        else:
+            limits.check_call_args(name, tuple(rest), kwargs)
+        if name in _GROWING:
+            limits.check_length(limits.predicted_size(name, value, tuple(rest), kwargs), name)
+        elif name == "join" and isinstance(value, list | tuple):
+            sep = rest[0] if rest else kwargs.get("d", "")
+            size = sum(len(str(v)) for v in value) + len(str(sep)) * len(value)
+            limits.check_length(size, name)
+        return func(*args, **kwargs)
+
+    return bounded
 
 
 _ENV = _BoundedSandbox(
@@ -80,6 +131,10 @@ _ENV = _BoundedSandbox(
     autoescape=False,
     keep_trailing_newline=True,
 )
+_ENV.filters = {name: _bounded_filter(name, f) for name, f in _ENV.filters.items()}
+_LIPSUM = _ENV.globals["lipsum"]
+_ENV.globals[_LOOP] = limits.bounded_loop
+_ENV.globals[_CONCAT] = limits.bounded_concat
 
 
 @lru_cache(maxsize=512)
@@ -89,7 +144,7 @@ def _compile(text: str) -> jinja2.Template:
 
 @lru_cache(maxsize=512)
 def _variables(text: str) -> frozenset[str]:
-    return frozenset(jinja2.meta.find_undeclared_variables(_ENV.parse(text)))
+    return frozenset(jinja2.meta.find_undeclared_variables(_ENV.parse(text))) - _INTERNAL
 
 
 def template_variables(text: str, *, where: str | None = None) -> frozenset[str]:
@@ -121,12 +176,38 @@ def check_syntax(text: str) -> str | None:
     return None
 
 
+def _bounded_output(template: jinja2.Template, variables: Mapping[str, Any]) -> str:
+    """Render chunk by chunk, stopping once the output passes :data:`limits.MAX_OUTPUT`."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(**variables):
+        size += len(chunk)
+        limits.check_length(size, "the rendered prompt")
+        parts.append(chunk)
+    return "".join(parts)
+
+
 def render(
     text: str, variables: Mapping[str, Any], *, where: str | None = None, case: str | None = None
 ) -> str:
     """Render a template; undefined variables and sandbox escapes are :class:`SuiteError` s."""
+    token = limits.start_render()
     try:
-        return _compile(text).render(**variables)
+        return _bounded_output(_compile(text), variables)
+    except limits.RenderLimit as exc:
+        raise SuiteError(
+            f"template stopped at a render bound: {exc}",
+            path=where,
+            case=case,
+            fix="templates render bounded (docs/reliability.md); build less text in the prompt",
+        ) from None
+    except MemoryError:
+        raise SuiteError(
+            "template ran out of memory while rendering",
+            path=where,
+            case=case,
+            fix="build less text in the prompt",
+        ) from None
     except jinja2.UndefinedError as exc:
         raise SuiteError(
             f"template variable is not defined: {exc.message}",
@@ -166,3 +247,5 @@ def render(
             case=case,
             fix="flatten the nested blocks of the template",
         ) from None
+    finally:
+        limits.end_render(token)
