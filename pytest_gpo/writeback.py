@@ -2,21 +2,48 @@
 
 A write goes to the suite's prompt file only, atomically (a temp file in the same directory,
 fsync, ``os.replace``, then fsync of the directory), keeping the file's encoding (a UTF-8 BOM),
-line endings and trailing newline, and only when the file is byte-identical to what was read
-when the run started: a file edited meanwhile is skipped, never clobbered.
+its line endings byte for byte (each unchanged line keeps its own ending, CR-only and mixed
+files included; new lines take the file's most common ending) and its trailing newline, and
+only when the file is byte-identical to what was read when the run started: a file edited
+meanwhile is skipped, never clobbered. A symlinked prompt is written through to its target
+(the link stays a link); a read-only file, a file outside the root the plan allows, and a
+Python or other code file are refused with the reason, never written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from difflib import SequenceMatcher
+from enum import StrEnum
 from pathlib import Path
 
 from pytest_gpo.fsutil import atomic_write_bytes
 from pytest_gpo.suites.paths import display
 
 BOM = b"\xef\xbb\xbf"
+
+#: Files a prompt never lives in: code that pytest or Python would execute or import.
+CODE_SUFFIXES = frozenset({".py", ".pyi", ".pyw", ".pyc", ".pyx", ".pxd", ".so", ".pth", ".cfg"})
+_CODE_NAMES = frozenset({"conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"})
+
+_LINE = re.compile(r"([^\r\n]*)(\r\n|\r|\n|$)")
+
+
+class WriteStatus(StrEnum):
+    """What happened to one planned write (its value is what reports show)."""
+
+    WRITTEN = "written"
+    DRY_RUN = "dry_run"
+    REFUSED_CI = "refused_ci"
+    REFUSED = "refused"
+    STALE = "stale"
+    UNCHANGED = "unchanged"
+    ERROR = "error"
 
 
 @dataclass(frozen=True)
@@ -27,6 +54,8 @@ class PlannedWrite:
     path: Path
     original_sha256: str
     new_text: str
+    #: writes must stay inside this directory (symlinks resolved); None: anywhere
+    root: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -35,29 +64,74 @@ class WriteOutcome:
 
     suite: str
     path: Path
-    status: str  # written | dry_run | refused_ci | stale | unchanged | error
+    status: WriteStatus
     message: str
 
     @property
     def written(self) -> bool:
         """True when the file now holds the new prompt."""
-        return self.status == "written"
+        return self.status == WriteStatus.WRITTEN
+
+
+def _lines(text: str) -> list[tuple[str, str]]:
+    """(content, ending) per line; the last line's ending may be ''."""
+    found = [(m.group(1), m.group(2)) for m in _LINE.finditer(text)]
+    if found and found[-1] == ("", ""):
+        found.pop()
+    return found
 
 
 def encode_like(original: bytes, new_text: str) -> bytes:
-    """Encode ``new_text`` the way ``original`` was: BOM, CRLF or LF, trailing newline."""
+    """Encode ``new_text`` the way ``original`` was: BOM, each line's ending, trailing newline.
+
+    Lines the new text keeps (matched by content) keep their original ending byte for byte;
+    new lines take the most common ending of the file (LF for a file without any).
+    """
     has_bom = original.startswith(BOM)
     body = original[len(BOM) :] if has_bom else original
-    crlf = b"\r\n" in body
-    text = new_text.replace("\r\n", "\n")
-    ends_with_newline = body.endswith(b"\n")
-    text = text.rstrip("\n")
-    if ends_with_newline:
-        text += "\n"
-    if crlf:
-        text = text.replace("\n", "\r\n")
+    old = _lines(body.decode("utf-8", errors="surrogateescape"))
+    endings = Counter(end for _, end in old if end)
+    usual = endings.most_common(1)[0][0] if endings else "\n"
+    new = [content for content, _ in _lines(new_text.rstrip("\r\n"))]
+    if not new:
+        new = [""]
+    out_endings = [usual] * len(new)
+    matcher = SequenceMatcher(a=[c for c, _ in old], b=new, autojunk=False)
+    for tag, i1, i2, j1, _ in matcher.get_opcodes():
+        if tag == "equal":
+            for k in range(i2 - i1):
+                if old[i1 + k][1]:
+                    out_endings[j1 + k] = old[i1 + k][1]
+    ends_with_newline = bool(old) and bool(old[-1][1])
+    if not ends_with_newline:
+        out_endings[-1] = ""
+    elif old:
+        out_endings[-1] = old[-1][1]
+    for i in range(len(new) - 1):
+        # a CR ending followed by an empty line ending in LF would read back as one CRLF
+        if out_endings[i] == "\r" and new[i + 1] == "" and out_endings[i + 1].startswith("\n"):
+            out_endings[i] = "\r\n"
+    text = "".join(c + e for c, e in zip(new, out_endings, strict=True))
     data = text.encode("utf-8")
     return BOM + data if has_bom else data
+
+
+def refusal(path: Path, root: Path | None) -> str | None:
+    """Why ``path`` must not be written, or None (checked on the resolved target)."""
+    target = path.resolve()
+    if (
+        path.name in _CODE_NAMES
+        or target.name in _CODE_NAMES
+        or (path.suffix.lower() in CODE_SUFFIXES or target.suffix.lower() in CODE_SUFFIXES)
+    ):
+        return "it is a code or configuration file, not a prompt file"
+    if root is not None and not target.is_relative_to(root.resolve()):
+        return f"it resolves to {target}, outside {root.resolve()}"
+    if not target.is_file():
+        return "it is not a regular file"
+    if not os.access(target, os.W_OK) or not (target.stat().st_mode & 0o200):
+        return "it is read-only (make it writable to accept rewrites)"
+    return None
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -76,7 +150,7 @@ def apply(
 
 
 def _apply_one(plan: PlannedWrite, *, dry_run: bool, ci: bool, allow_in_ci: bool) -> WriteOutcome:
-    def out(status: str, message: str) -> WriteOutcome:
+    def out(status: WriteStatus, message: str) -> WriteOutcome:
         return WriteOutcome(plan.suite, plan.path, status, message.replace(full, shown))
 
     full, shown = str(plan.path), display(plan.path)
@@ -84,10 +158,10 @@ def _apply_one(plan: PlannedWrite, *, dry_run: bool, ci: bool, allow_in_ci: bool
     try:
         current = plan.path.read_bytes()
     except OSError as exc:
-        return out("error", f"cannot read {plan.path}: {exc}")
+        return out(WriteStatus.ERROR, f"cannot read {plan.path}: {exc}")
     if hashlib.sha256(current).hexdigest() != plan.original_sha256:
         return out(
-            "stale",
+            WriteStatus.STALE,
             f"{plan.path} changed while the optimizer ran: not written "
             "(re-run --gpo-optimize to optimize the new content)",
         )
@@ -95,22 +169,28 @@ def _apply_one(plan: PlannedWrite, *, dry_run: bool, ci: bool, allow_in_ci: bool
         data = encode_like(current, plan.new_text)
     except UnicodeEncodeError as exc:
         return out(
-            "error",
+            WriteStatus.ERROR,
             f"{plan.path} not written: the new prompt is not valid text "
             f"({exc.reason} at character {exc.start}); the old file is intact",
         )
     if data == current:
-        return out("unchanged", f"{plan.path} already holds the optimized prompt")
+        return out(WriteStatus.UNCHANGED, f"{plan.path} already holds the optimized prompt")
+    why = refusal(plan.path, plan.root)
+    if why is not None:
+        return out(WriteStatus.REFUSED, f"{plan.path} not written: {why}")
     if dry_run:
-        return out("dry_run", f"{plan.path} would be rewritten (--gpo-dry-run: not written)")
+        return out(
+            WriteStatus.DRY_RUN, f"{plan.path} would be rewritten (--gpo-dry-run: not written)"
+        )
     if ci and not allow_in_ci:
         return out(
-            "refused_ci",
+            WriteStatus.REFUSED_CI,
             f"{plan.path} not written: CI is set; pass --gpo-optimize=write "
             "to write prompt files in CI",
         )
     try:
-        atomic_write(plan.path, data)
+        # through a symlink: the target is replaced, the link stays a link
+        atomic_write(plan.path.resolve(), data)
     except OSError as exc:
-        return out("error", f"cannot write {plan.path}: {exc} (the old file is intact)")
-    return out("written", f"{plan.path} rewritten")
+        return out(WriteStatus.ERROR, f"cannot write {plan.path}: {exc} (the old file is intact)")
+    return out(WriteStatus.WRITTEN, f"{plan.path} rewritten")

@@ -7,9 +7,18 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_gpo import fsutil
-from pytest_gpo.writeback import PlannedWrite, apply, atomic_write, encode_like
+from pytest_gpo.writeback import (
+    PlannedWrite,
+    WriteStatus,
+    _lines,
+    apply,
+    atomic_write,
+    encode_like,
+)
 
 
 def sha(data: bytes) -> str:
@@ -99,3 +108,108 @@ def test_apply_reports_unchanged(tmp_path: Path) -> None:
 def test_apply_missing_file_is_an_error_outcome(tmp_path: Path) -> None:
     [out] = apply([_plan(tmp_path / "gone.txt", b"x")], dry_run=False, ci=False, allow_in_ci=False)
     assert out.status == "error" and "cannot read" in out.message
+
+
+# -- issue 12: endings byte for byte, symlinks, read-only, code files, outside the root --------
+
+
+line_text = st.text(st.characters(blacklist_characters="\r\n", codec="utf-8"), max_size=12)
+ending = st.sampled_from(["\n", "\r\n", "\r"])
+
+
+@st.composite
+def files_and_edits(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, str]], str]:
+    drawn = draw(st.lists(st.tuples(line_text, ending), min_size=1, max_size=8))
+    # a rewrite drops trailing blank lines (as it always has): end on a line with text
+    drawn[-1] = (drawn[-1][0] + "z", "" if draw(st.booleans()) else drawn[-1][1])
+    bom = b"\xef\xbb\xbf" if draw(st.booleans()) else b""
+    original = bom + "".join(c + e for c, e in drawn).encode("utf-8")
+    lines = _lines(original.decode("utf-8-sig"))  # how the file reads ("\r" + "\n" is one)
+    new = [c for c, _ in lines]
+    for _ in range(draw(st.integers(0, 3))):
+        i = draw(st.integers(0, len(new)))
+        if draw(st.booleans()) and i < len(new):
+            new[i] = draw(line_text)
+        else:
+            new.insert(i, draw(line_text))
+    if not new[-1]:
+        new[-1] = "end"
+    return original, lines, "\n".join(new)
+
+
+@settings(max_examples=400, deadline=None)
+@given(files_and_edits())
+def test_unchanged_lines_keep_their_endings_byte_for_byte(
+    case: tuple[bytes, list[tuple[str, str]], str],
+) -> None:
+    original, lines, new_text = case
+    out = encode_like(original, new_text)
+    assert out.startswith(b"\xef\xbb\xbf") == original.startswith(b"\xef\xbb\xbf")
+    written = _lines(out.decode("utf-8-sig"))
+    # the content is the new text's, line for line, whatever the endings
+    assert [c for c, _ in written] == new_text.split("\n")
+    # a file with one ending style keeps it everywhere
+    styles = {e for _, e in lines if e}
+    if len(styles) == 1:
+        assert {e for _, e in written if e} <= styles
+    # the trailing newline is kept or not kept as it was
+    assert bool(written[-1][1]) == bool(lines[-1][1])
+    # rewriting with the same text gives the same bytes
+    assert encode_like(original, "\n".join(c for c, _ in lines)) == original
+
+
+def test_mixed_and_cr_only_files_keep_each_lines_ending() -> None:
+    original = b"keep one\r\nkeep two\rchange me\nkeep four\r\n"
+    out = encode_like(original, "keep one\nkeep two\nchanged\nkeep four\n")
+    assert out == b"keep one\r\nkeep two\rchanged\r\nkeep four\r\n"
+    assert encode_like(b"a\rb\r", "a\nB\n") == b"a\rB\r"
+
+
+def _planned(path: Path, new: str, root: Path | None = None) -> PlannedWrite:
+    return PlannedWrite("s", path, sha(path.read_bytes()), new, root=root)
+
+
+def test_a_symlinked_prompt_is_written_through_to_its_target(tmp_path: Path) -> None:
+    target = tmp_path / "shared" / "router.txt"
+    target.parent.mkdir()
+    target.write_bytes(b"old {{ t }}\n")
+    link = tmp_path / "router.txt"
+    link.symlink_to(target)
+    (outcome,) = apply(
+        [_planned(link, "new {{ t }}", tmp_path)], dry_run=False, ci=False, allow_in_ci=False
+    )
+    assert outcome.status == WriteStatus.WRITTEN
+    assert link.is_symlink() and target.read_bytes() == b"new {{ t }}\n"
+
+
+@pytest.mark.parametrize("name", ["conftest.py", "helpers.py", "pyproject.toml", "setup.cfg"])
+def test_code_and_configuration_files_are_never_written(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text('"""Route: {{ t }}"""\n', encoding="utf-8")
+    before = path.read_bytes()
+    (outcome,) = apply(
+        [_planned(path, "x {{ t }}", tmp_path)], dry_run=False, ci=False, allow_in_ci=False
+    )
+    assert outcome.status == WriteStatus.REFUSED and "code or configuration" in outcome.message
+    assert path.read_bytes() == before
+
+
+def test_read_only_and_outside_the_root_are_refused(tmp_path: Path) -> None:
+    ro = tmp_path / "ro.txt"
+    ro.write_bytes(b"old {{ t }}\n")
+    ro.chmod(0o444)
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"old {{ t }}\n")
+    root = tmp_path / "project"
+    root.mkdir()
+    escaping = root / "escape.txt"
+    escaping.symlink_to(outside)
+    outcomes = apply(
+        [_planned(ro, "new {{ t }}", tmp_path), _planned(escaping, "new {{ t }}", root)],
+        dry_run=False,
+        ci=False,
+        allow_in_ci=False,
+    )
+    assert [o.status for o in outcomes] == [WriteStatus.REFUSED, WriteStatus.REFUSED]
+    assert "read-only" in outcomes[0].message and "outside" in outcomes[1].message
+    assert ro.read_bytes() == outside.read_bytes() == b"old {{ t }}\n"

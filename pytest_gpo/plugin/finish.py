@@ -73,7 +73,13 @@ def _write_back(gs: GpoSession, out: Outcome) -> int | None:
     for rec, result in _optimizations(gs):
         if result.should_write:
             plans.append(
-                PlannedWrite(rec.name, Path(rec.prompt_path), rec.prompt_sha256, result.best_prompt)
+                PlannedWrite(
+                    rec.name,
+                    Path(rec.prompt_path),
+                    rec.prompt_sha256,
+                    result.best_prompt,
+                    root=gs.settings.rootdir,
+                )
             )
         else:
             out.lines.append(f"{rec.name}: prompt kept ({result.reason})")
