@@ -124,6 +124,16 @@ OPTIONS: tuple[Option, ...] = (
         "response cache directory (relative to the rootdir)",
     ),
     Option(
+        "allowed_paths",
+        None,
+        "GPO_ALLOWED_PATHS",
+        "gpo_allowed_paths",
+        _text,
+        None,
+        "folders outside the rootdir that suite files may read prompts and cases from "
+        "(separated by the OS path separator, ':' on POSIX; relative to the rootdir)",
+    ),
+    Option(
         "cache_url",
         None,
         "GPO_CACHE_URL",
@@ -304,6 +314,7 @@ class Settings:
     cache: CacheMode = "rw"
     cache_dir: str = ".gpo/cache"
     cache_url: str | None = None
+    allowed_paths: str | None = None
     router: str | None = None
     baseline: str = ".gpo/baseline.json"
     concurrency: int = 8
@@ -327,6 +338,12 @@ class Settings:
         """A configured path made absolute against the rootdir."""
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.rootdir / p
+
+    @property
+    def allowed_folders(self) -> tuple[Path, ...]:
+        """The folders besides the rootdir that suite files may read (``gpo_allowed_paths``)."""
+        parts = (self.allowed_paths or "").split(os.pathsep)
+        return tuple(self.path(p.strip()) for p in parts if p.strip())
 
     @property
     def cache_path(self) -> Path:

@@ -25,6 +25,7 @@ from pytest_gpo.settings import Settings
 from pytest_gpo.sim import SIM_PREFIX
 from pytest_gpo.suites.load import load_suite
 from pytest_gpo.suites.model import Suite
+from pytest_gpo.suites.paths import Confinement
 
 if TYPE_CHECKING:
     from pytest_gpo.evaluate import EvalOptions
@@ -108,7 +109,8 @@ class GpoSession:
 
     def load(self, path: Path) -> Suite:
         """Load and validate a suite file."""
-        return load_suite(path, self.registry)
+        confinement = Confinement(self.settings.rootdir, self.settings.allowed_folders)
+        return load_suite(path, self.registry, confinement)
 
     # -- models -------------------------------------------------------------------------------
 

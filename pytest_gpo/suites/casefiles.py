@@ -13,11 +13,13 @@ import yaml
 from pytest_gpo.errors import SuiteError
 from pytest_gpo.suites.checks import check_data
 from pytest_gpo.suites.describe import kind_of
-from pytest_gpo.suites.paths import display
+from pytest_gpo.suites.paths import MAX_CASES_BYTES, Confinement, display, read_confined
 from pytest_gpo.suites.yaml_parse import parse_yaml, yaml_error
 
 
-def read_case_file(path: Path, *, where: str) -> list[tuple[Any, str]]:
+def read_case_file(
+    path: Path, *, where: str, confinement: Confinement | None = None
+) -> list[tuple[Any, str]]:
     """Read cases from .jsonl / .json / .yaml / .yml / .csv: (raw case, source) pairs."""
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".json", ".yaml", ".yml", ".csv"):
@@ -28,7 +30,10 @@ def read_case_file(path: Path, *, where: str) -> list[tuple[Any, str]]:
             fix="use a .jsonl, .json, .yaml or .csv file",
         )
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = read_confined(
+            path, confinement or Confinement(), where=where, key="cases", limit=MAX_CASES_BYTES
+        )
+        text = raw.decode("utf-8-sig")
     except FileNotFoundError:
         raise SuiteError(
             f"cases file not found: {display(path)}",

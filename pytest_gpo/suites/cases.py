@@ -9,14 +9,19 @@ from pytest_gpo.errors import SuiteError
 from pytest_gpo.suites.casefiles import read_case_file
 from pytest_gpo.suites.describe import did_you_mean, kind_of
 from pytest_gpo.suites.model import Case, derive_case_id
-from pytest_gpo.suites.paths import resolve_path
+from pytest_gpo.suites.paths import Confinement, resolve_path
 
 #: The keys a case may have.
 CASE_KEYS = ("id", "vars", "expected", "tags", "description")
 
 
 def load_cases(
-    value: Any, variables: frozenset[str], *, suite_path: Path, where: str
+    value: Any,
+    variables: frozenset[str],
+    *,
+    suite_path: Path,
+    where: str,
+    confinement: Confinement | None = None,
 ) -> tuple[Case, ...]:
     """The ``cases:`` of a suite (a case-file path or an inline list) as validated Cases.
 
@@ -24,7 +29,9 @@ def load_cases(
     """
     if isinstance(value, str):
         path = resolve_path(suite_path.parent, value.strip(), where=where, key="cases")
-        raw_cases = read_case_file(path, where=where)
+        confinement = confinement or Confinement()
+        confinement.check(path, where=where, key="cases")  # before anything about the file
+        raw_cases = read_case_file(path, where=where, confinement=confinement)
     elif isinstance(value, list):
         raw_cases = [(item, f"{suite_path.name}: cases[{i}]") for i, item in enumerate(value)]
     else:

@@ -20,7 +20,14 @@ from pytest_gpo.suites.cases import load_cases
 from pytest_gpo.suites.checks import check_data
 from pytest_gpo.suites.describe import did_you_mean, kind_of
 from pytest_gpo.suites.model import Case, ScorerSpec, Suite
-from pytest_gpo.suites.paths import display, resolve_path, suite_stem
+from pytest_gpo.suites.paths import (
+    MAX_PROMPT_BYTES,
+    Confinement,
+    display,
+    read_confined,
+    resolve_path,
+    suite_stem,
+)
 from pytest_gpo.suites.yaml_parse import parse_yaml, yaml_error
 from pytest_gpo.templates.template import render, renders_cleanly, template_variables
 
@@ -51,7 +58,10 @@ MAX_REPEAT = 1000
 class _Loader:
     """Loads one suite file; every error names the suite file and the key or case."""
 
-    def __init__(self, path: Path, registry: ScorerRegistry) -> None:
+    def __init__(
+        self, path: Path, registry: ScorerRegistry, confinement: Confinement | None = None
+    ) -> None:
+        self.confinement = confinement or Confinement()
         self.path = path
         self.dir = path.parent
         self.where = display(path)
@@ -123,7 +133,13 @@ class _Loader:
         system = self.system(data.get("system"))
         model = self.string(data, "model", default=None)
         params = self.params(data.get("params"))
-        cases = load_cases(data["cases"], variables, suite_path=self.path, where=self.where)
+        cases = load_cases(
+            data["cases"],
+            variables,
+            suite_path=self.path,
+            where=self.where,
+            confinement=self.confinement,
+        )
         self.check_render(prompt_text, prompt_path, cases)
         scorers = self.scorers(data.get("scorers"), cases)
         threshold, metric = self.threshold(data.get("threshold", 1.0))
@@ -252,7 +268,9 @@ class _Loader:
             )
         path = self.resolve(value.strip(), "prompt")
         try:
-            raw = path.read_bytes()
+            raw = read_confined(
+                path, self.confinement, where=self.where, key="prompt", limit=MAX_PROMPT_BYTES
+            )
         except FileNotFoundError:
             raise self.err(
                 f"prompt file not found: {display(path)}",
@@ -294,9 +312,16 @@ class _Loader:
         candidate = value.strip()
         if "\n" not in candidate and len(candidate) < 400:
             path = self.resolve(candidate, "system")
-            if path.suffix and path.is_file():
+            if path.suffix and path.exists():
                 try:
-                    return path.read_text(encoding="utf-8-sig")
+                    raw = read_confined(
+                        path,
+                        self.confinement,
+                        where=self.where,
+                        key="system",
+                        limit=MAX_PROMPT_BYTES,
+                    )
+                    return raw.decode("utf-8-sig")
                 except (OSError, UnicodeDecodeError) as exc:
                     raise self.err(
                         f"cannot read system file {path}: {exc}",
@@ -406,6 +431,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
-def load_suite(path: Path, registry: ScorerRegistry) -> Suite:
-    """Load and validate a suite file (raises :class:`SuiteError` / :class:`ScorerError`)."""
-    return _Loader(path, registry).load()
+def load_suite(
+    path: Path, registry: ScorerRegistry, confinement: Confinement | None = None
+) -> Suite:
+    """Load and validate a suite file (raises :class:`SuiteError` / :class:`ScorerError`).
+
+    ``confinement`` says where the suite's files may be (the plugin passes pytest's rootdir);
+    without it, anywhere.
+    """
+    return _Loader(path, registry, confinement).load()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_gpo.errors import SuiteError
@@ -51,3 +54,80 @@ def resolve_path(directory: Path, value: str, *, where: str, key: str) -> Path:
             fix="write the path relative to the suite file",
         ) from None
     return Path(os.path.normpath(p if p.is_absolute() else directory / p))
+
+
+#: The largest prompt or system file, and the largest case file, a suite may name (bytes).
+MAX_PROMPT_BYTES = 1_000_000
+MAX_CASES_BYTES = 50_000_000
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """Where a suite file's paths may point: inside ``root`` or one of the ``allowed`` folders.
+
+    Suite files are data, reviewed less carefully than code: ``prompt``, ``system`` and
+    ``cases`` must resolve (symlinks followed) to regular files in these folders. ``None`` as
+    root allows anything (for library use without a project).
+    """
+
+    root: Path | None = None
+    allowed: Sequence[Path] = field(default_factory=tuple)
+
+    def check(self, path: Path, *, where: str, key: str) -> Path:
+        """``path`` resolved; a :class:`SuiteError` when it leaves the allowed folders."""
+        target = path.resolve()
+        if self.root is None:
+            return target
+        folders = [self.root.resolve(), *(p.resolve() for p in self.allowed)]
+        if not any(target.is_relative_to(folder) for folder in folders):
+            raise SuiteError(
+                f"{key} path {display(path)} resolves to {target}, outside the project "
+                f"({folders[0]})",
+                path=where,
+                key=key,
+                fix="keep prompts and cases inside the project, or allow the folder with the "
+                "ini key gpo_allowed_paths",
+            )
+        return target
+
+
+def read_confined(
+    path: Path, confinement: Confinement, *, where: str, key: str, limit: int
+) -> bytes:
+    """The bytes of a regular file inside the confinement, at most ``limit`` of them."""
+    target = confinement.check(path, where=where, key=key)
+    try:
+        info = target.stat()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise SuiteError(
+            f"cannot read {key} file {display(path)}: {exc}",
+            path=where,
+            key=key,
+            fix="check the path and permissions",
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SuiteError(
+            f"{key} path {display(path)} is not a regular file",
+            path=where,
+            key=key,
+            fix="point it at a plain text file (not a device, pipe or folder)",
+        )
+    if info.st_size > limit:
+        raise SuiteError(
+            f"{key} file {display(path)} is {info.st_size:,} bytes, over the limit of {limit:,}",
+            path=where,
+            key=key,
+            fix="split or shorten the file",
+        )
+    with open(target, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise SuiteError(
+            f"{key} file {display(path)} grew past {limit:,} bytes while being read",
+            path=where,
+            key=key,
+            fix="split or shorten the file",
+        )
+    return data
