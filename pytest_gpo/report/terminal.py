@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from pytest_gpo.gate.messages import format_p, format_score
+from pytest_gpo.gate.messages import format_p, format_score, short_note
 from pytest_gpo.llm.types import Usage
 from pytest_gpo.report.cells import baseline_text, cases_text, count_text, threshold_text
 from pytest_gpo.report.model import Report, SuiteReport
@@ -48,6 +48,9 @@ def terminal_table(suites: Report | Sequence[SuiteReport]) -> str:
             verdict += f" p={format_p(v.p_value)}"
         if v.changed:
             verdict += f" [{'/'.join(v.changed)} changed]"
+        note = short_note(v)
+        if note:
+            verdict += f" ({note})"
         score = format_score(v.metric_value) if v.status != "error" else "-"
         u = s.usage
         rows.append(
