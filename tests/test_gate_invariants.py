@@ -14,6 +14,7 @@ hypothesis: fractions such as 2/3 and 11/12, arbitrary floats, ties at a roundin
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import tempfile
 from collections.abc import Mapping
@@ -21,8 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openai_server import OpenAIServer
 
 from pytest_gpo.evaluate import EvalOptions, evaluate
 from pytest_gpo.gate.baseline import BaselineCase, BaselineEntry, BaselineStore, stored_score
@@ -32,6 +35,8 @@ from pytest_gpo.llm.types import Completion, Request, Usage
 from pytest_gpo.results import CaseResult, RunResult, SuiteRun
 from pytest_gpo.scorers.base import ScoreContext, Scorer, ScoreResult
 from pytest_gpo.suites.model import Case, ScorerSpec, Suite
+
+pytest_plugins = ["pytester"]
 
 PROMPT = "{{ q }}"
 
@@ -279,3 +284,39 @@ def test_the_reported_case_thirds_compare_equal() -> None:
     v = evaluate_settings(GateSettings(threshold=0.5), current, entry)
     assert v.status == "pass" and not v.worse and v.p_worse == 1.0
     assert v.current_value == v.baseline_value == 0.666667
+
+
+def test_end_to_end_partial_contains_scores_replay_without_a_regression(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's report: every answer holds two of three phrases (each case scores 2/3);
+    recording the baseline, then replaying from the cache, must pass with no case moved."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    pytester.makeini("[pytest]\ngpo_model = openai/fee-model\n")
+    (pytester.path / "fee.txt").write_text("{{ text }}", encoding="utf-8")
+    phrases = ["no monthly fee", "free transfers", "cancel anytime"]
+    cases = "\n".join(
+        f"  - {{id: fee-{i}, vars: {{text: 'Offer {i}: {phrases[i % 3]} and "
+        f"{phrases[(i + 1) % 3]}.'}}}}"
+        for i in range(21)
+    )
+    with OpenAIServer() as server:  # answers "echo: <prompt>": two phrases of three
+        (pytester.path / "fee_wording.gpo.yaml").write_text(
+            "name: fee_wording\nprompt: fee.txt\n"
+            f"params: {{api_base: '{server.base_url}'}}\n"
+            f"scorers: [{{type: contains, all: {json.dumps(phrases)}}}]\n"
+            "threshold: 0.5\ncases:\n" + cases + "\n",
+            encoding="utf-8",
+        )
+        update = pytester.runpytest("-p", "no:cacheprovider", "--gpo-update-baseline")
+        update.assert_outcomes(passed=1)
+        assert server.chat_requests == 21
+        baseline = json.loads((pytester.path / ".gpo" / "baseline.json").read_text())
+        scores = {c["score"] for c in baseline["suites"]["fee_wording"]["cases"].values()}
+        assert scores == {0.666667}
+        replay = pytester.runpytest("-p", "no:cacheprovider", "--gpo-cache", "replay")
+        assert server.chat_requests == 21  # every answer from the cache
+    replay.assert_outcomes(passed=1)
+    out = replay.stdout.str()
+    assert "regressed" not in out and "worse" not in out
+    replay.stdout.fnmatch_lines(["*fee_wording*0.667*0.667 (+0.000)*PASS*"])

@@ -241,7 +241,7 @@ def _noise_note(v: GateVerdict) -> str:
             f"{v.alpha:g}) and cannot be with so few cases moving: {some} got worse, "
             f"{len(v.better)} better, and the test sees a drop only when at least "
             f"{v.cases_needed} cases get worse (none better); to catch a drop like this, "
-            "add cases or set max_drop"
+            + ("add cases or set max_drop" if v.max_drop is None else "add cases")
         )
     if v.delta < -v.tolerance - EPSILON:
         return f"the drop is not significant ({v.test} p={format_p(v.p_worse)} ≥ alpha {v.alpha:g})"

@@ -44,7 +44,7 @@ def terminal_table(suites: Report | Sequence[SuiteReport]) -> str:
     for s in items:
         v = s.verdict
         verdict = _STATUS_TERM.get(v.status, v.status)
-        if v.status in ("regressed", "improved"):
+        if "regressed" in v.failures or v.status == "improved":
             verdict += f" p={format_p(v.p_value)}"
         if v.changed:
             verdict += f" [{'/'.join(v.changed)} changed]"
