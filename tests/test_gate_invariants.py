@@ -159,7 +159,9 @@ def shuffled(current: SuiteRun, seed: int) -> SuiteRun:
     return replace(current, cases=cases)
 
 
-PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @PROPERTY
