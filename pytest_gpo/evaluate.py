@@ -80,7 +80,8 @@ async def _score(
             outcome = ScoreResult(0.0, False, f"scorer raised {type(outcome).__name__}: {outcome}")
         results.append((spec.weight, spec.label, outcome))
     total = sum(w for w, _, _ in results)
-    score = sum(w * max(0.0, min(1.0, r.score)) for w, _, r in results) / total
+    # a plugin scorer's NaN counts as 0 (min/max would pass it through as 1.0)
+    score = sum(w * (min(1.0, r.score) if r.score > 0 else 0.0) for w, _, r in results) / total
     passed = all(r.passed for _, _, r in results)
     if len(results) == 1:
         reason = results[0][2].reason

@@ -8,6 +8,7 @@ and ini keys from it, and :func:`resolve` reads them back. A bad value is a
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,16 +44,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative_float(text: str) -> float:
+def _finite_float(text: str, wanted: str) -> float:
+    # float() reads "inf", "nan" and "1e999" too: none is a usable timeout or budget
     value = float(text)
-    if value < 0 or value != value:
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite {wanted}, not {text.strip()!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite_float(text, "number >= 0")
+    if value < 0:
         raise ValueError("must be a number >= 0")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0 or value != value:
+    value = _finite_float(text, "number > 0")
+    if value <= 0:
         raise ValueError("must be a number > 0")
     return value
 

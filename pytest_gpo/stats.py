@@ -71,6 +71,23 @@ def sign_test_p(worse: int, better: int) -> float:
     return float(binomial_upper_tail(worse, worse + better))
 
 
+def cases_needed(alpha: float, *, better: int = 0) -> int:
+    """The fewest cases that must get worse, against ``better`` ones, for ``p_worse < alpha``.
+
+    With ``better = 0`` it is what a suite needs to see any drop at all: at ``alpha = 0.05``,
+    5 cases all moving the same way (``p = 1/32``); 4 (``p = 1/16``) cannot be told from noise
+    however large the drop they make. The comparison is the gate's own
+    (``sign_test_p(worse, better) < alpha``), so the answer agrees with the verdict.
+    """
+    if not 0 < alpha <= 1 or better < 0:
+        raise ValueError(f"need 0 < alpha <= 1 and better >= 0, got {alpha!r}, {better!r}")
+    worse = 1
+    # p_worse halves (or better) with every added case, so this ends after about log2(1/alpha)
+    while sign_test_p(worse, better) >= alpha:
+        worse += 1
+    return worse
+
+
 @dataclass(frozen=True)
 class PairedTest:
     """The outcome of an exact paired test of ``after`` against ``before``.

@@ -252,7 +252,7 @@ def test_new_file_gets_normal_permissions(tmp_path: Path) -> None:
         (
             '{"suites": {"a": {"prompt_sha256": "x", "model": "m", "scorer_config_hash": "h",'
             ' "cases": {"c1": {"score": "high", "passed": true}}}}}',
-            "case 'c1': 'score' must be a number",
+            "case 'c1': 'score' must be a finite number",
         ),
         (
             '{"suites": {"a": {"prompt_sha256": "x", "model": "m", "scorer_config_hash": "h",'

@@ -14,6 +14,7 @@ replaces the file atomically (temp file, fsync, ``os.replace``). The text is det
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,10 @@ FORMAT_VERSION = 1
 
 #: Scores are stored rounded so float noise never shows up as a diff.
 SCORE_DIGITS = 6
+#: Two stored scores at most one step of the last stored digit apart are the same score: noise
+#: below that (float sums, a similarity model's last bits) can move a score across one rounding
+#: boundary, never two.
+SCORE_TIE = 1.5 * 10.0**-SCORE_DIGITS
 
 #: How a user records or accepts scores as the new baseline (named in every hint to do so).
 UPDATE_COMMAND = "pytest --gpo-update-baseline"
@@ -42,8 +47,41 @@ class BaselineError(GpoError):
     """The baseline file cannot be read, parsed or written."""
 
 
-def _round(value: float) -> float:
+def stored_score(value: float) -> float:
+    """A score as the baseline stores it and the gate compares it: rounded to 6 decimals.
+
+    The one definition of a stored score: a baseline entry is made with it, and the gate puts
+    the current run through it before comparing, so both sides of a comparison are the same
+    kind of number and an unchanged score compares equal. Rounding is idempotent, so a value
+    read back from the file stores as itself. A score that is not finite stays so: the gate
+    calls such a run an error and the baseline writer refuses it.
+    """
     return round(float(value), SCORE_DIGITS)
+
+
+def case_score(case: CaseResult) -> float:
+    """A case's stored score: the mean over its runs, in any order, then :func:`stored_score`.
+
+    ``math.fsum`` is exact, so the order the runs arrived in cannot change the last bit of the
+    mean and push it across a rounding boundary.
+    """
+    return stored_score(mean(r.score for r in case.runs))
+
+
+def mean(values: Iterable[float]) -> float:
+    """The mean of ``values`` independent of their order (``math.fsum``); 0 when empty.
+
+    NaN when a value is not finite (or the sum overflows): such a mean is no score.
+    """
+    items = [float(v) for v in values]
+    if not items:
+        return 0.0
+    if not all(math.isfinite(v) for v in items):
+        return math.nan
+    try:
+        return math.fsum(items) / len(items)
+    except OverflowError:
+        return math.nan
 
 
 @dataclass(frozen=True)
@@ -59,17 +97,23 @@ class BaselineCase:
     def from_result(cls, case: CaseResult) -> BaselineCase:
         """The recorded form of a case result."""
         return cls(
-            score=_round(case.score),
+            score=case_score(case),
             passed=case.passed,
-            pass_rate=_round(case.pass_rate),
+            pass_rate=stored_score(case.pass_rate),
             runs=len(case.runs),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form; ``pass_rate`` and ``runs`` only when the case was repeated."""
-        data: dict[str, Any] = {"score": _round(self.score), "passed": self.passed}
+        """JSON form; ``pass_rate`` and ``runs`` only when the case was repeated.
+
+        Raises ``ValueError`` when a score is not a finite number: none may reach a baseline.
+        """
+        for name, value in (("score", self.score), ("pass_rate", self.pass_rate)):
+            if not _finite(value):
+                raise ValueError(f"its {name} is not a finite number ({value!r})")
+        data: dict[str, Any] = {"score": stored_score(self.score), "passed": self.passed}
         if self.runs != 1:
-            data["pass_rate"] = _round(self.pass_rate)
+            data["pass_rate"] = stored_score(self.pass_rate)
             data["runs"] = self.runs
         return data
 
@@ -78,17 +122,26 @@ class BaselineCase:
         """Inverse of :meth:`to_dict`; raises ``ValueError``/``TypeError``/``KeyError``."""
         score = data["score"]
         passed = data["passed"]
-        if not isinstance(score, int | float) or isinstance(score, bool):
-            raise TypeError(f"'score' must be a number, got {score!r}")
+        if not _finite(score):
+            raise TypeError(f"'score' must be a finite number, got {score!r}")
         if not isinstance(passed, bool):
             raise TypeError(f"'passed' must be true or false, got {passed!r}")
         runs = data.get("runs", 1)
         if not isinstance(runs, int) or isinstance(runs, bool) or runs < 0:
             raise TypeError(f"'runs' must be a non-negative integer, got {runs!r}")
         pass_rate = data.get("pass_rate", 1.0 if passed else 0.0)
-        if not isinstance(pass_rate, int | float) or isinstance(pass_rate, bool):
-            raise TypeError(f"'pass_rate' must be a number, got {pass_rate!r}")
-        return cls(score=float(score), passed=passed, pass_rate=float(pass_rate), runs=runs)
+        if not _finite(pass_rate):
+            raise TypeError(f"'pass_rate' must be a finite number, got {pass_rate!r}")
+        return cls(
+            score=stored_score(score), passed=passed, pass_rate=stored_score(pass_rate), runs=runs
+        )
+
+
+def _case_dict(case_id: str, case: BaselineCase) -> dict[str, Any]:
+    try:
+        return case.to_dict()
+    except ValueError as exc:
+        raise ValueError(f"case '{case_id}': {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -105,16 +158,12 @@ class BaselineEntry:
     @property
     def score(self) -> float:
         """Mean case score."""
-        if not self.cases:
-            return 0.0
-        return sum(c.score for c in self.cases.values()) / len(self.cases)
+        return mean(c.score for c in self.cases.values())
 
     @property
     def pass_rate(self) -> float:
         """Fraction of cases that passed."""
-        if not self.cases:
-            return 0.0
-        return sum(1 for c in self.cases.values() if c.passed) / len(self.cases)
+        return mean(1.0 if c.passed else 0.0 for c in self.cases.values())
 
     @classmethod
     def from_run(
@@ -141,10 +190,10 @@ class BaselineEntry:
                 "prompt_sha256": self.prompt_sha256,
                 "model": self.model,
                 "scorer_config_hash": self.scorer_config_hash,
-                "score": _round(self.score),
-                "pass_rate": _round(self.pass_rate),
+                "score": stored_score(self.score),
+                "pass_rate": stored_score(self.pass_rate),
                 "runs_per_case": runs,
-                "cases": {cid: c.to_dict() for cid, c in sorted(self.cases.items())},
+                "cases": {cid: _case_dict(cid, c) for cid, c in sorted(self.cases.items())},
             }
         )
         return data
@@ -196,25 +245,23 @@ class Baseline:
         return self.suites.get(suite)
 
     def to_text(self) -> str:
-        """Deterministic text: sorted keys, two-space indent, one case per line."""
+        """Deterministic text: sorted keys, two-space indent, one case per line.
+
+        Strict JSON: a suite holding a number that is not finite is a :class:`BaselineError`
+        naming it, and nothing is written.
+        """
         lines = ["{", '  "format": "pytest-gpo baseline",', '  "suites": {']
         names = sorted(self.suites)
         for i, name in enumerate(names):
-            entry = self.suites[name].to_dict()
-            lines.append(f"    {_j(name)}: {{")
-            keys = sorted(entry)
-            for j, key in enumerate(keys):
-                comma = "," if j < len(keys) - 1 else ""
-                value = entry[key]
-                if key == "cases" and isinstance(value, dict) and value:
-                    lines.append('      "cases": {')
-                    items = list(value.items())
-                    for n, (cid, case) in enumerate(items):
-                        case_comma = "," if n < len(items) - 1 else ""
-                        lines.append(f"        {_j(cid)}: {_j(case)}{case_comma}")
-                    lines.append(f"      }}{comma}")
-                else:
-                    lines.append(f"      {_j(key)}: {_j(value)}{comma}")
+            try:
+                lines += _entry_lines(name, self.suites[name].to_dict())
+            except ValueError as exc:
+                raise BaselineError(
+                    f"suite '{name}' cannot be recorded: {exc}; the baseline was not written",
+                    key=f"suites.{name}",
+                    fix="a scorer gave a score that is not a number: check the suite's scorers "
+                    "(a custom scorer must return a score in 0..1)",
+                ) from None
             lines.append("    }" + ("," if i < len(names) - 1 else ""))
         lines.append("  },")
         lines.append(f'  "version": {FORMAT_VERSION}')
@@ -229,8 +276,15 @@ class Baseline:
             f"delete it and record a new one with `{UPDATE_COMMAND}`"
         )
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
+            data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        except ValueError as exc:
+            if not isinstance(exc, json.JSONDecodeError):
+                raise BaselineError(
+                    f"the baseline file holds a number that is not finite ({exc}); pytest-gpo "
+                    "never writes one, so the file was edited or written by another tool",
+                    path=path,
+                    fix=fix,
+                ) from exc
             raise BaselineError(
                 f"the baseline file is not valid JSON (line {exc.lineno}, column {exc.colno}: "
                 f"{exc.msg}); a merge conflict or a truncated write leaves it like this",
@@ -274,8 +328,42 @@ class Baseline:
         return cls(suites=suites, version=version)
 
 
+def _entry_lines(name: str, entry: Mapping[str, Any]) -> list[str]:
+    """One suite of the file, up to its closing brace: one key a line, one case a line."""
+    lines = [f"    {_j(name)}: {{"]
+    keys = sorted(entry)
+    for j, key in enumerate(keys):
+        comma = "," if j < len(keys) - 1 else ""
+        value = entry[key]
+        if key == "cases" and isinstance(value, dict) and value:
+            lines.append('      "cases": {')
+            items = list(value.items())
+            for n, (cid, case) in enumerate(items):
+                case_comma = "," if n < len(items) - 1 else ""
+                lines.append(f"        {_j(cid)}: {_j(case)}{case_comma}")
+            lines.append(f"      }}{comma}")
+        else:
+            lines.append(f"      {_j(key)}: {_j(value)}{comma}")
+    return lines
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is too large for a number")
+    return number
+
+
 def _j(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
 class BaselineStore:

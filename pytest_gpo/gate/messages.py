@@ -65,28 +65,53 @@ def case_line(c: CaseChange) -> str:
     return "  ".join(parts)
 
 
+def _drop_text(v: GateVerdict) -> str:
+    """``0.846 → 0.692``: the gated metric on the common cases, before and after."""
+    return f"{format_score(v.baseline_value)} → {format_score(v.current_value)}"
+
+
+def _max_drop_only(v: GateVerdict) -> bool:
+    return "max_drop" in v.failures and "regressed" not in v.failures
+
+
 def headline(v: GateVerdict) -> str:
     """A short verdict for summaries: ``router regressed (0.920 → 0.810, p=0.003)``."""
     if v.status == "error":
         return f"{v.suite} errored ({excerpt(v.error or 'run failed', 60)})"
-    if v.status == "regressed":
+    if v.status == "regressed" and _max_drop_only(v):
         return (
-            f"{v.suite} regressed ({format_score(v.baseline_value)} → "
-            f"{format_score(v.current_value)}, p={format_p(v.p_worse)})"
+            f"{v.suite} dropped more than max_drop ({_drop_text(v)}, "
+            f"Δ {format_delta(v.delta)}, max_drop {v.max_drop:g})"
         )
+    if v.status == "regressed":
+        return f"{v.suite} regressed ({_drop_text(v)}, p={format_p(v.p_worse)})"
     if v.status == "below_threshold":
         return (
             f"{v.suite} below threshold ({format_score(v.metric_value)} < "
             f"{format_score(v.threshold)})"
         )
     if v.status == "improved":
-        return (
-            f"{v.suite} improved ({format_score(v.baseline_value)} → "
-            f"{format_score(v.current_value)}, p={format_p(v.p_better)})"
-        )
+        return f"{v.suite} improved ({_drop_text(v)}, p={format_p(v.p_better)})"
+    unseen = f", {_unseen_short(v)}" if v.unseen_drop else ""
     if v.status == "no_baseline":
         return f"{v.suite} passed without a baseline ({format_score(v.metric_value)})"
-    return f"{v.suite} passed ({format_score(v.metric_value)})"
+    return f"{v.suite} passed ({format_score(v.metric_value)}{unseen})"
+
+
+def _unseen_short(v: GateVerdict) -> str:
+    return (
+        f"untested drop {_drop_text(v)}: {len(v.worse)} {_cases(len(v.worse))} got worse, "
+        f"the test needs {v.cases_needed}"
+    )
+
+
+def short_note(v: GateVerdict) -> str | None:
+    """What a suites table adds to a verdict cell: a max_drop failure or an untested drop."""
+    if v.status == "regressed" and "max_drop" in v.failures:
+        return f"Δ {format_delta(v.delta)} > max_drop {v.max_drop:g}"
+    if v.unseen_drop:
+        return f"untested drop: {len(v.worse)} worse, {v.cases_needed} needed"
+    return None
 
 
 def notes(v: GateVerdict) -> list[str]:
@@ -100,11 +125,18 @@ def notes(v: GateVerdict) -> list[str]:
         f"{m} {format_score(v.metric_value)} "
         f"{'<' if below else '≥'} threshold {format_score(v.threshold)}"
     )
-    if v.status == "regressed":
+    tested = "regressed" in v.failures
+    if tested:
         lines.append(
             f"regressed against the baseline: {_comparison_line(v)}; "
             f"{v.test} p={format_p(v.p_worse)} < alpha {v.alpha:g}"
         )
+    if "max_drop" in v.failures:
+        lines.append(
+            f"dropped more than max_drop: {m} {_drop_text(v)} (Δ {format_delta(v.delta)}, "
+            f"max_drop {v.max_drop:g}); this floor fails such a drop, significant or not"
+        )
+    if v.status == "regressed":
         if below:
             lines.append(f"also below threshold: {threshold_text}")
     elif v.status == "below_threshold":
@@ -121,7 +153,7 @@ def notes(v: GateVerdict) -> list[str]:
     else:
         lines.append(f"passed: {threshold_text}")
 
-    if v.has_baseline and v.status not in ("regressed", "improved"):
+    if v.has_baseline and not tested and v.status != "improved":
         if v.common == 0:
             lines.append("baseline: no cases in common with the baseline, nothing to compare")
         else:
@@ -202,6 +234,15 @@ def _comparison_line(v: GateVerdict) -> str:
 def _noise_note(v: GateVerdict) -> str:
     if v.delta is None:
         return ""
+    if v.unseen_drop:
+        some = "no case" if not v.worse else f"only {len(v.worse)} {_cases(len(v.worse))}"
+        return (
+            f"the drop is not significant ({v.test} p={format_p(v.p_worse)} ≥ alpha "
+            f"{v.alpha:g}) and cannot be with so few cases moving: {some} got worse, "
+            f"{len(v.better)} better, and the test sees a drop only when at least "
+            f"{v.cases_needed} cases get worse (none better); to catch a drop like this, "
+            + ("add cases or set max_drop" if v.max_drop is None else "add cases")
+        )
     if v.delta < -v.tolerance - EPSILON:
         return f"the drop is not significant ({v.test} p={format_p(v.p_worse)} ≥ alpha {v.alpha:g})"
     if v.delta < -EPSILON:
@@ -209,6 +250,10 @@ def _noise_note(v: GateVerdict) -> str:
     if v.delta > EPSILON:
         return f"the rise is not significant (p={format_p(v.p_better)})"
     return "no change"
+
+
+def _cases(n: int) -> str:
+    return "case" if n == 1 else "cases"
 
 
 def _listed(title: str, changes: Sequence[CaseChange], limit: int = MESSAGE_CASES) -> list[str]:
@@ -279,7 +324,11 @@ def summarize(verdicts: Mapping[str, GateVerdict] | Sequence[GateVerdict]) -> st
     noun = "suite" if n == 1 else "suites"
     if not bad:
         improved = [v for v in items if v.status == "improved"]
-        tail = f" ({len(improved)} improved)" if improved else ""
+        unseen = [v.suite for v in items if v.unseen_drop]
+        tails = [f"{len(improved)} improved"] if improved else []
+        if unseen:
+            tails.append(f"{len(unseen)} with an untested drop: {', '.join(unseen)}")
+        tail = f" ({'; '.join(tails)})" if tails else ""
         return f"✅ {n} {noun} passed{tail}" if n > 1 else f"✅ 1 suite passed{tail}"
     errored = sum(1 for v in bad if v.status == "error")
     failed = len(bad) - errored

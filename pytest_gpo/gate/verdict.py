@@ -7,7 +7,17 @@ Two checks, both from the suite file's settings:
 * **regression**: with a baseline, the suite fails when, on the cases both runs share, the
   metric dropped by more than ``tolerance`` *and* an exact one-sided paired test
   (:mod:`pytest_gpo.stats`) says the drop is unlikely to be noise (``p < alpha``). One flipped
-  case out of 200 does not fail; a consistent drop does.
+  case out of 200 does not fail; a consistent drop does. With ``max_drop``, a drop of more
+  than that fails too, significant or not.
+
+Both sides of the comparison are stored scores (:func:`~pytest_gpo.gate.baseline.case_score`):
+the current run goes through the same rounding the baseline entry was made with, two scores one
+stored digit apart are a tie, and every sum is exact (``math.fsum``). So the verdict is a
+function of the per-case outcomes only: an unchanged run compares equal to its own baseline,
+whatever its scores and whatever order its results arrived in. When a drop beyond
+``tolerance`` is not significant because too few cases moved for the exact test to tell
+(``unseen_drop``), the verdict says so and how many cases it would take
+(:func:`~pytest_gpo.stats.cases_needed`).
 
 The result is data (:class:`GateVerdict`): the plugin turns it into a pass or a failure, and
 :mod:`pytest_gpo.gate.messages` and the report put it into words. Nothing here raises for a bad
@@ -17,14 +27,22 @@ status, never ``regressed``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pytest_gpo.gate.baseline import BaselineCase, BaselineEntry
+from pytest_gpo.gate.baseline import (
+    SCORE_TIE,
+    BaselineCase,
+    BaselineEntry,
+    case_score,
+    mean,
+    stored_score,
+)
 from pytest_gpo.gate.excerpt import excerpt, got_excerpt
 from pytest_gpo.llm.types import ErrorKind
 from pytest_gpo.results import CaseResult, SuiteRun
-from pytest_gpo.stats import Spread, paired_test, spread
+from pytest_gpo.stats import Spread, cases_needed, paired_test, spread
 from pytest_gpo.suites.model import Suite
 
 Status = Literal["pass", "below_threshold", "regressed", "improved", "no_baseline", "error"]
@@ -39,7 +57,8 @@ EPSILON = 1e-9
 
 @dataclass(frozen=True)
 class GateSettings:
-    """What the gate needs from a suite: threshold, metric, tolerance, alpha and identities."""
+    """What the gate needs from a suite: threshold, metric, tolerance, alpha, max_drop and
+    identities."""
 
     threshold: float
     metric: str = "mean"
@@ -47,6 +66,7 @@ class GateSettings:
     alpha: float = 0.05
     prompt_sha256: str = ""
     scorer_config_hash: str = ""
+    max_drop: float | None = None
 
     @classmethod
     def from_suite(cls, suite: Suite) -> GateSettings:
@@ -58,6 +78,7 @@ class GateSettings:
             alpha=suite.alpha,
             prompt_sha256=suite.prompt_sha256,
             scorer_config_hash=suite.scorer_config_hash(),
+            max_drop=suite.max_drop,
         )
 
 
@@ -95,8 +116,12 @@ class GateVerdict:
     ``metric_value`` is the full run's metric (what the threshold sees); ``baseline_value``,
     ``current_value`` and ``delta`` are on the cases common to both runs. ``p_value`` is the
     one-sided p-value in the direction the metric moved (``p_worse`` for a drop or no change,
-    ``p_better`` for a rise). An errored verdict keeps its run's first error, the kind of
-    error and how many there were. :mod:`pytest_gpo.gate.messages` puts a verdict into words.
+    ``p_better`` for a rise). ``cases_needed`` is the fewest cases that must get worse, none
+    better, for the paired test to see a drop at ``alpha``; ``unseen_drop`` is set when the
+    metric fell by more than ``tolerance`` but fewer cases than that got worse, so the test
+    could not tell the drop from noise. ``max_drop`` is the suite's absolute floor (``None``:
+    none). An errored verdict keeps its run's first error, the kind of error and how many
+    there were. :mod:`pytest_gpo.gate.messages` puts a verdict into words.
     """
 
     suite: str
@@ -132,18 +157,22 @@ class GateVerdict:
     error: str | None = None
     error_kind: ErrorKind | None = None
     error_count: int = 0
+    max_drop: float | None = None
+    cases_needed: int | None = None
+    unseen_drop: bool = False
 
 
 def _case_value(case: CaseResult, metric: str) -> float:
+    """The gated value of a current case, as the baseline would store it."""
     if metric == "pass_rate":
         return 1.0 if case.passed else 0.0
-    return case.score
+    return case_score(case)
 
 
 def _baseline_value(case: BaselineCase, metric: str) -> float:
     if metric == "pass_rate":
         return 1.0 if case.passed else 0.0
-    return float(case.score)
+    return stored_score(case.score)
 
 
 def _change(case: CaseResult, before: float | None, after: float) -> CaseChange:
@@ -165,7 +194,7 @@ def sample_scores(run: SuiteRun) -> list[float]:
     for case in run.cases:
         for r in case.runs:
             by_sample.setdefault(r.sample, []).append(r.score)
-    return [sum(v) / len(v) for _, v in sorted(by_sample.items()) if v]
+    return [mean(v) for _, v in sorted(by_sample.items()) if v]
 
 
 def evaluate(suite: Suite, run: SuiteRun, baseline: BaselineEntry | None) -> GateVerdict:
@@ -197,16 +226,19 @@ def evaluate_settings(
 ) -> GateVerdict:
     """:func:`evaluate` with explicit settings (for callers without a :class:`Suite`)."""
     metric = "pass_rate" if settings.metric == "pass_rate" else "mean"
-    value = run.pass_rate if metric == "pass_rate" else run.score
+    scores = [case_score(c) for c in run.cases]
+    pass_rate = mean(1.0 if c.passed else 0.0 for c in run.cases)
+    score = mean(scores)
+    value = pass_rate if metric == "pass_rate" else score
     repeats = max((len(c.runs) for c in run.cases), default=1)
     v = GateVerdict(
         suite=run.suite,
         passed=True,
         status="pass",
         metric=metric,
-        score=run.score,
-        pass_rate=run.pass_rate,
-        metric_value=value,
+        score=score if math.isfinite(score) else 0.0,
+        pass_rate=pass_rate,
+        metric_value=value if math.isfinite(value) else 0.0,
         threshold=settings.threshold,
         tolerance=settings.tolerance,
         alpha=settings.alpha,
@@ -214,10 +246,20 @@ def evaluate_settings(
         model=run.model,
         has_baseline=baseline is not None,
         repeats=repeats,
-        spread=spread(sample_scores(run)) if repeats > 1 else None,
+        max_drop=settings.max_drop,
     )
     if run.error_kind or run.errors:
         return _errored(v, run)
+    bad = next((c for c, x in zip(run.cases, scores, strict=True) if not math.isfinite(x)), None)
+    if bad is not None:
+        return _errored(
+            v,
+            run,
+            f"case '{bad.case_id}' has a score that is not a number ({bad.score!r}): a scorer "
+            "or a scorer weight gave it; a score must be a finite number in 0..1",
+        )
+    if repeats > 1:
+        v.spread = spread(sample_scores(run))
 
     failing = [c for c in run.cases if not c.passed]
     v.failing = sorted(
@@ -225,15 +267,17 @@ def evaluate_settings(
         key=lambda ch: (ch.after, ch.case_id),
     )
     below = value < settings.threshold - EPSILON
-    regressed = improved = False
+    regressed = improved = dropped = False
     if baseline is not None:
-        regressed, improved = _compare(v, settings, run, baseline)
+        regressed, improved, dropped = _compare(v, settings, run, baseline)
 
     if regressed:
         v.failures.append("regressed")
+    if dropped:
+        v.failures.append("max_drop")
     if below:
         v.failures.append("below_threshold")
-    if regressed:
+    if regressed or dropped:
         v.status = "regressed"
     elif below:
         v.status = "below_threshold"
@@ -245,23 +289,28 @@ def evaluate_settings(
     return v
 
 
-def _errored(v: GateVerdict, run: SuiteRun) -> GateVerdict:
+def _errored(v: GateVerdict, run: SuiteRun, error: str | None = None) -> GateVerdict:
     v.status = "error"
     v.passed = False
     v.failures = ["error"]
-    v.error = run.errors[0] if run.errors else str(run.error_kind)
+    v.error = error or (run.errors[0] if run.errors else str(run.error_kind))
     v.error_kind = run.error_kind
-    v.error_count = len(run.errors)
+    v.error_count = max(1, len(run.errors)) if error else len(run.errors)
     return v
 
 
 def _compare(
     v: GateVerdict, settings: GateSettings, run: SuiteRun, baseline: BaselineEntry
-) -> tuple[bool, bool]:
-    """Fill the baseline comparison into ``v``; returns (regressed, improved)."""
+) -> tuple[bool, bool, bool]:
+    """Fill the baseline comparison into ``v``; returns (regressed, improved, dropped).
+
+    ``dropped``: the metric fell by more than ``max_drop``. Per-case values are stored scores;
+    a case moved when its value changed by more than :data:`SCORE_TIE`, and ``delta`` is the
+    mean of the moves (ties count as no move), so an unchanged run has ``delta == 0`` exactly.
+    """
     metric = v.metric
     current = run.by_id()
-    common = [cid for cid in current if cid in baseline.cases]
+    common = sorted(cid for cid in current if cid in baseline.cases)
     v.common = len(common)
     v.added = sum(1 for cid in current if cid not in baseline.cases)
     v.removed = sum(1 for cid in baseline.cases if cid not in current)
@@ -271,15 +320,18 @@ def _compare(
         v.changed.append("model")
     if baseline.scorer_config_hash != settings.scorer_config_hash:
         v.changed.append("scorers")
+    if 0 < settings.alpha <= 1:
+        v.cases_needed = cases_needed(settings.alpha)
     if not common:
-        return False, False
+        return False, False, False
 
     before = [_baseline_value(baseline.cases[cid], metric) for cid in common]
     after = [_case_value(current[cid], metric) for cid in common]
-    test = paired_test(before, after)
-    v.baseline_value = sum(before) / len(before)
-    v.current_value = sum(after) / len(after)
-    v.delta = v.current_value - v.baseline_value
+    moves = [a - b if abs(a - b) > SCORE_TIE else 0.0 for b, a in zip(before, after, strict=True)]
+    test = paired_test(before, after, epsilon=SCORE_TIE)
+    v.baseline_value = mean(before)
+    v.current_value = mean(after)
+    v.delta = mean(moves)
     v.test = test.name
     v.p_worse = test.p_worse
     v.p_better = test.p_better
@@ -287,13 +339,16 @@ def _compare(
 
     changes = [_change(current[cid], b, a) for cid, b, a in zip(common, before, after, strict=True)]
     v.worse = sorted(
-        (c for c in changes if c.after < (c.before or 0.0) - EPSILON),
+        (c for c, d in zip(changes, moves, strict=True) if d < 0),
         key=lambda c: (c.after - (c.before or 0.0), c.case_id),
     )
     v.better = sorted(
-        (c for c in changes if c.after > (c.before or 0.0) + EPSILON),
+        (c for c, d in zip(changes, moves, strict=True) if d > 0),
         key=lambda c: (-(c.after - (c.before or 0.0)), c.case_id),
     )
-    regressed = v.delta < -settings.tolerance - EPSILON and test.p_worse < settings.alpha
+    drop = v.delta < -settings.tolerance - EPSILON
+    regressed = drop and test.p_worse < settings.alpha
     improved = v.delta > settings.tolerance + EPSILON and test.p_better < settings.alpha
-    return regressed, improved
+    dropped = settings.max_drop is not None and v.delta < -settings.max_drop - EPSILON
+    v.unseen_drop = drop and not regressed and test.worse < (v.cases_needed or 0)
+    return regressed, improved, dropped

@@ -140,7 +140,10 @@ def encode_entry(key: str, entry: Mapping[str, Any]) -> bytes:
         "checksum": _checksum(payload),
         "payload": payload,
     }
-    return canonical_json(record).encode("utf-8")
+    text = json.dumps(
+        record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return text.encode("utf-8")
 
 
 def decode_entry(key: str, data: bytes) -> dict[str, Any] | None:

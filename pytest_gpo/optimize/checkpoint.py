@@ -36,7 +36,7 @@ def save_checkpoint(directory: str | Path, fingerprint_: str, state: Mapping[str
     path = checkpoint_path(directory)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"version": CHECKPOINT_VERSION, "fingerprint": fingerprint_, "state": dict(state)}
-    text = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True)
+    text = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True, allow_nan=False)
     atomic_write_text(path, text)
     return path
 

@@ -148,7 +148,8 @@ class OptimizeConfig:
             values["splits"] = _parse_splits(values["splits"], where)
         for name in ("temperature", "min_gain", "alpha", "max_cost"):
             if isinstance(values.get(name), int) and not isinstance(values[name], bool):
-                values[name] = float(values[name])
+                # an integer too large for a float is as unusable as .inf: refused as one
+                values[name] = float(values[name]) if abs(values[name]) < 2**1023 else math.inf
         try:
             return cls(**values)
         except SuiteError as exc:
@@ -205,7 +206,7 @@ def _parse_splits(value: Any, where: str | Path | None) -> tuple[float, float, f
     for x in raw:
         if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x <= 0:
             raise SuiteError(
-                f"every split fraction must be a positive number, got {x!r}",
+                f"every split fraction must be a positive finite number, got {x!r}",
                 path=where,
                 key="optimize.splits",
                 fix=fix + "; the test split guards the write-back, so none may be 0",
@@ -261,7 +262,10 @@ def _float(
     if not ok:
         span = f"between {low} and {high}" if high is not None else f">= {low}"
         raise _fail(
-            where, name, f"'{name}' must be a number {span}, got {value!r}", f"set {name} {span}"
+            where,
+            name,
+            f"'{name}' must be a finite number {span}, got {value!r}",
+            f"set {name} {span}",
         )
 
 
@@ -287,7 +291,10 @@ def _check(config: OptimizeConfig, where: str | Path | None) -> None:
     if (
         not isinstance(splits, tuple)
         or len(splits) != 3
-        or any(isinstance(x, bool) or not isinstance(x, int | float) or x <= 0 for x in splits)
+        or any(
+            isinstance(x, bool) or not isinstance(x, int | float) or not 0 < x < math.inf
+            for x in splits
+        )
     ):
         raise _fail(
             where,

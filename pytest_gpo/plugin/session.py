@@ -58,7 +58,7 @@ def records_to_json(records: Iterable[SuiteRecord]) -> str:
     """The records of an xdist worker, as the JSON it sends to the controller."""
     from pytest_gpo.serial import to_data
 
-    return json.dumps([to_data(r) for r in records])
+    return json.dumps([to_data(r) for r in records], allow_nan=False)
 
 
 def records_from_json(payload: str) -> list[SuiteRecord]:

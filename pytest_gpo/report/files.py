@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from typing import Any
 
 from pytest_gpo.errors import GpoError
 from pytest_gpo.fsutil import atomic_write_text
-from pytest_gpo.report.json import report_json
+from pytest_gpo.report.json import report_json, report_text
 from pytest_gpo.report.markdown import MAX_ROWS, render_markdown
 from pytest_gpo.report.model import Report, SectionLike, SuiteReport, build_report
 
@@ -87,7 +86,7 @@ def write_reports(
     payload = report_json(rep)
     if json_hook is not None:
         json_hook(payload)
-    data = json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n"
+    data = report_text(payload)
     for target, text in ((md_path, markdown), (json_path, data)):
         try:
             atomic_write_text(target, text)

@@ -7,6 +7,9 @@ xdist transfer needs, so the layout stays that of version 1.
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from pytest_gpo.gate.messages import message_lines, notes
@@ -20,6 +23,29 @@ JSON_VERSION = 1
 #: Verdict fields that cross from xdist workers but are not part of the report's layout
 #: (the notes and message, which the report does carry, are made from them).
 _TRANSFER_ONLY = ("error_kind", "error_count")
+
+
+def finite_data(value: Any) -> Any:
+    """``value`` with every number that is not finite as ``None``, so it is strict JSON.
+
+    pytest-gpo puts no such number into a report; this keeps one from a plugin's report hook
+    (or a bug) from making the whole file unreadable to a strict parser: it reads as unknown.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: finite_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_data(v) for v in value]
+    return value
+
+
+def report_text(payload: Mapping[str, Any]) -> str:
+    """The JSON report's text: strict JSON (no NaN or Infinity), two-space indent."""
+    return (
+        json.dumps(finite_data(payload), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+        + "\n"
+    )
 
 
 def verdict_json(v: GateVerdict) -> dict[str, Any]:

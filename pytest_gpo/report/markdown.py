@@ -15,7 +15,7 @@ from typing import Any
 from tabulate import tabulate
 
 from pytest_gpo.gate.baseline import UPDATE_COMMAND
-from pytest_gpo.gate.messages import accept_hint, format_p, format_score, notes
+from pytest_gpo.gate.messages import accept_hint, format_p, format_score, notes, short_note
 from pytest_gpo.gate.verdict import CaseChange
 from pytest_gpo.report.cells import (
     baseline_text,
@@ -213,7 +213,8 @@ def render_markdown(report: Report, *, max_rows: int = MAX_ROWS) -> str:
                 [
                     v.suite,
                     _STATUS_MD.get(v.status, v.status)
-                    + (f" ({', '.join(v.changed)} changed)" if v.changed else ""),
+                    + (f" ({', '.join(v.changed)} changed)" if v.changed else "")
+                    + (f" ({short_note(v)})" if short_note(v) else ""),
                     format_score(v.metric_value) if v.status != "error" else "-",
                     threshold_text(v),
                     baseline_text(v),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from pytest_gpo.gate.messages import format_p, format_score
+from pytest_gpo.gate.messages import format_p, format_score, short_note
 from pytest_gpo.llm.types import Usage
 from pytest_gpo.report.cells import baseline_text, cases_text, count_text, threshold_text
 from pytest_gpo.report.model import Report, SuiteReport
@@ -44,10 +44,13 @@ def terminal_table(suites: Report | Sequence[SuiteReport]) -> str:
     for s in items:
         v = s.verdict
         verdict = _STATUS_TERM.get(v.status, v.status)
-        if v.status in ("regressed", "improved"):
+        if "regressed" in v.failures or v.status == "improved":
             verdict += f" p={format_p(v.p_value)}"
         if v.changed:
             verdict += f" [{'/'.join(v.changed)} changed]"
+        note = short_note(v)
+        if note:
+            verdict += f" ({note})"
         score = format_score(v.metric_value) if v.status != "error" else "-"
         u = s.usage
         rows.append(

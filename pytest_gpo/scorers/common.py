@@ -126,7 +126,11 @@ class OptionScorer(Scorer):
         lo: float | None = None,
         hi: float | None = None,
     ) -> float:
-        """A number option, optionally bounded to ``lo..hi`` (inclusive)."""
+        """A finite number option, optionally bounded to ``lo..hi`` (inclusive).
+
+        ``.inf`` and ``.nan`` are refused even without bounds: a ``tolerance: .inf`` would make
+        every answer match.
+        """
         value = self.options.get(key, default)
         wanted = "a number"
         if lo is not None and hi is not None:
@@ -140,20 +144,34 @@ class OptionScorer(Scorer):
                 else None
             )
             raise self.bad_type(key, wanted, value, fix)
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise self.bad_type(key, wanted, value) from None
         if (
-            math.isnan(number)
+            not math.isfinite(number)
             or (lo is not None and number < lo)
             or (hi is not None and number > hi)
         ):
             raise self.bad_type(key, wanted, value)
         return number
 
-    def opt_int(self, key: str, default: int, *, lo: int | None = None) -> int:
-        """A whole-number option, optionally at least ``lo``."""
+    def opt_int(
+        self, key: str, default: int, *, lo: int | None = None, hi: int | None = None
+    ) -> int:
+        """A whole-number option, optionally bounded to ``lo..hi`` (inclusive)."""
         value = self.options.get(key, default)
-        wanted = "a whole number" if lo is None else f"a whole number >= {lo}"
-        if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo):
+        wanted = "a whole number"
+        if lo is not None and hi is not None:
+            wanted = f"a whole number from {lo} to {hi}"
+        elif lo is not None:
+            wanted = f"a whole number >= {lo}"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or (lo is not None and value < lo)
+            or (hi is not None and value > hi)
+        ):
             raise self.bad_type(key, wanted, value)
         return value
 

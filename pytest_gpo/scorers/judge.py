@@ -109,7 +109,7 @@ class JudgeScorer(OptionScorer):
         assert rubric is not None
         self.rubric = rubric.strip()
         self.model = self.opt_str("model", None)
-        self.scale = self.opt_int("scale", 10, lo=1)
+        self.scale = self.opt_int("scale", 10, lo=1, hi=10_000)
         self.min = self.opt_float("min", 0.5, lo=0.0, hi=1.0)
         self.show_prompt = self.opt_bool("show_prompt", True)
         self.show_expected = self.opt_bool("show_expected", True)

@@ -1,11 +1,13 @@
 """The hostile-input walker: parsed suite and case data that later steps could not handle.
 
-Text that cannot be encoded, mapping keys that cannot be sorted, alias cycles, alias bombs and
-deep nesting are refused with an error naming the key, before anything hashes or renders them.
+Text that cannot be encoded, numbers that are not finite, mapping keys that cannot be sorted,
+alias cycles, alias bombs and deep nesting are refused with an error naming the key, before
+anything hashes, renders or scores them.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pytest_gpo.errors import SuiteError
@@ -38,6 +40,8 @@ def _plain(data: Any) -> bool:
         count += 1
         if isinstance(value, str):
             return value.isascii()
+        if isinstance(value, float):
+            return math.isfinite(value)
         if isinstance(value, dict):
             children: Any = value.values()
             if not all(isinstance(k, str) and k.isascii() for k in value):
@@ -54,11 +58,20 @@ def _plain(data: Any) -> bool:
     return plain(data, 0)
 
 
+def non_finite_text(value: float) -> str:
+    """How a user wrote a number that is not finite, in YAML's spelling: ``.nan``, ``-.inf``."""
+    if math.isnan(value):
+        return ".nan"
+    return ".inf" if value > 0 else "-.inf"
+
+
 def check_data(data: Any, *, where: str, key: str | None = None, source: str | None = None) -> None:
     """Refuse parsed suite or case data that later steps cannot handle; names the bad key.
 
     Checked: text that is not valid Unicode (a lone surrogate from a ``\\ud800`` escape: it
-    cannot be encoded, hashed or sent), mapping keys that JSON cannot sort (``{1: a, b: c}``,
+    cannot be encoded, hashed or sent), numbers that are not finite (YAML ``.inf``, ``.nan``,
+    JSON ``NaN``, ``1e999``: a weight of ``.inf`` turns scores into NaN, and no strict JSON
+    file can hold one), mapping keys that JSON cannot sort (``{1: a, b: c}``,
     a date as a key: cases and params are hashed as canonical JSON), self-referencing YAML
     aliases, nesting deeper than :data:`MAX_DEPTH` and more than :data:`MAX_VALUES` values once
     aliases are expanded.
@@ -104,6 +117,13 @@ def check_data(data: Any, *, where: str, key: str | None = None, source: str | N
                         "escape whole characters (\\U0001F600), not surrogate halves",
                     ) from None
             continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise fail(
+                f"{non_finite_text(value)} is not a finite number; every number in a suite "
+                "or case file must be one",
+                at,
+                "write a finite number, or quote the value ('.inf') if you mean the text",
+            )
         if not isinstance(value, containers):
             continue
         ident = id(value)

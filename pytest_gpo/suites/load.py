@@ -7,6 +7,7 @@ case and the fix, raised at collection time so a bad suite never costs a model c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from pytest_gpo.scorers.base import ScorerRegistry
 from pytest_gpo.suites.cases import load_cases
 from pytest_gpo.suites.checks import check_data
 from pytest_gpo.suites.describe import did_you_mean, kind_of
-from pytest_gpo.suites.model import Case, ScorerSpec, Suite
+from pytest_gpo.suites.model import MAX_WEIGHT, Case, ScorerSpec, Suite
 from pytest_gpo.suites.paths import (
     MAX_PROMPT_BYTES,
     Confinement,
@@ -46,6 +47,7 @@ SUITE_KEYS = (
     "alpha",
     "repeat",
     "min_pass",
+    "max_drop",
     "optimize",
 )
 #: The scorers of a suite that names none.
@@ -145,6 +147,11 @@ class _Loader:
         threshold, metric = self.threshold(data.get("threshold", 1.0))
         tolerance = self.fraction(data, "tolerance", 0.0, low_open=False)
         alpha = self.fraction(data, "alpha", 0.05, low_open=True)
+        max_drop = (
+            None
+            if data.get("max_drop") is None
+            else self.fraction(data, "max_drop", 0.1, low_open=False)
+        )
         repeat = self.count(data, "repeat")
         min_pass = self.count(data, "min_pass")
         if min_pass is not None and min_pass > (repeat or 1):
@@ -171,6 +178,7 @@ class _Loader:
             alpha=alpha,
             repeat=repeat,
             min_pass=min_pass,
+            max_drop=max_drop,
             optimize=optimize,
         )
 
@@ -200,7 +208,7 @@ class _Loader:
             raise self.err(
                 f"'{key}' must be a number {span}, got {value!r}",
                 key=key,
-                fix=f"write e.g. '{key}: {default if default else 0.05}'",
+                fix=f"write e.g. '{key}: {default or 0.05:g}'",
             )
         return float(value)
 
@@ -376,11 +384,12 @@ class _Loader:
             type_name = options.pop("type")
             weight = options.pop("weight", 1.0)
             label = options.pop("name", None) or str(type_name)
-            if not _is_number(weight) or weight <= 0:
+            if not _is_number(weight) or not 0 < weight <= MAX_WEIGHT:
                 raise self.err(
-                    f"scorer weight must be a number > 0, got {weight!r}",
+                    f"scorer weight must be a finite number > 0 and at most {MAX_WEIGHT:,}, "
+                    f"got {weight!r}",
                     key=f"{key}.weight",
-                    fix="write e.g. 'weight: 2'",
+                    fix="write e.g. 'weight: 2' (weights are relative: only their ratio counts)",
                 )
             try:
                 scorer = self.registry.create(
@@ -428,7 +437,10 @@ class _Loader:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    """A finite number (not a bool, not ``.nan`` or ``.inf``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def load_suite(

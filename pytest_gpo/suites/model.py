@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,13 +39,28 @@ def derive_case_id(vars: Mapping[str, Any], expected: Any, has_expected: bool) -
     return "c-" + digest[:10]
 
 
+#: Largest scorer weight: weights are relative, and a sum of weights must stay finite.
+MAX_WEIGHT = 1_000_000
+
+
 @dataclass(frozen=True)
 class ScorerSpec:
-    """A configured scorer with its weight in the suite's combined score."""
+    """A configured scorer with its weight in the suite's combined score.
+
+    ``weight`` must be a finite number in ``(0, MAX_WEIGHT]``: an infinite weight turns every
+    combined score into NaN (``inf / inf``), which would pass a suite that fails.
+    """
 
     scorer: Scorer
     weight: float = 1.0
     label: str = ""
+
+    def __post_init__(self) -> None:
+        weight = self.weight
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise TypeError(f"scorer weight must be a number, got {weight!r}")
+        if not (math.isfinite(weight) and 0 < weight <= MAX_WEIGHT):
+            raise ValueError(f"scorer weight must be a finite number in (0, {MAX_WEIGHT}]")
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,7 @@ class Suite:
     alpha: float = 0.05
     repeat: int | None = None
     min_pass: int | None = None
+    max_drop: float | None = None
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
 
     @property
