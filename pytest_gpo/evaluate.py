@@ -23,6 +23,7 @@ from pytest_gpo.llm.types import (
 )
 from pytest_gpo.results import CaseResult, RunResult, SuiteRun
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
+from pytest_gpo.scorers.score_cache import ScoreCache, ScoreCacheMiss
 from pytest_gpo.suites.model import Case, Suite
 from pytest_gpo.templates.template import render
 
@@ -49,13 +50,17 @@ class CountingClient:
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """How to run a suite: the resolved model, repeats and helpers for scorers."""
+    """How to run a suite: the resolved model, repeats and helpers for scorers.
+
+    ``scores`` keeps expensive scores (semantic similarities) in the run's response cache.
+    """
 
     model: str
     repeat: int = 1
     min_pass: int = 1
     judge_model: str | None = None
     embedder: Callable[[str | None], Embedder] | None = None
+    scores: ScoreCache | None = None
 
 
 def build_messages(suite: Suite, prompt_text: str, case: Case) -> tuple[dict[str, str], ...]:
@@ -75,7 +80,7 @@ async def _score(
     )
     for spec, outcome in zip(suite.scorers, outcomes, strict=True):
         if isinstance(outcome, BaseException):
-            if not isinstance(outcome, Exception):
+            if not isinstance(outcome, Exception) or isinstance(outcome, ScoreCacheMiss):
                 raise outcome
             outcome = ScoreResult(0.0, False, f"scorer raised {type(outcome).__name__}: {outcome}")
         results.append((spec.weight, spec.label, outcome))
@@ -92,11 +97,12 @@ async def _score(
 
 async def _run_one(
     suite: Suite,
-    client: ModelClient,
+    client: CountingClient,
     prompt_text: str,
     case: Case,
     sample: int,
     options: EvalOptions,
+    scores: ScoreCache | None,
 ) -> RunResult:
     try:
         messages = build_messages(suite, prompt_text, case)
@@ -117,8 +123,14 @@ async def _run_one(
         prompt=messages[-1]["content"],
         judge_model=options.judge_model,
         sample=sample,
+        scores=scores,
     )
-    score, passed, reason = await _score(suite, output, case, ctx)
+    try:
+        score, passed, reason = await _score(suite, output, case, ctx)
+    except ScoreCacheMiss as exc:
+        # like an answer missing in replay: an error of the case, reported as cache_miss
+        client.error_kinds.add(ErrorKind.CACHE_MISS)
+        return RunResult(sample, output, 0.0, False, str(exc), error=str(exc))
     return RunResult(sample, output, score, passed, valid_text(reason))
 
 
@@ -138,8 +150,9 @@ async def evaluate(
     text = suite.prompt_text if prompt_text is None else prompt_text
     selected = suite.cases if cases is None else cases
     counting = CountingClient(client, Usage())
+    scores = options.scores.counting(counting.usage) if options.scores is not None else None
     jobs = [
-        _run_one(suite, counting, text, case, sample, options)
+        _run_one(suite, counting, text, case, sample, options, scores)
         for case in selected
         for sample in range(options.repeat)
     ]

@@ -48,6 +48,9 @@ SLOW: dict[str, float] = {
     "test_template.py::test_plain_only_when_jinja_reads_only_substitutions": 9.4,
     "test_reliability_input.py::test_thirty_generated_suites_end_to_end_no_internal_error": 8.4,
     "test_reliability_budget.py::test_randomized_call_caps_are_never_exceeded": 6.2,
+    # measured alone under a load average of 6 (four pytest subprocesses / two)
+    "test_score_cache.py::test_fully_cached_semantic_run_loads_no_embedding_model": 21.1,
+    "test_score_cache.py::test_replay_with_a_missing_score_is_an_error_naming_the_case": 8.6,
 }
 
 

@@ -10,8 +10,10 @@ truncated, belongs to another key or fails its checksum is never returned: it is
 file store moves it aside into ``<dir>/corrupt/`` (Redis deletes it) so the next write repairs it.
 
 The payload holds only ``texts``, ``prompt_tokens``, ``completion_tokens``, ``cost``, ``model``
-and ``created``; anything else (an api key, a header) is refused at write time. Hit and miss
-counters live in the client, not here.
+and ``created``; anything else (an api key, a header) is refused at write time. A score entry
+(:data:`SCORE_KEYS`: a scorer's cached number, see :mod:`pytest_gpo.scorers.score_cache`)
+holds only ``score``, ``model`` and ``created``. Hit and miss counters live in the client, not
+here.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ VERSION = 1
 PAYLOAD_KEYS: frozenset[str] = frozenset(
     {"texts", "prompt_tokens", "completion_tokens", "cost", "model", "created"}
 )
+
+#: The only keys a score entry's payload may hold (``score`` is a finite number).
+SCORE_KEYS: frozenset[str] = frozenset({"score", "model", "created"})
 
 _KEY_RE = re.compile(r"^[0-9a-f]{8,128}$")
 
@@ -71,6 +76,8 @@ def _checksum(payload: Mapping[str, Any]) -> str:
 
 def _validate_payload(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A clean copy of ``entry``; ValueError when it holds anything but a response payload."""
+    if "score" in entry:
+        return _validate_score(entry)
     extra = set(entry) - PAYLOAD_KEYS
     if extra:
         raise ValueError(
@@ -100,6 +107,25 @@ def _validate_payload(entry: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("cache entry 'created' must be a number")
     payload["created"] = float(created)
     return payload
+
+
+def _validate_score(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A clean copy of a score entry; ValueError when it holds anything else."""
+    extra = set(entry) - SCORE_KEYS
+    if extra:
+        raise ValueError(
+            f"score entries may only hold {sorted(SCORE_KEYS)}; refusing {sorted(extra)}"
+        )
+    score = entry["score"]
+    if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score):
+        raise ValueError("score entry 'score' must be a finite number")
+    model = entry.get("model", "")
+    created = entry.get("created", time.time())
+    if not isinstance(model, str):
+        raise ValueError("score entry 'model' must be a string")
+    if not isinstance(created, int | float) or isinstance(created, bool):
+        raise ValueError("score entry 'created' must be a number")
+    return {"score": float(score), "model": model, "created": float(created)}
 
 
 def cache_entry(completion: Completion, model: str) -> dict[str, Any]:

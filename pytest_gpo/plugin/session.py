@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pytest_gpo.llm.loop import EventLoopRunner
     from pytest_gpo.optimize.result import OptimizationResult
     from pytest_gpo.plugin.finish import Outcome
+    from pytest_gpo.scorers.score_cache import ScoreCache
 
 
 @dataclass
@@ -90,6 +91,7 @@ class GpoSession:
     _runner: EventLoopRunner | None = None
     _client: ModelClient | None = None
     _baseline: BaselineStore | None = None
+    _scores: ScoreCache | None = None
     #: what finishing the session did (written by :func:`.finish.finish_session`)
     outcome: Outcome | None = None
 
@@ -188,6 +190,18 @@ class GpoSession:
 
         return get_embedder(spec)
 
+    @property
+    def scores(self) -> ScoreCache:
+        """Semantic scores in the response cache, in the run's cache mode (built on first use)."""
+        if self._scores is None:
+            from pytest_gpo.llm.cache import open_cache
+            from pytest_gpo.scorers.score_cache import ScoreCache
+
+            s = self.settings
+            store = None if s.cache == "off" else open_cache(s.cache_url or str(s.cache_path))
+            self._scores = ScoreCache(store, s.cache)
+        return self._scores
+
     def eval_options(self, suite: Suite) -> EvalOptions:
         """Model, repeats and scorer helpers for a suite."""
         # evaluate (and asyncio with it) loads when a suite runs, not when suites are collected
@@ -208,6 +222,7 @@ class GpoSession:
             min_pass=min_pass,
             judge_model=self.settings.judge_model,
             embedder=self.embedder,
+            scores=self.scores,
         )
 
     # -- running ------------------------------------------------------------------------------
@@ -260,7 +275,10 @@ class GpoSession:
                 "--gpo-max-cost could not be checked for model(s) without a known price: "
                 + ", ".join(sorted(unpriced))
             )
-        cache_errors = getattr(self._client, "cache_errors", None)
+        cache_errors = [
+            *getattr(self._client, "cache_errors", ()),
+            *(self._scores.errors if self._scores else ()),
+        ]
         if cache_errors:
             warnings.append(
                 f"the response cache failed {len(cache_errors)} time(s); answers were not "

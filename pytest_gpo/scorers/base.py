@@ -11,11 +11,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_gpo.errors import ScorerError
 from pytest_gpo.llm.types import Embedder, ModelClient
 from pytest_gpo.suites.model import Case
+
+if TYPE_CHECKING:
+    from pytest_gpo.scorers.score_cache import ScoreCache
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class ScoreContext:
     ``client`` sends judge calls (same cache, retries and accounting as task calls).
     ``embedder`` returns a (shared, lazily loaded) embedder for a model spec; ``None`` means
     the default local all-MiniLM-L6-v2. ``prompt`` is the rendered user message of this case.
+    ``scores`` keeps expensive scores in the run's response cache and cache mode (a scorer
+    asks it before computing; ``None``: compute every time); see
+    :class:`~pytest_gpo.scorers.score_cache.ScoreCache`.
     """
 
     client: ModelClient | None = None
@@ -42,6 +48,7 @@ class ScoreContext:
     prompt: str = ""
     judge_model: str | None = None
     sample: int = 0
+    scores: ScoreCache | None = None
 
 
 class Scorer(ABC):

