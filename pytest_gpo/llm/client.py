@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pytest_gpo.errors import ConfigError
-from pytest_gpo.llm import credentials, providers, replies
+from pytest_gpo.llm import credentials, pricing, providers, replies
 from pytest_gpo.llm.budget import Budget
 from pytest_gpo.llm.cache import ResponseCache, cache_entry, cached_completion
 from pytest_gpo.llm.costs import Costs, plus
@@ -407,6 +407,14 @@ class LiteLLMClient:
         return self._semaphore
 
     def _kwargs(self, request: Request) -> dict[str, Any]:
+        priced = pricing.price_params(request.params)
+        if priced:
+            # litellm would bill at that price: a suite file could make any model look free
+            raise ConfigError(
+                "a request cannot set the model's price",
+                key=f"params.{priced[0]}",
+                fix="declare prices in the ini key gpo_prices or with --gpo-price",
+            )
         params = {k: v for k, v in request.params.items() if k not in _OWNED_PARAMS}
         kwargs: dict[str, Any] = {
             "model": request.model,

@@ -86,6 +86,12 @@ def parse_prices(text: str) -> dict[str, ModelPrice]:
     return prices
 
 
+def price_params(params: Mapping[str, Any]) -> list[str]:
+    """The request parameters that would set litellm's price of a call (``input_cost_per_token``,
+    ``base_model``, ...): prices come from trusted settings only, never from a request."""
+    return sorted(k for k in params if "cost" in k.lower() or k == "base_model")
+
+
 def declared_price(prices: Mapping[str, ModelPrice] | None, model: str) -> ModelPrice | None:
     """The declared price of ``model``: its own entry, else the first wildcard entry matching."""
     if not prices:
