@@ -81,9 +81,10 @@ def refusal_message(
     else:
         head = f"the provider refused the credentials for model '{request.model}'"
     said = provider_message.rstrip(" .;")
+    # what to check first: reports cut long errors short
     return (
-        f"{head}: {said}; check {check}. Not retried: every attempt with this key fails the "
-        "same way"
+        f"{head}: check {check}; not retried, every attempt with this key fails the same way "
+        f"(the provider said: {said})"
     )
 
 

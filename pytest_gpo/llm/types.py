@@ -228,10 +228,7 @@ class Usage:
             return "unknown"
         if not self.calls and not self.cost:
             return "$0"
-        if 0 < self.cost < 0.00005:
-            text = "<$0.0001"
-        else:
-            text = f"${self.cost:.4f}"
+        text = "<$0.0001" if 0 < self.cost < 0.00005 else f"${self.cost:.4f}"
         return text + " + unknown" if self.cost_unknown else text
 
 
