@@ -159,11 +159,17 @@ async def evaluate(
     runs = await asyncio.gather(*jobs)
     results: list[CaseResult] = []
     errors: list[str] = []
+    first_with: dict[str, tuple[str, int]] = {}
     for i, case in enumerate(selected):
         case_runs = list(runs[i * options.repeat : (i + 1) * options.repeat])
         for r in case_runs:
             if r.error:
-                errors.append(f"case '{case.id}': {r.error}")
+                # one message per cause: a refused key or a replay miss repeats on every case
+                earlier = first_with.setdefault(r.error, (case.id, r.sample))
+                if earlier == (case.id, r.sample):
+                    errors.append(f"case '{case.id}': {r.error}")
+                else:
+                    errors.append(f"case '{case.id}': the same error as case '{earlier[0]}'")
         results.append(
             CaseResult(
                 case_id=case.id,
@@ -175,8 +181,15 @@ async def evaluate(
         )
     kind: ErrorKind | None = None
     if errors:
-        # the most telling kind first: a replay miss or a cap explains itself better
-        for candidate in (ErrorKind.CACHE_MISS, ErrorKind.BUDGET, ErrorKind.PROVIDER):
+        # the most telling kind first: a refused key, a replay miss or a cap explains itself
+        for candidate in (
+            ErrorKind.CREDENTIALS,
+            ErrorKind.CACHE_MISS,
+            ErrorKind.BUDGET,
+            ErrorKind.FILTERED,
+            ErrorKind.EMPTY,
+            ErrorKind.PROVIDER,
+        ):
             if candidate in counting.error_kinds:
                 kind = candidate
                 break

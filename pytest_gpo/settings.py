@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_gpo.errors import ConfigError
+from pytest_gpo.llm.pricing import ModelPrice, parse_prices
 from pytest_gpo.llm.types import CACHE_MODES, CacheMode
 from pytest_gpo.optimize.presets import PRESETS
 
@@ -300,6 +301,18 @@ OPTIONS: tuple[Option, ...] = (
         "USD",
     ),
     Option(
+        "prices",
+        "--gpo-price",
+        "GPO_PRICES",
+        "gpo_prices",
+        parse_prices,
+        None,
+        "declare model prices in USD per million input and output tokens, for models litellm "
+        "cannot price (local, private, routed): 'MODEL=IN,OUT', several separated by ';' "
+        "(ini: one 'MODEL = IN OUT' per line); wins over litellm's price",
+        "MODEL=IN,OUT",
+    ),
+    Option(
         "seed",
         "--gpo-seed",
         "GPO_SEED",
@@ -339,6 +352,7 @@ class Settings:
     candidates: int | None = None
     max_calls: int | None = None
     max_cost: float | None = None
+    prices: Mapping[str, ModelPrice] | None = None
     seed: int = 0
     #: where each value came from, e.g. {"model": "env GPO_MODEL"}
     sources: Mapping[str, str] | None = None

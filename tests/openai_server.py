@@ -32,9 +32,31 @@ from aiohttp import web
 
 Responder = Callable[[dict[str, Any]], str]
 
+#: Bad replies served with HTTP 200: an answer made of nothing, or an error in a 200 body.
+REPLY_SHAPES = frozenset(
+    {"null_content", "empty_content", "tool_calls", "content_filter", "no_choices", "error_body"}
+)
+
 #: Fault kinds understood by :class:`Fault` and :meth:`OpenAIServer.script`.
-FAULT_KINDS = frozenset(
-    {"ok", "429", "quota", "500", "502", "503", "400", "401", "404", "hang", "malformed", "drop"}
+FAULT_KINDS = (
+    frozenset(
+        {
+            "ok",
+            "429",
+            "quota",
+            "500",
+            "502",
+            "503",
+            "400",
+            "401",
+            "403",
+            "404",
+            "hang",
+            "malformed",
+            "drop",
+        }
+    )
+    | REPLY_SHAPES
 )
 
 
@@ -46,6 +68,10 @@ class Fault:
     client's timeout), ``"malformed"`` (200 with a truncated JSON body), ``"drop"`` (close the
     connection without answering), ``"quota"`` (OpenAI's 429 ``insufficient_quota``: out of
     credit, no wait helps) or ``"ok"`` (answer normally; useful inside a script).
+    The reply shapes of :data:`REPLY_SHAPES` are 200 answers made of nothing: ``"null_content"``
+    (``content: null``), ``"empty_content"`` (``""``), ``"tool_calls"`` (a tool call and no
+    text), ``"content_filter"`` (no text, ``finish_reason: content_filter``), ``"no_choices"``
+    (``choices: []``) and ``"error_body"`` (HTTP 200 whose body is an ``error`` object).
     ``retry_after`` is sent as the ``Retry-After`` header of a 429/503 (seconds or an HTTP date).
     """
 
@@ -81,7 +107,9 @@ class OpenAIServer:
     429/503; ``rate_limit`` answers 429 past that many requests in any 1 s window; ``hang``
     faults sleep ``hang_seconds`` (released at stop); ``max_choices`` caps and
     ``extra_choices`` pads the number of choices returned; ``reject_n`` answers 400 to n > 1;
-    ``leak_key_in_errors`` echoes the Authorization header in error messages.
+    ``leak_key_in_errors`` echoes the Authorization header in error messages; ``api_keys``
+    (when given) are the only keys accepted: any other key, or none, is answered 401 (served
+    as fault ``"401"``, without consuming the script).
 
     Counters: ``requests``, ``chat_requests``, ``embedding_requests``, ``peak_concurrency``,
     ``headers_seen``, ``bodies``, ``arrivals`` (monotonic times) and ``faults_served``.
@@ -102,6 +130,7 @@ class OpenAIServer:
         extra_choices: int = 0,
         reject_n: bool = False,
         leak_key_in_errors: bool = False,
+        api_keys: Iterable[str] | None = None,
         seed: int = 0,
     ) -> None:
         self.responder: Responder = responder or default_responder
@@ -117,6 +146,7 @@ class OpenAIServer:
         self.extra_choices = extra_choices
         self.reject_n = reject_n
         self.leak_key_in_errors = leak_key_in_errors
+        self.api_keys = None if api_keys is None else frozenset(api_keys)
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._script: deque[Fault] = deque()
@@ -261,10 +291,16 @@ class OpenAIServer:
             self.headers_seen.append(dict(request.headers))
             self.bodies.append(body if isinstance(body, dict) else {"_raw": raw.decode("latin-1")})
             self.arrivals.append(now)
-        fault = self._next_fault(now)
+        fault = Fault("401") if self._key_refused(request) else self._next_fault(now)
         with self._lock:
             self.faults_served.append(fault.kind if fault else "ok")
         return (body if isinstance(body, dict) else None), fault
+
+    def _key_refused(self, request: web.Request) -> bool:
+        if self.api_keys is None:
+            return False
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return sent not in self.api_keys
 
     async def _delay(self) -> None:
         delay = self.latency + (self._random.uniform(0, self.jitter) if self.jitter else 0.0)
@@ -275,7 +311,9 @@ class OpenAIServer:
         with self._lock:
             self.concurrent -= 1
 
-    async def _fault_response(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+    async def _fault_response(
+        self, request: web.Request, fault: Fault, body: dict[str, Any] | None = None
+    ) -> web.StreamResponse:
         if fault.kind == "hang":
             assert self._stopping is not None
             with contextlib.suppress(asyncio.TimeoutError):
@@ -292,6 +330,8 @@ class OpenAIServer:
                 text='{"id": "chatcmpl-broken", "choices": [{"mess',
                 content_type="application/json",
             )
+        if fault.kind in REPLY_SHAPES:
+            return _bad_reply(fault.kind, body)
         if fault.kind == "quota":
             return _error(
                 429,
@@ -310,6 +350,7 @@ class OpenAIServer:
             503: ("The server is overloaded", "server_error"),
             400: ("Invalid request: injected bad request", "invalid_request_error"),
             401: ("Incorrect API key provided", "invalid_api_key"),
+            403: ("You are not allowed to use this model", "permission_denied"),
             404: ("The model does not exist", "model_not_found"),
         }
         message, code = messages[status]
@@ -325,7 +366,7 @@ class OpenAIServer:
                 self.chat_requests += 1
             await self._delay()
             if fault is not None:
-                return await self._fault_response(request, fault)
+                return await self._fault_response(request, fault, body)
             if body is None:
                 return _error(400, "request body is not JSON", code="invalid_request_error")
             n = int(body.get("n") or 1)
@@ -388,6 +429,40 @@ class OpenAIServer:
             )
         finally:
             self._leave()
+
+
+def _bad_reply(shape: str, body: dict[str, Any] | None) -> web.Response:
+    """A 200 answer of one of :data:`REPLY_SHAPES` (one choice per requested ``n``)."""
+    if shape == "error_body":
+        # no code: litellm reads this as a 422, the case a client must not take as final
+        error = {"message": "upstream model overloaded", "type": "server_error"}
+        return web.json_response({"error": error})
+    n = int((body or {}).get("n") or 1)
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    finish = "stop"
+    if shape == "empty_content":
+        message["content"] = ""
+    elif shape == "tool_calls":
+        finish = "tool_calls"
+        message["tool_calls"] = [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "lookup", "arguments": '{"q": "x"}'},
+            }
+        ]
+    elif shape == "content_filter":
+        finish = "content_filter"
+    choices = [{"index": i, "message": dict(message), "finish_reason": finish} for i in range(n)]
+    payload = {
+        "id": "chatcmpl-bad",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": (body or {}).get("model", "unknown"),
+        "choices": [] if shape == "no_choices" else choices,
+        "usage": {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3},
+    }
+    return web.json_response(payload)
 
 
 def _vector(text: str, dim: int = 8) -> list[float]:

@@ -225,16 +225,19 @@ def test_every_attempt_failing_is_an_error_and_not_cached(
     assert again.ok and not again.cached and openai_server.chat_requests == 5
 
 
-@pytest.mark.parametrize("status", ["400", "401", "404"])
-def test_non_retryable_errors_fail_at_once(runner: EventLoopRunner, status: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "kind"), [("400", "provider"), ("401", "credentials"), ("404", "provider")]
+)
+def test_non_retryable_errors_fail_at_once(runner: EventLoopRunner, status: str, kind: str) -> None:
     with OpenAIServer(leak_key_in_errors=True) as server:
         client = make_client(runner)
         server.script(status)
         secret = "sk-proj-SECRET0123456789abcdef"
         got = runner.run(client.complete(request(server, params={"api_key": secret})))
-        assert not got.ok and got.error_kind == "provider" and got.attempts == 1
+        assert not got.ok and got.error_kind == kind and got.attempts == 1
         assert server.chat_requests == 1
-        assert "(after 1 attempt)" in (got.error or "")
+        if kind == "provider":
+            assert "(after 1 attempt)" in (got.error or "")
         assert server.headers_seen[0]["Authorization"] == f"Bearer {secret}"
         assert secret not in (got.error or "") and "SECRET" not in (got.error or "")
         assert all(secret not in json.dumps(body) for body in server.bodies)

@@ -253,8 +253,16 @@ def test_request_errors_are_not_retried_and_never_cached(
             params={"api_base": server.base_url},
         )
         first = runner.run(client.complete(request))
-        assert not first.ok and first.error_kind == "provider" and first.attempts == 1
+        kind = "credentials" if fault == "401" else "provider"
+        assert not first.ok and first.error_kind == kind and first.attempts == 1
         assert list(tmp_path.rglob("*.json")) == []
+        if fault == "401":
+            # a refused key is not sent again in this run; the next run tries it again
+            again = runner.run(client.complete(request))
+            assert again.error_kind == "credentials" and again.attempts == 0
+            assert server.chat_requests == 1
+            client = LiteLLMClient(cache=FileCache(tmp_path), backoff_base=0.01, timeout=2)
+            runner.client = client
         second = runner.run(client.complete(request))
         assert second.ok and not second.cached and server.chat_requests == 2
         assert len(list(tmp_path.rglob("*.json"))) == 1

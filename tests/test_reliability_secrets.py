@@ -20,8 +20,10 @@ from openai_server import OpenAIServer
 
 ENV_KEY = "sk-SENTINEL-ENV-4f1d9a7c0b2e"
 PARAM_KEY = "sk-SENTINEL-PARAM-8c3e5b1a9d7f"
+#: A key the server refuses (401): a refused key is not sent again in the run.
+BAD_KEY = "sk-SENTINEL-BAD-6a2f8e4c1d3b"
 #: What must never show up: the keys, and the distinctive parts of them.
-NEEDLES = [ENV_KEY, PARAM_KEY, "SENTINEL", "4f1d9a7c0b2e", "8c3e5b1a9d7f"]
+NEEDLES = [ENV_KEY, PARAM_KEY, BAD_KEY, "SENTINEL", "4f1d9a7c0b2e", "8c3e5b1a9d7f", "6a2f8e4c1d3b"]
 
 
 def responder(body: dict[str, Any]) -> str:
@@ -72,19 +74,23 @@ def test_keys_never_reach_files_reports_logs_or_output(tmp_path: Path) -> None:
     (project / "out").mkdir(parents=True)
     with OpenAIServer(
         responder=responder,
-        faults=["401", "401", "ok", "401"],
-        fault_rates={"429": 0.15, "500": 0.1, "400": 0.05, "401": 0.03},
+        faults=["400", "ok", "429", "500"],
+        fault_rates={"429": 0.15, "500": 0.1, "400": 0.05},
         retry_after=0.01,
         leak_key_in_errors=True,
+        api_keys=[ENV_KEY, PARAM_KEY],
         seed=3,
     ) as server:
         (project / "pytest.ini").write_text(
             "[pytest]\ngpo_model = openai/echo\ngpo_timeout = 5\n", encoding="utf-8"
         )
-        for name in ("with_param_key", "with_env_key"):
+        for name in ("with_param_key", "with_env_key", "with_bad_key"):
             (project / f"{name}.txt").write_text("Say {{ word }}\n", encoding="utf-8")
         (project / "with_param_key.gpo.yaml").write_text(
             suite("with_param_key", server.base_url, f", api_key: {PARAM_KEY}"), encoding="utf-8"
+        )
+        (project / "with_bad_key.gpo.yaml").write_text(
+            suite("with_bad_key", server.base_url, f", api_key: {BAD_KEY}"), encoding="utf-8"
         )
         (project / "with_env_key.gpo.yaml").write_text(
             suite("with_env_key", server.base_url), encoding="utf-8"
@@ -169,5 +175,9 @@ def test_keys_never_reach_files_reports_logs_or_output(tmp_path: Path) -> None:
     assert not leaks, leaks
     # the provider's echo of the key was shown, redacted
     assert "you sent Bearer ***" in outputs[0][0]
+    # the refused key: one request, then not sent again; the suite names what to check
+    # (at most the 8 sent at once, before the first refusal came back, in each of the two runs)
+    assert 2 <= authorizations.count(f"Bearer {BAD_KEY}") <= 2 * 8
+    assert "check the api_key in the suite's params" in outputs[0][0]
     # the scan itself works: the one file holding a key by the user's choice is the suite
     assert PARAM_KEY.encode() in (project / "with_param_key.gpo.yaml").read_bytes()

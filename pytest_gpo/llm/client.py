@@ -23,10 +23,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pytest_gpo.errors import ConfigError
-from pytest_gpo.llm import pricing, providers
+from pytest_gpo.llm import credentials, pricing, providers, replies
 from pytest_gpo.llm.budget import Budget
 from pytest_gpo.llm.cache import ResponseCache, cache_entry, cached_completion
-from pytest_gpo.llm.faults import backoff_delay, classify
+from pytest_gpo.llm.costs import Costs, plus
+from pytest_gpo.llm.faults import Fault, backoff_delay, classify
+from pytest_gpo.llm.pricing import ModelPrice
 from pytest_gpo.llm.redact import redact
 from pytest_gpo.llm.router import Routing
 from pytest_gpo.llm.setup import import_litellm
@@ -37,7 +39,6 @@ from pytest_gpo.llm.types import (
     ErrorKind,
     Request,
     Usage,
-    valid_text,
 )
 
 #: Request params that the client sets itself and never takes from a suite.
@@ -56,6 +57,8 @@ class _Attempts:
     error: str | None = None
     error_kind: ErrorKind | None = None
     rejected_n: bool = False
+    #: the reply held no answer, and another attempt may bring one
+    retryable: bool = False
 
 
 class LiteLLMClient:
@@ -78,7 +81,12 @@ class LiteLLMClient:
     mapping; see :func:`~pytest_gpo.llm.router.load_router_config`). Requests for a model the
     Router names go through it, so several deployments or API keys share the load; other models
     are called directly. Models of a custom provider (:mod:`~pytest_gpo.llm.providers`) are
-    set up before their first call.
+    set up before their first call. ``prices`` declares the price of models litellm cannot
+    price (see :func:`~pytest_gpo.llm.pricing.parse_prices`); it wins over litellm's.
+
+    A reply made of nothing (:mod:`~pytest_gpo.llm.replies`) is an error, retried when it may
+    be a glitch; a refused key (:mod:`~pytest_gpo.llm.credentials`) is never retried and not
+    sent again in this run.
     """
 
     def __init__(
@@ -96,6 +104,7 @@ class LiteLLMClient:
         max_cost: float | None = None,
         seed: int | None = None,
         router_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+        prices: Mapping[str, ModelPrice] | None = None,
     ) -> None:
         if cache_mode not in CACHE_MODES:
             raise ValueError(f"cache_mode must be one of {CACHE_MODES}, got {cache_mode!r}")
@@ -117,15 +126,20 @@ class LiteLLMClient:
         self.retry_after_max = retry_after_max
         #: Counters of every completion returned (see :class:`~pytest_gpo.llm.types.Usage`).
         self.usage = Usage()
-        #: Models whose price litellm does not know: their cost is unknown and unchecked.
-        self.unpriced_models: set[str] = set()
+        self._routing = Routing(router_config) if router_config is not None else None
+        #: What calls cost: declared prices (see :func:`~pytest_gpo.llm.pricing.parse_prices`)
+        #: first, then the Router's, then litellm's.
+        self.costs = Costs(prices, self._routing)
+        #: Models without a known or declared price: their cost is unknown and unchecked.
+        self.unpriced_models: set[str] = self.costs.unpriced
+        #: Keys refused in this run: not sent again.
+        self._refused = credentials.RefusedKeys()
         #: Cache read/write failures (the run goes on without the cache entry).
         self.cache_errors: list[str] = []
         self._random = random.Random(seed)
         self._semaphore: asyncio.Semaphore | None = None
         self._inflight: dict[str, asyncio.Task[Completion]] = {}
         self._closed = False
-        self._routing = Routing(router_config) if router_config is not None else None
 
     def __repr__(self) -> str:
         return (
@@ -264,6 +278,7 @@ class LiteLLMClient:
                 sub = request
             outcome = await self._call_with_retries(sub)
             attempts += outcome.attempts
+            cost = plus(cost, outcome.cost)
             if outcome.error is not None:
                 if outcome.rejected_n and use_n and sub.n > 1:
                     use_n = False
@@ -274,12 +289,11 @@ class LiteLLMClient:
                     attempts=attempts,
                     prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens,
-                    cost=cost if texts else None,
+                    cost=cost,
                 )
             texts.extend(outcome.texts[:want])
             prompt_tokens += outcome.prompt_tokens
             completion_tokens += outcome.completion_tokens
-            cost = None if cost is None or outcome.cost is None else cost + outcome.cost
         return Completion(
             texts=tuple(texts),
             prompt_tokens=prompt_tokens,
@@ -301,19 +315,34 @@ class LiteLLMClient:
         except Exception as exc:
             message = redact(f"cannot prepare the call: {type(exc).__name__}: {exc}", request)
             return _Attempts(error=message, error_kind=ErrorKind.PROVIDER)
+        who = credentials.identity(request, router is not None)
         attempts = 0
         last_error = ""
+        last_kind = ErrorKind.PROVIDER
+        # what the attempts so far cost (None: unknown); an error is not free by default
+        spent: float | None = 0.0
         while True:
             async with self._get_semaphore():
+                refused = self._refused.get(who)
+                if refused is not None:
+                    # the key failed for an earlier request: sending it again cannot help
+                    return _Attempts(
+                        attempts=attempts,
+                        error=refused,
+                        error_kind=ErrorKind.CREDENTIALS,
+                        cost=spent,
+                    )
                 reservation = await self.budget.reserve(
                     request.model,
-                    functools.partial(self._estimate, litellm, request, kwargs, router),
+                    functools.partial(self.costs.estimate, litellm, request, kwargs, router),
                 )
                 if isinstance(reservation, str):
                     refusal = reservation
                     if last_error:
                         refusal += f"; last provider error: {last_error}"
-                    return _Attempts(attempts=attempts, error=refusal, error_kind=ErrorKind.BUDGET)
+                    return _Attempts(
+                        attempts=attempts, error=refusal, error_kind=ErrorKind.BUDGET, cost=spent
+                    )
                 attempts += 1
                 try:
                     response = await self._send(litellm, kwargs, router)
@@ -324,20 +353,47 @@ class LiteLLMClient:
                     fault = classify(litellm, exc, kwargs)
                     self.budget.settle(reservation, None, charge_estimate=fault.may_be_billed)
                     last_error = redact(fault.message, request)
+                    last_kind = ErrorKind.PROVIDER
+                    # a refused request is not billed; one that timed out may be
+                    priced = not fault.may_be_billed and self.costs.priced(litellm, request, router)
+                    spent = plus(spent, 0.0 if priced else None)
+                    if fault.credentials:
+                        source = self._routing.source if router and self._routing else None
+                        refusal = self._refused.refuse(
+                            litellm,
+                            request,
+                            who,
+                            last_error,
+                            missing=fault.missing_key,
+                            router=source,
+                        )
+                        return _Attempts(
+                            attempts=attempts,
+                            error=refusal,
+                            error_kind=ErrorKind.CREDENTIALS,
+                            cost=spent,
+                        )
                 else:
                     outcome = self._read_response(litellm, request, response, router)
                     self.budget.settle(
                         reservation, outcome.cost, charge_estimate=outcome.cost is None
                     )
                     outcome.attempts = attempts
-                    return outcome
+                    outcome.cost = spent = plus(spent, outcome.cost)
+                    if outcome.error is None or not outcome.retryable:
+                        return outcome
+                    # an answer made of nothing (null content, no choices): ask again
+                    fault = Fault(True, None, outcome.error or "")
+                    last_error = outcome.error or ""
+                    last_kind = outcome.error_kind or ErrorKind.EMPTY
             if not fault.retryable or attempts >= self.max_attempts:
                 noun = "attempt" if attempts == 1 else "attempts"
                 return _Attempts(
                     attempts=attempts,
                     error=f"{last_error} (after {attempts} {noun})",
-                    error_kind=ErrorKind.PROVIDER,
+                    error_kind=last_kind,
                     rejected_n=fault.rejected_n,
+                    cost=spent,
                 )
             # Sleep outside the semaphore: a backing-off request must not hold a slot.
             await asyncio.sleep(self._delay(attempts, fault.retry_after))
@@ -351,6 +407,14 @@ class LiteLLMClient:
         return self._semaphore
 
     def _kwargs(self, request: Request) -> dict[str, Any]:
+        priced = pricing.price_params(request.params)
+        if priced:
+            # litellm would bill at that price: a suite file could make any model look free
+            raise ConfigError(
+                "a request cannot set the model's price",
+                key=f"params.{priced[0]}",
+                fix="declare prices in the ini key gpo_prices or with --gpo-price",
+            )
         params = {k: v for k, v in request.params.items() if k not in _OWNED_PARAMS}
         kwargs: dict[str, Any] = {
             "model": request.model,
@@ -377,26 +441,19 @@ class LiteLLMClient:
     def _read_response(
         self, litellm: Any, request: Request, response: Any, router: Any = None
     ) -> _Attempts:
-        choices = list(getattr(response, "choices", None) or [])
-        texts = []
-        for choice in choices[: request.n]:
-            message = getattr(choice, "message", None)
-            content = getattr(message, "content", None)
-            # half a surrogate pair (an emoji cut by max_tokens) would make the answer uncacheable
-            texts.append(valid_text(content) if isinstance(content, str) else "")
+        texts, bad = replies.answer_texts(response, request.n, request.model)
         usage = getattr(response, "usage", None)
         prompt_tokens = _int(getattr(usage, "prompt_tokens", 0))
         completion_tokens = _int(getattr(usage, "completion_tokens", 0))
-        if router is None or self._routing is None:
-            cost = pricing.response_cost(litellm, response)
-        else:
-            cost = self._routing.cost(litellm, response)
-        if cost is None:
-            self.unpriced_models.add(request.model)
+        cost = self.costs.of_response(
+            litellm, request, response, router, prompt_tokens, completion_tokens
+        )
         if not texts:
+            assert bad is not None
             return _Attempts(
-                error=f"model '{request.model}' returned no choices",
-                error_kind=ErrorKind.PROVIDER,
+                error=bad.message,
+                error_kind=bad.kind,
+                retryable=bad.retryable,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 cost=cost,
@@ -407,18 +464,6 @@ class LiteLLMClient:
             completion_tokens=completion_tokens,
             cost=cost,
         )
-
-    def _estimate(
-        self, litellm: Any, request: Request, kwargs: Mapping[str, Any], router: Any
-    ) -> float | None:
-        """An upper estimate of one attempt's cost (None: unknown, and recorded as unpriced)."""
-        if router is None or self._routing is None:
-            estimate = pricing.estimate_cost(litellm, request, kwargs)
-        else:
-            estimate = self._routing.estimate_cost(litellm, request, kwargs)
-        if estimate is None:
-            self.unpriced_models.add(request.model)
-        return estimate
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         return backoff_delay(

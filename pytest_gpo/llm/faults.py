@@ -45,6 +45,25 @@ _FATAL_NAMES = (
 #: Raised by a Router when every deployment of a model is cooling down: wait, then retry.
 _ROUTER_BUSY_NAMES = ("RouterRateLimitError", "RouterRateLimitErrorBasic")
 
+#: litellm exception classes for a key that is missing, wrong, or not allowed to use the model.
+_CREDENTIAL_NAMES = ("AuthenticationError", "PermissionDeniedError")
+
+#: HTTP statuses of refused credentials: no other attempt can succeed with the same key.
+_CREDENTIAL_STATUS = frozenset({401, 403})
+
+#: How SDKs word a key that was never given (litellm raises some of these as internal errors).
+_MISSING_KEY_RE = re.compile(
+    r"missing credentials"
+    r"|missing [\w ]{0,40}api[ _-]?key"
+    r"|api[ _-]?key client option must be set"
+    r"|no api[ _-]?key"
+    r"|api[ _-]?key (is )?(not set|missing|required|not provided|not found)",
+    re.IGNORECASE,
+)
+
+#: Where litellm raises an error it found in the body of an HTTP 200 reply.
+_REPLY_READERS = frozenset({"convert_to_model_response_object"})
+
 #: A 429 that no wait will fix (OpenAI's ``insufficient_quota``: the account is out of credit).
 _QUOTA_RE = re.compile(r"insufficient_quota|exceeded your current quota", re.IGNORECASE)
 
@@ -63,6 +82,12 @@ class Fault:
     may_be_billed: bool = False
     #: the provider refused the ``n`` parameter: ask for one completion per call instead
     rejected_n: bool = False
+    #: the key is missing, wrong or not allowed to use the model: no attempt can succeed
+    credentials: bool = False
+    #: ... because no key was given at all
+    missing_key: bool = False
+    #: the provider answered HTTP 200 with an error in the body (transient unless it says so)
+    from_reply: bool = False
 
 
 def _litellm_classes(litellm: Any, names: Iterable[str]) -> tuple[type[BaseException], ...]:
@@ -74,6 +99,26 @@ def classify(litellm: Any, exc: BaseException, kwargs: Mapping[str, Any]) -> Fau
     """Whether another attempt may help, how long the provider asked us to wait, and why."""
     message = str(exc).strip() or type(exc).__name__
     status = getattr(exc, "status_code", None)
+    status = _status(status)
+    missing = _MISSING_KEY_RE.search(message) is not None
+    if (
+        missing
+        or isinstance(exc, _litellm_classes(litellm, _CREDENTIAL_NAMES))
+        or status in _CREDENTIAL_STATUS
+    ):
+        return Fault(False, None, message, credentials=True, missing_key=missing)
+    if _raised_from_reply(exc):
+        # An error object inside a 200 reply: litellm maps its code to an exception class (a
+        # body without a code becomes a 422). Only a code that says "your request is wrong"
+        # is final; anything else is the provider's hiccup and worth another attempt.
+        final = (
+            isinstance(status, int)
+            and 400 <= status < 500
+            and status != 422
+            and status not in RETRYABLE_STATUS
+        )
+        said = f"the provider answered HTTP 200 with an error in the body: {message}"
+        return Fault(not final, None, said, from_reply=True)
     if isinstance(exc, TimeoutError):
         limit = kwargs.get("timeout")
         return Fault(True, None, f"model call timed out after {limit} s", may_be_billed=True)
@@ -108,6 +153,34 @@ def classify(litellm: Any, exc: BaseException, kwargs: Mapping[str, Any]) -> Fau
         may_be_billed=is_timeout,
         rejected_n=bool(rejected_n),
     )
+
+
+def _status(value: Any) -> int | None:
+    """An HTTP status as an int (litellm passes a 200 body's error code through: '503')."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _raised_from_reply(exc: BaseException) -> bool:
+    """True when litellm raised ``exc`` while reading a reply body, not for an HTTP status.
+
+    litellm turns an ``error`` object inside an HTTP 200 reply into an exception whose class
+    follows the object's ``code``; only where it was raised tells it from a real 4xx.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 8:
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_name in _REPLY_READERS:
+                return True
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def retry_after(exc: BaseException) -> float | None:

@@ -112,6 +112,15 @@ class Routing:
             return None
         return max(e for e in estimates if e is not None)
 
+    def priced(self, litellm: Any, model: str) -> bool:
+        """True when every deployment behind ``model`` has a known price."""
+        deployments = [d for d in self.kwargs["model_list"] if d["model_name"] == model]
+        return bool(deployments) and all(
+            _has_custom_price(d["litellm_params"])
+            or pricing.price_known(litellm, str(d["litellm_params"]["model"]))
+            for d in deployments
+        )
+
     def close(self) -> None:
         """Unhook the callbacks the Router registered in litellm's global lists."""
         if self._router is not None:
@@ -214,9 +223,14 @@ def _deployment_priced(
     (whose accessors litellm renames between releases).
     """
     model = str(hidden.get("litellm_model_name") or "")
-    custom = ("input_cost_per_token", "output_cost_per_token", "input_cost_per_second")
     for deployment in router_kwargs.get("model_list", []):
         params = deployment.get("litellm_params") or {}
-        if str(params.get("model")) == model and any(params.get(name) for name in custom):
+        if str(params.get("model")) == model and _has_custom_price(params):
             return True
     return bool(model) and pricing.price_known(litellm, model)
+
+
+def _has_custom_price(params: Mapping[str, Any]) -> bool:
+    """Whether a deployment's settings give it a price of its own (litellm's custom pricing)."""
+    custom = ("input_cost_per_token", "output_cost_per_token", "input_cost_per_second")
+    return any(params.get(name) for name in custom)

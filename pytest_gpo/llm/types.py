@@ -25,6 +25,12 @@ class ErrorKind(StrEnum):
     BUDGET = "budget"
     #: the prompt template could not be rendered for a case
     RENDER = "render"
+    #: the provider refused or was not given the credentials (API key) for the model
+    CREDENTIALS = "credentials"
+    #: the reply held no answer: null or empty content, only tool calls, or no choices
+    EMPTY = "empty_answer"
+    #: the provider's content filter withheld the answer (``finish_reason: content_filter``)
+    FILTERED = "filtered"
 
     @property
     def text(self) -> str:
@@ -37,6 +43,9 @@ _ERROR_TEXT: dict[ErrorKind, str] = {
     ErrorKind.CACHE_MISS: "responses missing from the cache (replay mode)",
     ErrorKind.BUDGET: "the model-call budget (--gpo-max-calls / --gpo-max-cost) ran out",
     ErrorKind.RENDER: "the prompt could not be rendered",
+    ErrorKind.CREDENTIALS: "the API key was missing or refused",
+    ErrorKind.EMPTY: "the model returned an empty answer",
+    ErrorKind.FILTERED: "the provider's content filter withheld the answer",
 }
 
 
@@ -176,7 +185,11 @@ class Usage:
     errors: int = 0
 
     def add(self, completion: Completion) -> None:
-        """Count one completion the caller received."""
+        """Count one completion the caller received.
+
+        Tokens count answers only; cost counts every attempt sent, failed ones included (a
+        failed call to a model without a known price makes the cost unknown, not $0).
+        """
         if completion.cached:
             self.cache_hits += 1
         elif completion.error_kind != ErrorKind.CACHE_MISS:
@@ -185,10 +198,11 @@ class Usage:
         self.retries += max(0, completion.attempts - 1)
         if completion.error is not None:
             self.errors += 1
-        if completion.cached or completion.error is not None:
+        if completion.cached or completion.attempts == 0:
             return
-        self.prompt_tokens += completion.prompt_tokens
-        self.completion_tokens += completion.completion_tokens
+        if completion.error is None:
+            self.prompt_tokens += completion.prompt_tokens
+            self.completion_tokens += completion.completion_tokens
         if completion.cost is None:
             self.cost_unknown += 1
         else:
@@ -205,10 +219,16 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
     def cost_text(self) -> str:
-        """Cost for display: ``$0.0123``, ``$0.0123 + unknown`` or ``unknown``."""
+        """Cost for display: ``$0.0123``, ``$0.0123 + unknown``, ``unknown`` or ``$0``.
+
+        ``$0`` only when no call was sent; a model without a known price is never shown as
+        ``$0.0000``, and a small known cost never rounds down to it (``<$0.0001``).
+        """
         if self.cost_unknown and not self.cost:
-            return "unknown" if self.calls else "$0"
-        text = f"${self.cost:.4f}"
+            return "unknown"
+        if not self.calls and not self.cost:
+            return "$0"
+        text = "<$0.0001" if 0 < self.cost < 0.00005 else f"${self.cost:.4f}"
         return text + " + unknown" if self.cost_unknown else text
 
 

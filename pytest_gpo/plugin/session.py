@@ -182,6 +182,7 @@ class GpoSession:
             max_calls=s.max_calls,
             max_cost=s.max_cost,
             router_config=s.router_path,
+            prices=s.prices,
         )
 
     def embedder(self, spec: str | None) -> Embedder:
