@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_gpo.gate.baseline import BaselineEntry
-from pytest_gpo.gate.messages import format_score
+from pytest_gpo.gate.messages import failing_case_table, format_score
 from pytest_gpo.gate.verdict import error_verdict, evaluate
 from pytest_gpo.llm.types import Usage
 from pytest_gpo.report.json import report_json
@@ -226,3 +226,20 @@ def test_every_case_shows_the_same_score_and_rule_everywhere(report: Report) -> 
             assert row[head.index("score")] == format_score(by_id[row[0]]["score"])
             if "runs" in head:
                 assert row[head.index("runs")] == by_id[row[0]]["rule"]
+
+
+def test_the_failure_table_shows_each_run_and_the_rule_of_a_repeated_case() -> None:
+    """The pytest failure text of a repeated case shows every run's output, the k-of-N rule and
+    the case's own score, so it never contradicts the verdict."""
+    runs = [
+        RunResult(0, "179.99", 1.0, True, "ok"),
+        RunResult(1, "180", 0.0, False, "wrong"),
+        RunResult(2, "18", 0.0, False, "wrong"),
+    ]
+    case = CaseResult("headphones-1", {"item": "headphones"}, "179.99", runs, min_pass=2)
+    table = failing_case_table(SuiteRun("s", "m", "p", [case]))
+    lines = table.splitlines()
+    assert lines[0].split() == ["case", "score", "runs", "vars", "expected", "got", "reason"]
+    assert "headphones-1  0.333    passed 1/3 runs (needs 2)" in lines[2]
+    assert lines[2].rstrip().endswith("#1 pass: 179.99  wrong")
+    assert lines[3].strip() == "#2 fail: 180" and lines[4].strip() == "#3 fail: 18"

@@ -15,7 +15,7 @@ from pytest_gpo.gate.baseline import UPDATE_COMMAND
 from pytest_gpo.gate.excerpt import excerpt, got_excerpt
 from pytest_gpo.gate.verdict import EPSILON, CaseChange, GateVerdict
 from pytest_gpo.llm.types import ErrorKind, error_text
-from pytest_gpo.results import SuiteRun, runs_rule
+from pytest_gpo.results import CaseResult, SuiteRun, runs_rule
 from pytest_gpo.suites.model import Suite
 from pytest_gpo.suites.paths import display
 
@@ -277,25 +277,41 @@ def _vars_excerpt(vars: Mapping[str, Any], limit: int = 40) -> str:
     return excerpt(text, limit)
 
 
+def _got_lines(c: CaseResult) -> str:
+    """What a case got; for a repeated case each run's output with its pass or fail."""
+    if len(c.runs) < 2:
+        return excerpt(got_excerpt(c), 40)
+    return "\n".join(
+        f"#{r.sample + 1} {'pass' if r.passed else 'fail'}: "
+        + excerpt(("error: " + r.error) if r.error else r.output, 32)
+        for r in c.runs
+    )
+
+
 def failing_case_table(run: SuiteRun, limit: int = MESSAGE_CASES * 2, more: str = "") -> str:
-    """A plain-text table of the failing cases: id, vars excerpt, expected, got, reason.
+    """A plain-text table of the failing cases: id, score, the k-of-N rule of repeated cases,
+    vars excerpt, expected, got (every run of a repeated case), reason.
 
     ``more`` says where the cases beyond ``limit`` can be read.
     """
     from tabulate import tabulate
 
     failing = [c for c in run.cases if not c.passed]
+    repeated = any(len(c.runs) > 1 for c in failing)
     rows = [
         [
             c.case_id,
+            format_score(c.score),
+            *([c.rule] if repeated else []),
             _vars_excerpt(c.vars),
             excerpt(c.expected, 30),
-            excerpt(got_excerpt(c), 40),
+            _got_lines(c),
             excerpt(c.reason, 50),
         ]
         for c in failing[:limit]
     ]
-    table = tabulate(rows, headers=["case", "vars", "expected", "got", "reason"], tablefmt="simple")
+    headers = ["case", "score", *(["runs"] if repeated else []), "vars", "expected", "got"]
+    table = tabulate(rows, headers=[*headers, "reason"], tablefmt="simple", disable_numparse=True)
     if len(failing) > limit:
         table += "\n" + _more(len(failing) - limit, "failing cases", more)
     return table

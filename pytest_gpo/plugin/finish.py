@@ -52,8 +52,12 @@ def _update_baseline(gs: GpoSession, out: Outcome) -> None:
     for rec in _records(gs):
         if rec.gate_entry is not None:
             entries[rec.name] = rec.gate_entry
+        elif rec.invalid:
+            skipped.append(f"{rec.name} (the suite file could not be loaded)")
         elif rec.run is not None or rec.error:
             skipped.append(f"{rec.name} ({rec.error or 'the run did not complete'})")
+        elif rec.optimization is None:
+            skipped.append(f"{rec.name} (not run)")
     if entries:
         gs.baseline_store().update(entries)
         out.lines.append(
@@ -84,9 +88,11 @@ def _write_back(gs: GpoSession, out: Outcome) -> int | None:
     for w in out.writes:
         out.lines.append(f"{w.suite}: {w.message}")
     written = [w for w in out.writes if w.written]
+    path = s.report_path  # written after this, in every optimize run
+    report = f" and {display(path)}" if path is not None else ""
     if written:
         out.lines.append(
-            f"{len(written)} prompt file(s) rewritten: review the diff (git diff) and the report, "
+            f"{len(written)} prompt file(s) rewritten: review the diff (git diff){report}, "
             "then re-run pytest to check them (this run exits 1, like --force-regen)"
         )
         return 1
