@@ -264,14 +264,20 @@ class GpoSession:
         self.records[nodeid] = record
         return record
 
-    def usage_now(self) -> Usage:
-        """A copy of the model client's counters so far (zeros before its first use)."""
+    def usage_now(self) -> Usage | None:
+        """A copy of the model client's counters so far (zeros before its first use; ``None``
+        for a client from ``pytest_gpo_make_client`` that keeps no :class:`Usage`)."""
         client = self._client
-        return Usage() if client is None else replace(client.usage)
+        if client is None:
+            return Usage()
+        usage = getattr(client, "usage", None)
+        return replace(usage) if isinstance(usage, Usage) else None
 
-    def usage_since(self, before: Usage) -> Usage:
+    def usage_since(self, before: Usage | None) -> Usage | None:
         """What the model client counted since ``before`` (a :meth:`usage_now` snapshot)."""
         now = self.usage_now()
+        if before is None or now is None:
+            return None
         return Usage(
             **{f.name: getattr(now, f.name) - getattr(before, f.name) for f in fields(now)}
         )
@@ -334,6 +340,8 @@ class GpoSession:
                 total.merge(rec.usage)
             elif rec.run is not None:
                 total.merge(rec.run.usage)
+            elif rec.optimization is not None:  # a client that keeps no counters of its own
+                total.merge(rec.optimization.usage)
         return total
 
     def uses_simulated_models(self) -> bool:
