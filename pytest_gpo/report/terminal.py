@@ -120,7 +120,8 @@ def all_cases_lines(s: SuiteReport) -> list[str]:
     if s.file:
         head += f" ({s.file})"
     if s.run is None:
-        return [f"{head}: no cases were scored" + (f" ({v.error})" if v.error else "")]
+        lines = [f"{head}: no cases were scored"]
+        return lines + (_indented("", v.error, "  ") if v.error else [])
     lines = [f"{head}, every case:"]
     for c in s.run.cases:
         lines.append(f"  {c.case_id}: {case_verdict_text(c)}, score {format_score(c.score)}")
