@@ -13,6 +13,11 @@ from typing import Any
 from pytest_gpo.llm.types import ErrorKind, Usage
 
 
+def runs_rule(passes: int, runs: int, min_pass: int) -> str:
+    """The k-of-N rule that decides a repeated case, in words: ``passed 1/3 runs (needs 2)``."""
+    return f"passed {passes}/{runs} runs (needs {min_pass})"
+
+
 @dataclass
 class RunResult:
     """One sample of one case: the output and its combined, weighted score."""
@@ -54,6 +59,11 @@ class CaseResult:
     def pass_rate(self) -> float:
         """Fraction of runs that passed."""
         return self.passes / len(self.runs) if self.runs else 0.0
+
+    @property
+    def rule(self) -> str:
+        """The k-of-N rule that decided this case (:func:`runs_rule`)."""
+        return runs_rule(self.passes, len(self.runs), self.min_pass)
 
     @property
     def output(self) -> str:

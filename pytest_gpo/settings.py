@@ -76,6 +76,15 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false (1/0, yes/no, on/off)")
+
+
 def _text(text: str) -> str:
     text = text.strip()
     if not text:
@@ -222,6 +231,16 @@ OPTIONS: tuple[Option, ...] = (
         "PATH",
     ),
     Option(
+        "show_all",
+        "--gpo-show-all",
+        "GPO_SHOW_ALL",
+        "gpo_show_all",
+        _flag,
+        False,
+        "print every case of every suite in the terminal (all samples, full output, score, "
+        "reason), not only the failing ones",
+    ),
+    Option(
         "update_baseline",
         "--gpo-update-baseline",
         None,
@@ -344,6 +363,7 @@ class Settings:
     max_attempts: int = 6
     repeat: int | None = None
     report: str | None = None
+    show_all: bool = False
     update_baseline: bool = False
     optimize: str | None = None
     dry_run: bool = False

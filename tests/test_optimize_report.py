@@ -21,6 +21,7 @@ from pytest_gpo.report.optimization import (
     optimize_terminal_lines,
     word_diff_markdown,
 )
+from pytest_gpo.results import RunResult
 from pytest_gpo.serial import from_data, to_data
 
 BEFORE = "Route the ticket.\nAnswer with one word.\nTicket: {{ ticket }}"
@@ -168,3 +169,42 @@ def test_escaping_helpers() -> None:
 def test_missing_final_newline_is_marked_in_the_diff() -> None:
     md = optimize_markdown(_result(initial_prompt=BEFORE + "\n", best_prompt=AFTER))
     assert "+Ticket: {{ ticket }}\n\\ No newline at end of file\n" in md
+
+
+def _samples(case_id: str, outputs: list[tuple[str, bool]], min_pass: int) -> CaseOutcome:
+    runs = [
+        RunResult(i, out, 1.0 if ok else 0.0, ok, "ok" if ok else "wrong")
+        for i, (out, ok) in enumerate(outputs)
+    ]
+    passes = sum(ok for _, ok in outputs)
+    score = sum(r.score for r in runs) / len(runs)
+    return CaseOutcome(case_id, score, passes >= min_pass, runs[0].output, "179.99", runs, min_pass)
+
+
+def test_a_repeated_flip_shows_every_sample_and_the_rule_that_decided() -> None:
+    """Issue: `headphones-1 fail → pass` showed `179.99` before and after (the first sample's
+    output, which passed both times), so the table contradicted its own verdict."""
+    before = _samples("headphones-1", [("179.99", True), ("180", False), ("18", False)], 2)
+    after = _samples("headphones-1", [("179.99", True), ("179.99", True), ("180", False)], 2)
+    md = optimize_markdown(_result(test_before=[before], test_after=[after]))
+    row = next(line for line in md.splitlines() if line.startswith("| headphones-1"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "fail: passed 1/3 runs (needs 2)"
+    assert cells[2] == "pass: passed 2/3 runs (needs 2)"
+    assert cells[4] == "#1 pass 1.000: 179.99<br>#2 fail 0.000: 180<br>#3 fail 0.000: 18"
+    assert cells[5] == "#1 pass 1.000: 179.99<br>#2 pass 1.000: 179.99<br>#3 fail 0.000: 180"
+    data = optimize_json(_result(test_before=[before], test_after=[after]))
+    assert [r["output"] for r in data["flipped"][0]["before"]["runs"]] == ["179.99", "180", "18"]
+
+
+def test_a_resumed_run_shows_what_this_session_sent() -> None:
+    """Issue: a resumed run printed the whole run's calls as if this session had made them."""
+    result = _result(resumed_from=2)
+    session = Usage(calls=0, cache_hits=12)
+    lines = optimize_terminal_lines(result, session)
+    assert "calls over the whole run: 2 optimizer, 40 task" in lines[2]
+    assert lines[3] == "  resumed after step 2 from its checkpoint; this session sent 0 calls"
+    md = optimize_markdown(result, session)
+    assert "| sent in this session | resumed after step 2 | 0 " in md
+    fresh = optimize_markdown(_result(), Usage(calls=42))
+    assert "sent in this session" not in fresh

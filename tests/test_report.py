@@ -211,9 +211,13 @@ def test_long_case_lists_are_truncated() -> None:
     base = run_of("big", [case(f"c{i:03d}") for i in range(120)])
     now = run_of("big", [case(f"c{i:03d}", 0.0) for i in range(120)])
     rep = build_report([(evaluate(suite, now, BaselineEntry.from_run(suite, base)), now)])
-    md = render_markdown(rep, max_rows=10)
-    assert "… and 110 more cases (see the JSON report)." in md
+    md = render_markdown(rep, max_rows=10, json_name="report.json")
+    assert "… and 110 more cases (every case is in report.json)." in md
     assert len(report_json(rep)["suites"][0]["verdict"]["worse"]) == 120
+    assert len(report_json(rep)["suites"][0]["cases"]) == 120
+    # without a JSON report beside it, the markdown does not send the reader to one
+    alone = render_markdown(rep, max_rows=10)
+    assert "JSON report" in alone and "report.json" not in alone and "see the" not in alone
 
 
 def test_repeats_show_pass_rate_and_spread() -> None:
@@ -224,9 +228,9 @@ def test_repeats_show_pass_rate_and_spread() -> None:
     md = render_markdown(build_report([(evaluate(suite, run, None), run)]))
     assert "Repeats: 3 runs per case, suite score per sample 0.500 ± 0.500" in md
     rows = {t[0][0]: t for t in tables(md)}
-    repeats = next(t for t in tables(md) if t[0][:3] == ["case", "passed runs", "pass rate"])
-    assert repeats[2] == ["b", "1/3", "33%", "2 of 3", "fail", "0.333"]
-    assert repeats[3] == ["a", "2/3", "67%", "2 of 3", "pass", "0.667"]
+    repeats = next(t for t in tables(md) if t[0][:3] == ["case", "runs", "pass rate"])
+    assert repeats[2] == ["b", "passed 1/3 runs (needs 2)", "33%", "fail", "0.333"]
+    assert repeats[3] == ["a", "passed 2/3 runs (needs 2)", "67%", "pass", "0.667"]
     assert rows  # the main table is there too
     assert "2 x3" in md  # cases column notes the repeats
 
@@ -274,16 +278,33 @@ def test_json_report_content() -> None:
     assert router["verdict"]["p_value"] == pytest.approx(2.0**-9)
     assert router["verdict"]["worse"][0]["case_id"] == "c00"
     assert router["verdict"]["delta"] == pytest.approx(-0.45)
+    assert router["score"] == router["verdict"]["metric_value"] and router["threshold"] == 0.5
     assert router["cases"][0] == {
         "id": "c00",
+        "vars": {},
+        "expected": "billing",
         "score": 0.0,
         "passed": False,
         "passes": 0,
         "runs": 1,
         "pass_rate": 0.0,
         "min_pass": 1,
+        "rule": "passed 0/1 runs (needs 1)",
+        "reason": "mismatch",
         "error": None,
+        "samples": [
+            {
+                "sample": 0,
+                "output": "refund",
+                "score": 0.0,
+                "passed": False,
+                "reason": "mismatch",
+                "error": None,
+            }
+        ],
     }
+    # every case is there, the passing ones too
+    assert len(router["cases"]) == 20 and sum(c["passed"] for c in router["cases"]) == 11
     assert router["usage"]["prompt_tokens"] == 2000 and router["cost_text"] == "$0.0200"
 
 

@@ -15,7 +15,7 @@ from pytest_gpo.gate.baseline import UPDATE_COMMAND
 from pytest_gpo.gate.excerpt import excerpt, got_excerpt
 from pytest_gpo.gate.verdict import EPSILON, CaseChange, GateVerdict
 from pytest_gpo.llm.types import ErrorKind, error_text
-from pytest_gpo.results import SuiteRun
+from pytest_gpo.results import CaseResult, SuiteRun, runs_rule
 from pytest_gpo.suites.model import Suite
 from pytest_gpo.suites.paths import display
 
@@ -47,16 +47,32 @@ def metric_label(v: GateVerdict) -> str:
     return "pass rate" if v.metric == "pass_rate" else "mean score"
 
 
-def case_line(c: CaseChange) -> str:
-    """One readable line: ``id: before → after  expected: '…'  got: '…'``."""
-    value = (
-        format_score(c.after)
-        if c.before is None
-        else f"{format_score(c.before)} → {format_score(c.after)}"
-    )
+def outcome_word(value: float | None) -> str:
+    """``pass`` or ``fail`` for a case's value under the ``pass_rate`` metric (1 or 0)."""
+    return "n/a" if value is None else ("pass" if value >= 0.5 else "fail")
+
+
+def runs_text(c: CaseChange) -> str:
+    """The k-of-N rule that decided a repeated case: ``passed 1/3 runs (needs 2)``."""
+    return runs_rule(round(c.pass_rate * c.runs), c.runs, c.min_pass)
+
+
+def case_line(c: CaseChange, metric: str = "mean") -> str:
+    """One readable line: ``id: before → after  expected: '…'  got: '…'``.
+
+    The score shown is the case's own score; under the ``pass_rate`` metric a comparison with
+    the baseline is shown as outcomes (``pass → fail``) followed by that score.
+    """
+    score = format_score(c.after if c.score is None else c.score)
+    if c.before is None:
+        value = score
+    elif metric == "pass_rate":
+        value = f"{outcome_word(c.before)} → {outcome_word(c.after)}, score {score}"
+    else:
+        value = f"{format_score(c.before)} → {format_score(c.after)}"
     parts = [f"{c.case_id}: {value}"]
     if c.runs > 1:
-        parts.append(f"passed {round(c.pass_rate * c.runs)}/{c.runs} runs")
+        parts.append(runs_text(c))
     if c.expected:
         parts.append(f"expected: '{c.expected}'")
     parts.append(f"got: '{c.got}'")
@@ -78,6 +94,11 @@ def headline(v: GateVerdict) -> str:
     """A short verdict for summaries: ``router regressed (0.920 → 0.810, p=0.003)``."""
     if v.status == "error":
         return f"{v.suite} errored ({excerpt(v.error or 'run failed', 60)})"
+    if v.status == "invalid":
+        first = (v.error or "not loaded").splitlines()[0]
+        return f"{v.suite} is not a valid suite file ({excerpt(first, 60)})"
+    if v.status == "not_run":
+        return f"{v.suite} was not run"
     if v.status == "regressed" and _max_drop_only(v):
         return (
             f"{v.suite} dropped more than max_drop ({_drop_text(v)}, "
@@ -118,6 +139,15 @@ def notes(v: GateVerdict) -> list[str]:
     """The verdict in a few lines, without case lists or hints (reports render those as tables)."""
     if v.status == "error":
         return _error_notes(v)
+    if v.status == "invalid":
+        text = (v.error or "").replace("\r\n", "\n").split("\n")
+        return [
+            "invalid suite file: it could not be loaded, so it was not run; this fails the "
+            "session until the file is fixed",
+            *(f"  {line.strip()}" for line in text if line.strip()),
+        ]
+    if v.status == "not_run":
+        return ["not run: the session ended before this suite ran (-x, --maxfail or an interrupt)"]
     below = "below_threshold" in v.failures
     lines: list[str] = []
     m = metric_label(v)
@@ -191,33 +221,40 @@ def _error_notes(v: GateVerdict) -> list[str]:
     return lines
 
 
-def message_lines(v: GateVerdict) -> list[str]:
-    """Everything a failure message shows: the notes, the cases that matter, how to accept."""
+def message_lines(v: GateVerdict, more: str = "") -> list[str]:
+    """Everything a failure message shows: the notes, the cases that matter, how to accept.
+
+    ``more`` says where the cases beyond the first :data:`MESSAGE_CASES` can be read (only
+    name a report that exists).
+    """
     lines = notes(v)
-    if v.status == "error":
+    if v.status in ("error", "invalid", "not_run"):
         return lines
-    lines += _case_lines(v)
+    lines += _case_lines(v, more)
     hint = accept_hint(v)
     if hint:
         lines.append(hint)
     return lines
 
 
-def failure_text(v: GateVerdict, suite: Suite | None = None, run: SuiteRun | None = None) -> str:
+def failure_text(
+    v: GateVerdict, suite: Suite | None = None, run: SuiteRun | None = None, more: str = ""
+) -> str:
     """The text a failing suite shows in pytest (no traceback): headline, then the message.
 
     ``suite`` adds the suite file's path to the headline; with ``run``, a suite below its
     threshold shows its failing cases as a table (:func:`failing_case_table`) instead of lines.
+    ``more`` says where the cases not listed can be read (see :func:`message_lines`).
     """
     where = f" ({display(suite.path)})" if suite is not None else ""
     lines = [headline(v) + where]
-    message = message_lines(v)
+    message = message_lines(v, more)
     if run is None or v.status != "below_threshold":
         return "\n".join([*lines, *message])
     # a table of the failing cases, as in the terminal of a failed unit test
-    listed = set(_case_lines(v))
+    listed = set(_case_lines(v, more))
     lines += [m for m in message if m not in listed]
-    lines.append(failing_case_table(run))
+    lines.append(failing_case_table(run, more=more))
     return "\n".join(lines)
 
 
@@ -256,21 +293,27 @@ def _cases(n: int) -> str:
     return "case" if n == 1 else "cases"
 
 
-def _listed(title: str, changes: Sequence[CaseChange], limit: int = MESSAGE_CASES) -> list[str]:
+def _more(n: int, what: str, more: str) -> str:
+    return f"… and {n} more {what}" + (f" ({more})" if more else "")
+
+
+def _listed(
+    title: str, changes: Sequence[CaseChange], metric: str, more: str, limit: int = MESSAGE_CASES
+) -> list[str]:
     if not changes:
         return []
     lines = [f"{title}:"]
-    lines += [f"  {case_line(c)}" for c in changes[:limit]]
+    lines += [f"  {case_line(c, metric)}" for c in changes[:limit]]
     if len(changes) > limit:
-        lines.append(f"  … and {len(changes) - limit} more (see the report)")
+        lines.append("  " + _more(len(changes) - limit, "cases", more))
     return lines
 
 
-def _case_lines(v: GateVerdict) -> list[str]:
+def _case_lines(v: GateVerdict, more: str = "") -> list[str]:
     if v.status == "regressed":
-        return _listed("cases that got worse", v.worse)
+        return _listed("cases that got worse", v.worse, v.metric, more)
     if v.status == "below_threshold":
-        return _listed("failing cases", v.failing)
+        return _listed("failing cases", v.failing, v.metric, more)
     return []
 
 
@@ -279,24 +322,43 @@ def _vars_excerpt(vars: Mapping[str, Any], limit: int = 40) -> str:
     return excerpt(text, limit)
 
 
-def failing_case_table(run: SuiteRun, limit: int = MESSAGE_CASES * 2) -> str:
-    """A plain-text table of the failing cases: id, vars excerpt, expected, got, reason."""
+def _got_lines(c: CaseResult) -> str:
+    """What a case got; for a repeated case each run's output with its pass or fail."""
+    if len(c.runs) < 2:
+        return excerpt(got_excerpt(c), 40)
+    return "\n".join(
+        f"#{r.sample + 1} {'pass' if r.passed else 'fail'}: "
+        + excerpt(("error: " + r.error) if r.error else r.output, 32)
+        for r in c.runs
+    )
+
+
+def failing_case_table(run: SuiteRun, limit: int = MESSAGE_CASES * 2, more: str = "") -> str:
+    """A plain-text table of the failing cases: id, score, the k-of-N rule of repeated cases,
+    vars excerpt, expected, got (every run of a repeated case), reason.
+
+    ``more`` says where the cases beyond ``limit`` can be read.
+    """
     from tabulate import tabulate
 
     failing = [c for c in run.cases if not c.passed]
+    repeated = any(len(c.runs) > 1 for c in failing)
     rows = [
         [
             c.case_id,
+            format_score(c.score),
+            *([c.rule] if repeated else []),
             _vars_excerpt(c.vars),
             excerpt(c.expected, 30),
-            excerpt(got_excerpt(c), 40),
+            _got_lines(c),
             excerpt(c.reason, 50),
         ]
         for c in failing[:limit]
     ]
-    table = tabulate(rows, headers=["case", "vars", "expected", "got", "reason"], tablefmt="simple")
+    headers = ["case", "score", *(["runs"] if repeated else []), "vars", "expected", "got"]
+    table = tabulate(rows, headers=[*headers, "reason"], tablefmt="simple", disable_numparse=True)
     if len(failing) > limit:
-        table += f"\n… and {len(failing) - limit} more failing cases (see the report)"
+        table += "\n" + _more(len(failing) - limit, "failing cases", more)
     return table
 
 
@@ -331,10 +393,14 @@ def summarize(verdicts: Mapping[str, GateVerdict] | Sequence[GateVerdict]) -> st
         tail = f" ({'; '.join(tails)})" if tails else ""
         return f"✅ {n} {noun} passed{tail}" if n > 1 else f"✅ 1 suite passed{tail}"
     errored = sum(1 for v in bad if v.status == "error")
-    failed = len(bad) - errored
-    parts = []
-    if failed:
-        parts.append(f"{failed} of {n} {noun} failed")
-    if errored:
-        parts.append(f"{errored} of {n} {noun} errored" if not failed else f"{errored} errored")
+    not_run = sum(1 for v in bad if v.status == "not_run")
+    counts = [
+        (len(bad) - errored - not_run, "failed"),
+        (errored, "errored"),
+        (not_run, "not run"),
+    ]
+    parts: list[str] = []
+    for count, what in counts:
+        if count:
+            parts.append(f"{count} {what}" if parts else f"{count} of {n} {noun} {what}")
     return f"❌ {', '.join(parts)}: " + "; ".join(headline(v) for v in bad)

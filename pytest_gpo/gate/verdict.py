@@ -45,10 +45,16 @@ from pytest_gpo.results import CaseResult, SuiteRun
 from pytest_gpo.stats import Spread, cases_needed, paired_test, spread
 from pytest_gpo.suites.model import Suite
 
-Status = Literal["pass", "below_threshold", "regressed", "improved", "no_baseline", "error"]
+Status = Literal[
+    "pass", "below_threshold", "regressed", "improved", "no_baseline", "error", "invalid", "not_run"
+]
 
-#: Statuses that fail the suite.
-FAILING: frozenset[str] = frozenset({"below_threshold", "regressed", "error"})
+#: Statuses that fail the suite (``invalid``: the suite file could not be loaded; ``not_run``:
+#: collected but never run, e.g. after ``-x`` stopped the session).
+FAILING: frozenset[str] = frozenset({"below_threshold", "regressed", "error", "invalid", "not_run"})
+
+#: Statuses of a suite that has no scores at all.
+UNSCORED: frozenset[str] = frozenset({"error", "invalid", "not_run"})
 
 #: Float slack for comparing scores with thresholds (means of 0/1 scores are exact fractions,
 #: but means of judge scores carry rounding).
@@ -87,9 +93,10 @@ class CaseChange:
     """A case worth showing: one that moved against the baseline, or one that failed.
 
     ``before`` is the baseline value (``None`` for a plain failing case), ``after`` the current
-    value of the gated metric (case score, or 1/0 for passed under ``pass_rate``). ``runs`` and
-    ``pass_rate`` describe the current repeats. ``expected``, ``got`` and ``reason`` are
-    one-line excerpts (:mod:`pytest_gpo.gate.excerpt`).
+    value of the gated metric (case score, or 1/0 for passed under ``pass_rate``). ``score`` is
+    the case's own score (mean over its runs) whatever the metric. ``runs``, ``pass_rate`` and
+    ``min_pass`` describe the current repeats (k of N). ``expected``, ``got`` and ``reason``
+    are one-line excerpts (:mod:`pytest_gpo.gate.excerpt`).
     """
 
     case_id: str
@@ -100,6 +107,8 @@ class CaseChange:
     reason: str = ""
     pass_rate: float = 1.0
     runs: int = 1
+    score: float | None = None
+    min_pass: int = 1
 
     @property
     def delta(self) -> float | None:
@@ -185,6 +194,8 @@ def _change(case: CaseResult, before: float | None, after: float) -> CaseChange:
         reason=excerpt(case.reason, 120),
         pass_rate=case.pass_rate,
         runs=len(case.runs),
+        score=case.score,
+        min_pass=case.min_pass,
     )
 
 
@@ -210,15 +221,19 @@ def error_verdict(
     threshold: float = 0.0,
     metric: str = "mean",
     model: str = "",
+    status: Literal["error", "invalid", "not_run"] = "error",
 ) -> GateVerdict:
     """The verdict of a suite that could not be scored at all (no usable run).
 
-    ``kind`` is the run's ``error_kind`` (``provider``, ``cache_miss``, ``budget``).
+    ``kind`` is the run's ``error_kind`` (``provider``, ``cache_miss``, ``budget``); ``status``
+    says why there are no scores (see :data:`UNSCORED`).
     """
     run = SuiteRun(
         suite=suite, model=model, prompt_text="", cases=[], errors=[error], error_kind=kind
     )
-    return evaluate_settings(GateSettings(threshold=threshold, metric=metric), run, None)
+    v = evaluate_settings(GateSettings(threshold=threshold, metric=metric), run, None)
+    v.status = status
+    return v
 
 
 def evaluate_settings(

@@ -14,7 +14,7 @@ from pytest_gpo.llm.types import Usage
 from pytest_gpo.optimize.budget import VALID_STATUSES
 from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.optimize.retrieval import TrajectoryEntry
-from pytest_gpo.results import CaseResult
+from pytest_gpo.results import CaseResult, RunResult
 
 
 @dataclass
@@ -72,18 +72,29 @@ class StepRecord:
 
 @dataclass
 class CaseOutcome:
-    """A case's result under one prompt, as far as reports need it."""
+    """A case's result under one prompt, as far as reports need it: ``runs`` holds every
+    sample (``passed`` is k of N of them, ``min_pass`` the k)."""
 
     case_id: str
     score: float
     passed: bool
     output: str = ""
     expected: Any = None
+    runs: list[RunResult] = field(default_factory=list)
+    min_pass: int = 1
 
     @classmethod
     def from_case_result(cls, case: CaseResult) -> CaseOutcome:
         """Condense a :class:`~pytest_gpo.results.CaseResult`."""
-        return cls(case.case_id, case.score, case.passed, case.output, case.expected)
+        return cls(
+            case.case_id,
+            case.score,
+            case.passed,
+            case.output,
+            case.expected,
+            list(case.runs),
+            case.min_pass,
+        )
 
 
 @dataclass

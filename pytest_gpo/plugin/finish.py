@@ -18,7 +18,7 @@ from pytest_gpo.suites.paths import display
 
 if TYPE_CHECKING:
     from pytest_gpo.optimize.result import OptimizationResult
-    from pytest_gpo.report.model import Report
+    from pytest_gpo.report.model import Report, SuiteReport
     from pytest_gpo.writeback import WriteOutcome
 
 SIM_NOTE = (
@@ -52,8 +52,12 @@ def _update_baseline(gs: GpoSession, out: Outcome) -> None:
     for rec in _records(gs):
         if rec.gate_entry is not None:
             entries[rec.name] = rec.gate_entry
+        elif rec.invalid:
+            skipped.append(f"{rec.name} (the suite file could not be loaded)")
         elif rec.run is not None or rec.error:
             skipped.append(f"{rec.name} ({rec.error or 'the run did not complete'})")
+        elif rec.optimization is None:
+            skipped.append(f"{rec.name} (not run)")
     if entries:
         gs.baseline_store().update(entries)
         out.lines.append(
@@ -90,9 +94,11 @@ def _write_back(gs: GpoSession, out: Outcome) -> int | None:
     for w in out.writes:
         out.lines.append(f"{w.suite}: {w.message}")
     written = [w for w in out.writes if w.written]
+    path = s.report_path  # written after this, in every optimize run
+    report = f" and {display(path)}" if path is not None else ""
     if written:
         out.lines.append(
-            f"{len(written)} prompt file(s) rewritten: review the diff (git diff) and the report, "
+            f"{len(written)} prompt file(s) rewritten: review the diff (git diff){report}, "
             "then re-run pytest to check them (this run exits 1, like --force-regen)"
         )
         return 1
@@ -119,20 +125,44 @@ def _optimize_headline(gs: GpoSession, writes: list[WriteOutcome]) -> str:
     return head + "; ".join(parts) + (f"; {kept} kept" if kept else "")
 
 
-def _build_report(gs: GpoSession, writes: list[WriteOutcome] | None = None) -> Report:
-    from pytest_gpo import __version__
+def suite_report(rec: SuiteRecord) -> SuiteReport | None:
+    """A suite's place in the report: gated, errored, invalid or not run (``None``: it was
+    optimized, and the optimization section reports it)."""
     from pytest_gpo.gate.verdict import error_verdict
-    from pytest_gpo.report.model import SuiteReport, build_report
+    from pytest_gpo.report.model import SuiteReport
 
-    suites: list[SuiteReport] = []
-    for rec in _records(gs):
-        if rec.verdict is not None:
-            suites.append(SuiteReport(rec.verdict, rec.run))
-        elif rec.error and rec.optimization is None:
-            run = rec.run
-            kind = run.error_kind if run is not None else None
-            verdict = error_verdict(rec.name, rec.error, kind=kind, model=rec.model)
-            suites.append(SuiteReport(verdict, run))
+    where = display(Path(rec.path)) if rec.path else ""
+    if rec.verdict is not None:
+        return SuiteReport(rec.verdict, rec.run, file=where, requests=rec.usage)
+    if rec.invalid:
+        verdict = error_verdict(rec.name, rec.invalid, status="invalid")
+        return SuiteReport(verdict, None, file=where)
+    if rec.optimization is not None:
+        return None
+    threshold = rec.threshold if rec.threshold is not None else 0.0
+    if rec.error:
+        run = rec.run
+        kind = run.error_kind if run is not None else None
+        verdict = error_verdict(
+            rec.name, rec.error, kind=kind, threshold=threshold, metric=rec.metric, model=rec.model
+        )
+        return SuiteReport(verdict, run, file=where, requests=rec.usage)
+    verdict = error_verdict(
+        rec.name, "not run", threshold=threshold, metric=rec.metric, status="not_run"
+    )
+    return SuiteReport(verdict, None, file=where, requests=rec.usage)
+
+
+def _build_report(
+    gs: GpoSession,
+    writes: list[WriteOutcome] | None = None,
+    exit_status: int | None = None,
+    exit_reason: str | None = None,
+) -> Report:
+    from pytest_gpo import __version__
+    from pytest_gpo.report.model import build_report
+
+    suites = [r for r in map(suite_report, _records(gs)) if r is not None]
     sections = []
     optimizations = _optimizations(gs)
     if optimizations:
@@ -141,7 +171,7 @@ def _build_report(gs: GpoSession, writes: list[WriteOutcome] | None = None) -> R
         sections.append(
             (
                 "Optimization",
-                "\n\n".join(optimize_markdown(r) for _, r in optimizations),
+                "\n\n".join(optimize_markdown(r, rec.usage) for rec, r in optimizations),
                 {r.suite: optimize_json(r) for _, r in optimizations},
             )
         )
@@ -154,6 +184,8 @@ def _build_report(gs: GpoSession, writes: list[WriteOutcome] | None = None) -> R
     if gs.uses_simulated_models():
         meta["simulated models"] = "yes (gpo-sim/...): offline demo models, not a real LLM"
     report = build_report(suites, sections, meta=meta)
+    report.exit_status = exit_status
+    report.exit_reason = exit_reason
     if optimizations:
         report.title = "pytest-gpo: prompt optimization"
         report.headline = _optimize_headline(gs, writes or [])
@@ -173,7 +205,9 @@ def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
         if gs.settings.optimize:
             status = _write_back(gs, out)
         path = gs.settings.report_path
-        report = _build_report(gs, out.writes)
+        final = status if status is not None and exitstatus in (0, 1) else exitstatus
+        reason = "prompt files were rewritten; re-run pytest to check them" if status else None
+        report = _build_report(gs, out.writes, final, reason if final == status else None)
         out.report = report
         if path is not None:
             from pytest_gpo.report.files import write_reports
@@ -212,17 +246,18 @@ def summary_lines(gs: GpoSession) -> list[str]:
     if report is not None and report.suites:
         from pytest_gpo.report.terminal import terminal_lines
 
-        lines.extend(terminal_lines(report))
+        lines.extend(terminal_lines(report, show_all=gs.settings.show_all))
     optimizations = _optimizations(gs)
     if optimizations:
         from pytest_gpo.report.optimization import optimize_terminal_lines
 
-        for _, result in optimizations:
-            lines.extend(optimize_terminal_lines(result))
+        for rec, result in optimizations:
+            lines.extend(optimize_terminal_lines(result, rec.usage))
     usage = gs.total_usage()
     lines.append(
         f"model calls: {usage.calls}, cache hits: {usage.cache_hits}, misses: "
         f"{usage.cache_misses}, tokens: {usage.tokens}, cost: {usage.cost_text()}"
+        + (" (requests sent in this session)" if optimizations else "")
     )
     if out is not None:
         lines.extend(out.lines)

@@ -33,13 +33,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if opt.flag:
             env = f" [env {opt.env}]" if opt.env else ""
             ini = f" [ini {opt.ini}]" if opt.ini else ""
-            if opt.name in ("update_baseline", "dry_run"):
+            if opt.default is False:  # an on/off switch
                 group.addoption(
                     opt.flag,
                     action="store_true",
                     default=False,
                     dest=f"gpo_{opt.name}",
-                    help=opt.help,
+                    help=opt.help + env + ini,
                 )
             elif opt.name == "optimize":
                 group.addoption(
@@ -60,7 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=opt.help + env + ini,
                 )
         if opt.ini:
-            default = "" if opt.default is None else str(opt.default)
+            default = "" if opt.default is None or opt.default is False else str(opt.default)
             parser.addini(opt.ini, help=opt.help, default=default)
 
 
@@ -95,8 +95,25 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """A suite deselected (``-k``, ``-m``, ``--lf``) is not part of the session's verdict."""
+    if not items or not has_session(items[0].config):
+        return
+    gs = gpo_session(items[0].config)
+    for item in items:
+        gs.records.pop(item.nodeid, None)
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+def _runs_tests(config: pytest.Config) -> bool:
+    """False for --collect-only, --setup-only and --setup-plan: no suite runs, nothing to report."""
+    option = config.option
+    return not any(
+        getattr(option, name, False) for name in ("collectonly", "setuponly", "setupplan")
+    )
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -105,11 +122,11 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     payload = getattr(node, "workeroutput", {}).get(WORKER_KEY)
     if not payload:
         return
-    from pytest_gpo.plugin.session import records_from_json
+    from pytest_gpo.plugin.session import merge_record, records_from_json
 
     gs = gpo_session(node.config)
     for record in records_from_json(payload):
-        gs.records[record.nodeid] = record
+        merge_record(gs.records, record)
 
 
 @pytest.hookimpl(trylast=True)
@@ -119,6 +136,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not has_session(config):  # no suite was collected here, and none reported by a worker
         return
     gs = gpo_session(config)
+    if not _runs_tests(config):
+        gs.close()
+        return
     if _is_worker(config):
         from pytest_gpo.plugin.session import records_to_json
 
@@ -136,7 +156,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """The summary table of every suite, and what was written."""
-    if not has_session(config) or _is_worker(config):
+    if not has_session(config) or _is_worker(config) or not _runs_tests(config):
         return
     gs = gpo_session(config)
     if not gs.records and not gs.warnings:

@@ -3,7 +3,9 @@
 The item's ``setup`` runs the model calls, so a provider failure or a replay-cache miss shows
 as a pytest *error* (E), while ``runtest`` applies the gate, so a prompt below its threshold or
 regressed against the baseline shows as a *failure* (F). A suite file that cannot be loaded
-becomes one failing item naming the file, key and fix: the other suites still run.
+becomes one failing item naming the file, key and fix: the other suites still run, and the
+file has a record (status ``invalid``) in every report. Each item writes its report numbers
+into its JUnit properties (:func:`pytest_gpo.report.junit.junit_properties`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pytest_gpo.suites.paths import suite_stem
 
 if TYPE_CHECKING:
     from pytest_gpo.gate.verdict import GateVerdict
-    from pytest_gpo.plugin.session import GpoSession
+    from pytest_gpo.plugin.session import GpoSession, SuiteRecord
     from pytest_gpo.results import SuiteRun
 
 
@@ -33,18 +35,38 @@ class SuiteFailed(Exception):
         self.text = text
 
 
+def set_junit_properties(item: pytest.Item, record: SuiteRecord) -> None:
+    """Write the suite's report numbers into the item's JUnit properties (``gpo_*``)."""
+    from pytest_gpo.plugin.finish import suite_report
+    from pytest_gpo.report.junit import junit_properties
+
+    report = suite_report(record)
+    if report is None:
+        return
+    kept = [p for p in item.user_properties if not str(p[0]).startswith("gpo_")]
+    item.user_properties[:] = [*kept, *junit_properties(report)]
+
+
 class SuiteFile(pytest.File):
     """A ``*.gpo.yaml`` file: yields one :class:`SuiteItem`."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        """Load the suite; a bad file yields an item that fails with the load error."""
+        """Load the suite; a bad file yields an item that fails with the load error.
+
+        Every collected suite gets its record here, so a suite that never runs (``-x``) or
+        cannot be loaded still has its line in the reports.
+        """
         gs = gpo_session(self.config)
         try:
             suite = gs.load(self.path)
         except GpoError as exc:
-            yield BrokenSuiteItem.from_parent(self, name=suite_stem(self.path), error=exc)
+            broken = BrokenSuiteItem.from_parent(self, name=suite_stem(self.path), error=exc)
+            gs.record_invalid(broken.nodeid, broken.name, self.path, exc.render())
+            yield broken
             return
-        yield SuiteItem.from_parent(self, name=suite.name, suite=suite)
+        item = SuiteItem.from_parent(self, name=suite.name, suite=suite)
+        gs.record(item.nodeid, suite)
+        yield item
 
 
 class BrokenSuiteItem(pytest.Item):
@@ -56,6 +78,11 @@ class BrokenSuiteItem(pytest.Item):
 
     def runtest(self) -> None:
         """Fail with the load error."""
+        gs = gpo_session(self.config)
+        record = gs.records.get(self.nodeid) or gs.record_invalid(
+            self.nodeid, self.name, self.path, self.error.render()
+        )
+        set_junit_properties(self, record)
         raise self.error
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -90,12 +117,19 @@ class SuiteItem(pytest.Item):
         record = gs.record(self.nodeid, self.suite)
         if gs.settings.optimize or self.config.option.setuponly:
             return
+        before = gs.usage_now()
         try:
             record.model = gs.model_for(self.suite)
             run = gs.run_suite(self.suite)
         except GpoError as exc:
             record.error = exc.render()
+        except Exception as exc:  # a bug: pytest shows it, the reports list the suite
+            record.error = f"internal error: {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            record.usage = gs.usage_since(before)
         if record.error:
+            set_junit_properties(self, record)
             # raised outside the except block so pytest shows no chained exception
             pytest.fail(record.error, pytrace=False)
         record.run = run
@@ -110,6 +144,7 @@ class SuiteItem(pytest.Item):
             shown = "\n".join("  " + e for e in run.errors[:5])
             more = f"\n  ... and {len(run.errors) - 5} more" if len(run.errors) > 5 else ""
             record.error = f"{head} ({len(run.errors)} of {len(run.cases)} case runs)"
+            set_junit_properties(self, record)
             pytest.fail(
                 f"suite '{self.suite.name}' could not be scored: {head}\n{shown}{more}",
                 pytrace=False,
@@ -122,19 +157,21 @@ class SuiteItem(pytest.Item):
             self._optimize()
             return
         assert self.run is not None
+        record = gs.record(self.nodeid, self.suite)
         try:
             verdict = gs.gate(self.suite, self.run)
         except GpoError as exc:  # an unreadable baseline file
-            raise SuiteFailed(exc.render()) from None
+            record.error = exc.render()
+            set_junit_properties(self, record)
+            raise SuiteFailed(record.error) from None
         self.verdict = verdict
-        record = gs.record(self.nodeid, self.suite)
         record.verdict = verdict
-        self.user_properties.append(("gpo_score", f"{self.run.score:.4f}"))
-        self.user_properties.append(("gpo_verdict", verdict.status))
+        set_junit_properties(self, record)
         if not verdict.passed:
             from pytest_gpo.gate.messages import failure_text
 
-            raise SuiteFailed(failure_text(verdict, self.suite, self.run))
+            more = gs.more_cases_hint()
+            raise SuiteFailed(failure_text(verdict, self.suite, self.run, more))
 
     def _optimize(self) -> None:
         from pytest_gpo.plugin.optimize_driver import optimize_suite
@@ -153,11 +190,20 @@ class SuiteItem(pytest.Item):
             else:
                 reporter.write_line(f"[gpo] {line}")
 
+        record = gs.record(self.nodeid, self.suite)
+        before = gs.usage_now()
         try:
             result = optimize_suite(gs, self.suite, progress)
         except GpoError as exc:
-            raise SuiteFailed("optimization could not run: " + exc.render()) from None
-        record = gs.record(self.nodeid, self.suite)
+            record.error = "optimization could not run: " + exc.render()
+        except Exception as exc:  # a bug: pytest shows it, the reports list the suite
+            record.error = f"internal error: {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            record.usage = gs.usage_since(before)
+        if record.error:
+            set_junit_properties(self, record)
+            raise SuiteFailed(record.error)
         record.optimization = result
         gs.note_unpriced(record)
         record.model = gs.model_for(self.suite)

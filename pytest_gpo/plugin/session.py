@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ from pytest_gpo.settings import Settings
 from pytest_gpo.sim import SIM_PREFIX
 from pytest_gpo.suites.load import load_suite
 from pytest_gpo.suites.model import Suite
-from pytest_gpo.suites.paths import Confinement
+from pytest_gpo.suites.paths import Confinement, display
 
 if TYPE_CHECKING:
     from pytest_gpo.evaluate import EvalOptions
@@ -39,12 +39,23 @@ if TYPE_CHECKING:
 
 @dataclass
 class SuiteRecord:
-    """What one suite produced in this session (typed; sent home by xdist workers as JSON)."""
+    """What one suite produced in this session (typed; sent home by xdist workers as JSON).
+
+    Every collected suite file has one, made at collection: ``invalid`` holds the load error
+    of a file that is not a valid suite, ``error`` why a suite could not be scored, ``usage``
+    the model requests this suite really sent in this session (cache hits and work restored
+    from an optimization checkpoint cost none). A record with none of run, verdict,
+    optimization, error or invalid set is a suite that was never run.
+    """
 
     nodeid: str
     name: str
     path: str
     model: str = ""
+    invalid: str | None = None
+    threshold: float | None = None
+    metric: str = "mean"
+    usage: Usage | None = None
     run: SuiteRun | None = None
     verdict: GateVerdict | None = None
     optimization: OptimizationResult | None = None
@@ -53,6 +64,20 @@ class SuiteRecord:
     prompt_path: str = ""
     prompt_sha256: str = ""
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ran(self) -> bool:
+        """True when the suite produced anything (a run, a verdict, an error, a load error)."""
+        return any(
+            x is not None for x in (self.run, self.verdict, self.optimization, self.error)
+        ) or bool(self.invalid)
+
+
+def merge_record(records: dict[str, SuiteRecord], record: SuiteRecord) -> None:
+    """Add a worker's record; every xdist worker collects every suite, one of them runs it."""
+    known = records.get(record.nodeid)
+    if known is None or (record.ran and not known.ran):
+        records[record.nodeid] = record
 
 
 def records_to_json(records: Iterable[SuiteRecord]) -> str:
@@ -70,6 +95,7 @@ def records_from_json(payload: str) -> list[SuiteRecord]:
     from pytest_gpo.serial import from_data
 
     names = {
+        "Usage": Usage,
         "SuiteRun": SuiteRun,
         "GateVerdict": GateVerdict,
         "OptimizationResult": OptimizationResult,
@@ -242,10 +268,47 @@ class GpoSession:
                 nodeid=nodeid,
                 name=suite.name,
                 path=str(suite.path),
+                threshold=suite.threshold,
+                metric=suite.threshold_metric,
                 prompt_path=str(suite.prompt_path),
                 prompt_sha256=suite.prompt_sha256,
             )
         return self.records[nodeid]
+
+    def record_invalid(self, nodeid: str, name: str, path: Path, error: str) -> SuiteRecord:
+        """The record of a suite file that could not be loaded (it fails the session)."""
+        record = SuiteRecord(nodeid=nodeid, name=name, path=str(path), invalid=error)
+        self.records[nodeid] = record
+        return record
+
+    def usage_now(self) -> Usage | None:
+        """A copy of the model client's counters so far (zeros before its first use; ``None``
+        for a client from ``pytest_gpo_make_client`` that keeps no :class:`Usage`)."""
+        client = self._client
+        if client is None:
+            return Usage()
+        usage = getattr(client, "usage", None)
+        return replace(usage) if isinstance(usage, Usage) else None
+
+    def usage_since(self, before: Usage | None) -> Usage | None:
+        """What the model client counted since ``before`` (a :meth:`usage_now` snapshot)."""
+        now = self.usage_now()
+        if before is None or now is None:
+            return None
+        return Usage(
+            **{f.name: getattr(now, f.name) - getattr(before, f.name) for f in fields(now)}
+        )
+
+    def more_cases_hint(self) -> str:
+        """Where a user can read the cases a failure message leaves out (only what exists)."""
+        if self.settings.show_all:
+            return "every case is listed in the pytest-gpo summary below"
+        path = self.settings.report_path
+        if path is not None:
+            from pytest_gpo.report.files import report_paths
+
+            return f"every case is in {display(report_paths(path)[1])}"
+        return "--gpo-show-all lists every case, --gpo-report PATH writes them to a file"
 
     def gate(self, suite: Suite, run: SuiteRun) -> GateVerdict:
         """Threshold and regression verdict of a run against the committed baseline.
@@ -290,12 +353,14 @@ class GpoSession:
     # -- totals -------------------------------------------------------------------------------
 
     def total_usage(self) -> Usage:
-        """Model use of every suite (and optimization) recorded in this session."""
+        """Model requests every suite (and optimization) really sent in this session."""
         total = Usage()
         for rec in self.records.values():
-            if rec.run is not None:
+            if rec.usage is not None:
+                total.merge(rec.usage)
+            elif rec.run is not None:
                 total.merge(rec.run.usage)
-            if rec.optimization is not None:
+            elif rec.optimization is not None:  # a client that keeps no counters of its own
                 total.merge(rec.optimization.usage)
         return total
 

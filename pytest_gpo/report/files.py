@@ -82,7 +82,7 @@ def write_reports(
     if meta:
         rep.meta.update(meta)
     md_path, json_path = report_paths(path)
-    markdown = render_markdown(rep, max_rows=max_rows)
+    markdown = render_markdown(rep, max_rows=max_rows, json_name=json_path.name)
     payload = report_json(rep)
     if json_hook is not None:
         json_hook(payload)

@@ -1,8 +1,11 @@
 """The JSON report: the markdown report's facts for scripts (summary, totals, suites, sections).
 
-Its layout is versioned (:data:`JSON_VERSION`). A suite's ``verdict`` is the verdict's data with
-the verdict's ``notes`` and failure ``message`` lines in words; it leaves out the fields only the
-xdist transfer needs, so the layout stays that of version 1.
+Its layout is versioned (:data:`JSON_VERSION`). Every collected suite is listed, with its
+``score`` (the gated metric's value), ``metric`` and ``threshold`` as the other renderers show
+them, and every case in full: vars, expected, and each sample's whole output, score, verdict and
+reason. A suite's ``verdict`` is the verdict's data with the verdict's ``notes`` and failure
+``message`` lines in words; it leaves out the fields only the xdist transfer needs. Keys are
+only ever added to the layout of version 1.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from pytest_gpo.gate.messages import message_lines, notes
 from pytest_gpo.gate.verdict import GateVerdict
 from pytest_gpo.report.model import Report, SuiteReport
+from pytest_gpo.results import CaseResult
 from pytest_gpo.serial import to_data
 
 #: Version of the JSON report's layout.
@@ -54,33 +58,44 @@ def verdict_json(v: GateVerdict) -> dict[str, Any]:
     for key in _TRANSFER_ONLY:
         del data[key]
     data["notes"] = notes(v)
-    data["message"] = message_lines(v)
+    data["message"] = message_lines(v, "every case is under this suite's cases")
     return data
+
+
+def case_json(c: CaseResult) -> dict[str, Any]:
+    """A case in full: its numbers, the k-of-N rule, and every sample's whole output."""
+    return {
+        "id": c.case_id,
+        "vars": to_data(dict(c.vars)),
+        "expected": to_data(c.expected),
+        "score": c.score,
+        "passed": c.passed,
+        "passes": c.passes,
+        "runs": len(c.runs),
+        "pass_rate": c.pass_rate,
+        "min_pass": c.min_pass,
+        "rule": c.rule,
+        "reason": c.reason,
+        "error": c.error,
+        "samples": [to_data(r) for r in c.runs],
+    }
 
 
 def _suite_json(s: SuiteReport) -> dict[str, Any]:
     cases = s.run.cases if s.run is not None else []
     return {
         "suite": s.name,
+        "file": s.file,
         "model": s.model,
         "passed": s.verdict.passed,
         "status": s.verdict.status,
+        "score": s.score,
+        "metric": s.verdict.metric,
+        "threshold": s.threshold,
         "verdict": verdict_json(s.verdict),
         "usage": to_data(s.usage),
         "cost_text": s.usage.cost_text(),
-        "cases": [
-            {
-                "id": c.case_id,
-                "score": c.score,
-                "passed": c.passed,
-                "passes": c.passes,
-                "runs": len(c.runs),
-                "pass_rate": c.pass_rate,
-                "min_pass": c.min_pass,
-                "error": c.error,
-            }
-            for c in cases
-        ],
+        "cases": [case_json(c) for c in cases],
     }
 
 
@@ -92,13 +107,18 @@ def report_json(report: Report) -> dict[str, Any]:
         "version": JSON_VERSION,
         "title": report.title,
         "passed": report.passed,
+        "exit_status": report.exit_status,
         "summary": report.summary(),
         "meta": dict(report.meta),
         "totals": {
             "suites": len(verdicts),
             "passed": sum(1 for v in verdicts if v.passed),
-            "failed": sum(1 for v in verdicts if not v.passed and v.status != "error"),
+            "failed": sum(
+                1 for v in verdicts if not v.passed and v.status not in ("error", "not_run")
+            ),
             "errored": sum(1 for v in verdicts if v.status == "error"),
+            "invalid": sum(1 for v in verdicts if v.status == "invalid"),
+            "not_run": sum(1 for v in verdicts if v.status == "not_run"),
             "improved": sum(1 for v in verdicts if v.status == "improved"),
             "regressed": sum(1 for v in verdicts if v.status == "regressed"),
             "usage": to_data(total),

@@ -15,17 +15,29 @@ from typing import Any
 from tabulate import tabulate
 
 from pytest_gpo.gate.baseline import UPDATE_COMMAND
-from pytest_gpo.gate.messages import accept_hint, format_p, format_score, notes, short_note
+from pytest_gpo.gate.messages import (
+    accept_hint,
+    format_p,
+    format_score,
+    notes,
+    outcome_word,
+    short_note,
+)
 from pytest_gpo.gate.verdict import CaseChange
 from pytest_gpo.report.cells import (
+    NONE,
     baseline_text,
     cases_text,
     count_text,
     flipped_text,
+    outcome_text,
+    sample_text,
+    score_text,
     threshold_text,
+    usage_cells,
 )
 from pytest_gpo.report.model import Report, SuiteReport
-from pytest_gpo.results import SuiteRun
+from pytest_gpo.results import CaseResult, SuiteRun, runs_rule
 
 #: Rows a markdown case table shows before pointing to the JSON (PR comments max 65536 chars).
 MAX_ROWS = 50
@@ -40,6 +52,8 @@ _STATUS_MD = {
     "below_threshold": "❌ below threshold",
     "regressed": "❌ regressed",
     "error": "⚠️ error",
+    "invalid": "❌ invalid suite file",
+    "not_run": "❌ not run",
 }
 
 # -- escaping --------------------------------------------------------------------------------
@@ -97,51 +111,63 @@ def details(summary: str, body: str, *, open_: bool = False) -> str:
 # -- suites ----------------------------------------------------------------------------------
 
 
-def _case_table(changes: Sequence[CaseChange], *, with_before: bool, max_rows: int) -> str:
+def _more_rows(n: int, more: str) -> str:
+    return f"\n\n… and {n} more cases ({more})."
+
+
+def _got(c: CaseChange, case: CaseResult | None) -> str:
+    """What a case got; for a repeated case every sample's output, pass or fail and score."""
+    if case is not None and len(case.runs) > 1:
+        return "\n".join(sample_text(r, 60) for r in case.runs)
+    return c.got or NONE
+
+
+def _case_table(
+    s: SuiteReport, changes: Sequence[CaseChange], *, with_before: bool, max_rows: int, more: str
+) -> str:
+    by_id = s.run.by_id() if s.run is not None else {}
+    outcomes = s.verdict.metric == "pass_rate"  # compared as pass/fail, scores shown beside
     repeated = any(c.runs > 1 for c in changes)
     headers = ["case"]
-    headers += ["before", "after"] if with_before else ["score"]
+    if with_before:
+        headers += ["before", "after"]
+    if outcomes or not with_before:
+        headers.append("score")
     if repeated:
-        headers.append("passed runs")
-    headers += ["expected", "got"]
+        headers.append("runs")
+    headers += ["expected", "got (every run)" if repeated else "got"]
     if not with_before:
         headers.append("reason")
     rows: list[list[str]] = []
     for c in changes[:max_rows]:
         row = [c.case_id]
-        row += (
-            [format_score(c.before), format_score(c.after)]
-            if with_before
-            else [format_score(c.after)]
-        )
+        if with_before and outcomes:
+            row += [outcome_word(c.before), outcome_word(c.after)]
+        elif with_before:
+            row += [format_score(c.before), format_score(c.after)]
+        if outcomes or not with_before:
+            row.append(format_score(c.after if c.score is None else c.score))
         if repeated:
-            row.append(f"{round(c.pass_rate * c.runs)}/{c.runs}")
-        row += [c.expected or "-", c.got or "-"]
+            row.append(runs_rule(round(c.pass_rate * c.runs), c.runs, c.min_pass))
+        row += [c.expected or NONE, _got(c, by_id.get(c.case_id))]
         if not with_before:
-            row.append(c.reason or "-")
+            row.append(c.reason or NONE)
         rows.append(row)
     table = md_table(headers, rows)
     if len(changes) > max_rows:
-        table += f"\n\n… and {len(changes) - max_rows} more cases (see the JSON report)."
+        table += _more_rows(len(changes) - max_rows, more)
     return table
 
 
-def _repeats_table(run: SuiteRun, max_rows: int) -> str:
+def _repeats_table(run: SuiteRun, max_rows: int, more: str) -> str:
     cases = sorted(run.cases, key=lambda c: (c.pass_rate, c.score, c.case_id))
     rows = [
-        [
-            c.case_id,
-            f"{c.passes}/{len(c.runs)}",
-            f"{c.pass_rate:.0%}",
-            f"{c.min_pass} of {len(c.runs)}",
-            "pass" if c.passed else "fail",
-            format_score(c.score),
-        ]
+        [c.case_id, c.rule, f"{c.pass_rate:.0%}", outcome_text(c.passed), format_score(c.score)]
         for c in cases[:max_rows]
     ]
-    table = md_table(["case", "passed runs", "pass rate", "needs", "verdict", "mean score"], rows)
+    table = md_table(["case", "runs", "pass rate", "verdict", "score"], rows)
     if len(cases) > max_rows:
-        table += f"\n\n… and {len(cases) - max_rows} more cases (see the JSON report)."
+        table += _more_rows(len(cases) - max_rows, more)
     return table
 
 
@@ -159,11 +185,13 @@ def _suite_has_details(s: SuiteReport) -> bool:
     )
 
 
-def _suite_markdown(s: SuiteReport, max_rows: int) -> str:
+def _suite_markdown(s: SuiteReport, max_rows: int, more: str) -> str:
     v = s.verdict
     icon, _, label = _STATUS_MD.get(v.status, v.status).partition(" ")
     parts = [f"### {icon} {md_text(v.suite)}: {md_text(label)}"]
     lines = [f"- {md_text(n.strip())}" for n in notes(v)]
+    if s.file and not s.scored:
+        lines.append(f"- file: {md_text(s.file)}")
     if accept_hint(v):
         what = "If this change is intended, accept it" if v.status == "regressed" else "Record it"
         lines.append(f"- {what}: run `{UPDATE_COMMAND}` and commit the baseline file.")
@@ -172,7 +200,7 @@ def _suite_markdown(s: SuiteReport, max_rows: int) -> str:
         parts.append(
             details(
                 f"{len(v.worse)} case{'s' if len(v.worse) != 1 else ''} got worse",
-                _case_table(v.worse, with_before=True, max_rows=max_rows),
+                _case_table(s, v.worse, with_before=True, max_rows=max_rows, more=more),
                 open_=v.status == "regressed",
             )
         )
@@ -180,21 +208,24 @@ def _suite_markdown(s: SuiteReport, max_rows: int) -> str:
         parts.append(
             details(
                 f"{len(v.better)} case{'s' if len(v.better) != 1 else ''} got better",
-                _case_table(v.better, with_before=True, max_rows=max_rows),
+                _case_table(s, v.better, with_before=True, max_rows=max_rows, more=more),
             )
         )
     if v.failing:
         parts.append(
             details(
                 f"{len(v.failing)} of {v.cases} cases failing",
-                _case_table(v.failing, with_before=False, max_rows=max_rows),
+                _case_table(s, v.failing, with_before=False, max_rows=max_rows, more=more),
                 open_=v.status == "below_threshold",
             )
         )
     if v.repeats > 1 and s.run is not None:
         spread = f", suite score per sample {v.spread.text()}" if v.spread else ""
         parts.append(
-            details(f"Repeats: {v.repeats} runs per case{spread}", _repeats_table(s.run, max_rows))
+            details(
+                f"Repeats: {v.repeats} runs per case{spread}",
+                _repeats_table(s.run, max_rows, more),
+            )
         )
     return "\n\n".join(parts)
 
@@ -202,8 +233,19 @@ def _suite_markdown(s: SuiteReport, max_rows: int) -> str:
 # -- the report ------------------------------------------------------------------------------
 
 
-def render_markdown(report: Report, *, max_rows: int = MAX_ROWS) -> str:
-    """The pull-request markdown: verdict line, suites table, folded details, extra sections."""
+def render_markdown(
+    report: Report, *, max_rows: int = MAX_ROWS, json_name: str | None = None
+) -> str:
+    """The pull-request markdown: verdict line, suites table, folded details, extra sections.
+
+    ``json_name`` is the JSON report written beside it (which holds every case); without one
+    the markdown does not point to it.
+    """
+    more = (
+        f"every case is in {json_name}"
+        if json_name
+        else "not shown; --gpo-report PATH writes every case to a JSON report"
+    )
     out = [MARKER, f"## {md_text(report.title)}", "", md_text(report.summary())]
     if report.suites:
         rows = []
@@ -215,8 +257,8 @@ def render_markdown(report: Report, *, max_rows: int = MAX_ROWS) -> str:
                     _STATUS_MD.get(v.status, v.status)
                     + (f" ({', '.join(v.changed)} changed)" if v.changed else "")
                     + (f" ({short_note(v)})" if short_note(v) else ""),
-                    format_score(v.metric_value) if v.status != "error" else "-",
-                    threshold_text(v),
+                    score_text(s),
+                    threshold_text(s),
                     baseline_text(v),
                     format_p(v.p_value) if v.p_value is not None else "-",
                     cases_text(v),
@@ -242,17 +284,7 @@ def render_markdown(report: Report, *, max_rows: int = MAX_ROWS) -> str:
             ),
         ]
         total = report.usage()
-        usage_rows = [
-            [
-                s.name,
-                s.model or "-",
-                count_text(s.usage.calls),
-                count_text(s.usage.cache_hits),
-                count_text(s.usage.tokens),
-                s.usage.cost_text(),
-            ]
-            for s in report.suites
-        ]
+        usage_rows = [[s.name, s.model or NONE, *usage_cells(s)] for s in report.suites]
         out += [
             "",
             details(
@@ -264,7 +296,7 @@ def render_markdown(report: Report, *, max_rows: int = MAX_ROWS) -> str:
         ]
         for s in report.suites:
             if _suite_has_details(s):
-                out += ["", _suite_markdown(s, max_rows)]
+                out += ["", _suite_markdown(s, max_rows, more)]
     if report.meta:
         out += [
             "",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_gpo.gate.messages import summarize
-from pytest_gpo.gate.verdict import GateVerdict
+from pytest_gpo.gate.verdict import UNSCORED, GateVerdict
 from pytest_gpo.llm.types import Usage
 from pytest_gpo.results import SuiteRun
 
@@ -32,6 +32,15 @@ class Section:
 
 SectionLike = Section | tuple[str, str, Any]
 
+#: Why pytest exits with a status other than 0 although every suite passed.
+EXIT_TEXT = {
+    1: "other tests failed",
+    2: "the session was interrupted",
+    3: "internal error",
+    4: "usage error",
+    5: "no tests were collected",
+}
+
 
 def as_section(item: SectionLike) -> Section:
     """A :class:`Section` from a section or a ``(title, markdown, json)`` tuple."""
@@ -43,10 +52,20 @@ def as_section(item: SectionLike) -> Section:
 
 @dataclass(frozen=True)
 class SuiteReport:
-    """One suite in a report: its gate verdict and the run it judged (if there was one)."""
+    """One suite in a report: its gate verdict and the run it judged (if there was one).
+
+    The numbers every renderer shows are defined here, once: :attr:`score`, :attr:`threshold`
+    and :attr:`usage` (calls, cache hits, tokens, cost); a case's score is
+    :attr:`pytest_gpo.results.CaseResult.score` and its k-of-N rule
+    :attr:`pytest_gpo.results.CaseResult.rule`.
+    """
 
     verdict: GateVerdict
     run: SuiteRun | None = None
+    #: the suite file (as shown to the user), when known
+    file: str = ""
+    #: the model requests this suite really sent in this session (default: its run's usage)
+    requests: Usage | None = None
 
     @property
     def name(self) -> str:
@@ -60,8 +79,26 @@ class SuiteReport:
 
     @property
     def usage(self) -> Usage:
-        """Model use of this suite's run."""
+        """The model requests of this suite in this session (:attr:`requests`, else its run's)."""
+        if self.requests is not None:
+            return self.requests
         return self.run.usage if self.run is not None else Usage()
+
+    @property
+    def scored(self) -> bool:
+        """False for a suite with no scores: errored, invalid or not run."""
+        return self.verdict.status not in UNSCORED
+
+    @property
+    def score(self) -> float | None:
+        """The suite's score: the value of its gated metric (mean case score, or pass rate),
+        the number its threshold is compared with; ``None`` when the suite has no scores."""
+        return self.verdict.metric_value if self.scored else None
+
+    @property
+    def threshold(self) -> float | None:
+        """The suite's threshold (on its metric); ``None`` for a file that could not be loaded."""
+        return None if self.verdict.status == "invalid" else self.verdict.threshold
 
 
 @dataclass
@@ -78,6 +115,10 @@ class Report:
     title: str = "pytest-gpo"
     #: replaces the gate's one-line verdict (e.g. an optimization run's outcome)
     headline: str | None = None
+    #: pytest's exit status for the session, when the report is made at its end
+    exit_status: int | None = None
+    #: why pytest exits with that status, when the plugin knows better than :data:`EXIT_TEXT`
+    exit_reason: str | None = None
 
     @property
     def verdicts(self) -> list[GateVerdict]:
@@ -86,12 +127,17 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        """True when no suite failed or errored."""
-        return all(v.passed for v in self.verdicts)
+        """True when no suite failed, errored, was invalid or not run, and pytest exits 0."""
+        return all(v.passed for v in self.verdicts) and not self.exit_status
 
     def summary(self) -> str:
-        """The one-line verdict (:func:`pytest_gpo.gate.messages.summarize`), or the headline."""
-        return self.headline if self.headline else summarize(self.verdicts)
+        """The one-line verdict (:func:`pytest_gpo.gate.messages.summarize`), or the headline;
+        when the suites passed but pytest does not exit 0, it says so."""
+        line = self.headline if self.headline else summarize(self.verdicts)
+        if self.exit_status and all(v.passed for v in self.verdicts):
+            why = self.exit_reason or EXIT_TEXT.get(self.exit_status, "see the pytest output")
+            line += f" (❌ pytest exits {self.exit_status}: {why})"
+        return line
 
     def usage(self) -> Usage:
         """Model use over all suites."""

@@ -22,8 +22,11 @@ from typing import Any
 from tabulate import tabulate
 
 from pytest_gpo.gate.messages import format_delta, format_score
+from pytest_gpo.llm.types import Usage
 from pytest_gpo.optimize.budget import REJECTION_TEXT, word_edit_distance
-from pytest_gpo.optimize.result import OptimizationResult, SplitScore
+from pytest_gpo.optimize.result import CaseOutcome, OptimizationResult, SplitScore
+from pytest_gpo.report.cells import outcome_text, sample_text
+from pytest_gpo.results import runs_rule
 from pytest_gpo.serial import to_data
 
 #: What a score cell shows when there is no score (a split without cases, no step chosen).
@@ -183,7 +186,39 @@ def _rejections(result: OptimizationResult) -> list[str]:
     return out
 
 
-def _usage(result: OptimizationResult) -> str:
+def _session_row(result: OptimizationResult, session: Usage | None) -> list[list[str]]:
+    """The requests really sent in this session, when it differs from the whole run's
+    counters: a resumed run restored the steps before it from the checkpoint."""
+    if session is None or result.resumed_from is None:
+        return []
+    return [
+        [
+            "sent in this session",
+            f"resumed after step {result.resumed_from}",
+            str(session.calls),
+            str(session.cache_hits),
+            str(session.tokens),
+            escape_cell(session.cost_text()),
+        ]
+    ]
+
+
+def _outcome_cell(o: CaseOutcome) -> str:
+    """``pass``, or for a repeated case the k-of-N rule that decided it."""
+    word = outcome_text(o.passed)
+    if len(o.runs) > 1:
+        word += ": " + runs_rule(sum(r.passed for r in o.runs), len(o.runs), o.min_pass)
+    return escape_cell(word)
+
+
+def _outputs_cell(o: CaseOutcome) -> str:
+    """The output; for a repeated case every sample's, each with its pass or fail and score."""
+    if len(o.runs) > 1:
+        return escape_cell("\n".join(sample_text(r, 60) for r in o.runs))
+    return escape_cell(o.output, 60)
+
+
+def _usage(result: OptimizationResult, session: Usage | None) -> str:
     opt, task = result.optimizer_usage, result.task_usage
     requests = f"{result.optimizer_requests}"
     if result.reflection_requests:
@@ -213,12 +248,17 @@ def _usage(result: OptimizationResult) -> str:
             str(opt.tokens + task.tokens),
             escape_cell(result.usage.cost_text()),
         ],
+        *_session_row(result, session),
     ]
     return _table(["model", "requests", "provider calls", "cache hits", "tokens", "cost"], rows)
 
 
-def optimize_markdown(result: OptimizationResult) -> str:
-    """One suite's markdown section (starts with a ``###`` heading, ends with a newline)."""
+def optimize_markdown(result: OptimizationResult, session: Usage | None = None) -> str:
+    """One suite's markdown section (starts with a ``###`` heading, ends with a newline).
+
+    ``session`` is what this session really sent for the suite; a resumed run's counters
+    include the steps restored from its checkpoint, so both are shown.
+    """
     out: list[str] = [f"### GPO: {_escape_inline(result.suite)}", ""]
     verdict = "✅ **accepted**" if result.should_write else "❌ **not accepted**"
     reason = result.reason.split(": ", 1)[1] if ": " in result.reason else result.reason
@@ -266,11 +306,11 @@ def optimize_markdown(result: OptimizationResult) -> str:
         flip_rows = [
             [
                 escape_cell(f.case_id),
-                "pass" if f.before.passed else "fail",
-                "pass" if f.after.passed else "fail",
+                _outcome_cell(f.before),
+                _outcome_cell(f.after),
                 escape_cell(f.after.expected if f.after.expected is not None else "", 60),
-                escape_cell(f.before.output, 60),
-                escape_cell(f.after.output, 60),
+                _outputs_cell(f.before),
+                _outputs_cell(f.after),
             ]
             for f in flips
         ]
@@ -286,7 +326,7 @@ def optimize_markdown(result: OptimizationResult) -> str:
         out += ["#### Steps", "", _steps_table(result), "", _chart(result), ""]
     out += _rejections(result)
 
-    out += ["#### Calls, tokens, cost", "", _usage(result), ""]
+    out += ["#### Calls, tokens, cost", "", _usage(result, session), ""]
 
     cfg = result.config
     provenance = [
@@ -340,8 +380,8 @@ def optimize_json(result: OptimizationResult) -> dict[str, Any]:
     return data
 
 
-def optimize_terminal_lines(result: OptimizationResult) -> list[str]:
-    """A few short lines for the terminal summary."""
+def optimize_terminal_lines(result: OptimizationResult, session: Usage | None = None) -> list[str]:
+    """A few short lines for the terminal summary (``session``: see :func:`optimize_markdown`)."""
     lines = [f"gpo {result.suite}: {result.reason}"]
     parts = []
     for split in ("eval", "test", "train"):
@@ -357,11 +397,15 @@ def optimize_terminal_lines(result: OptimizationResult) -> list[str]:
     if result.rejected:
         detail = " (" + ", ".join(f"{k} {v}" for k, v in result.rejected.items()) + ")"
     usage = result.usage
+    whole = "" if result.resumed_from is None else " over the whole run"
     lines.append(
         f"  candidates: {valid} valid, {rejected} rejected{detail} | "
-        f"calls: {result.optimizer_requests + result.reflection_requests} optimizer, "
+        f"calls{whole}: {result.optimizer_usage.calls} optimizer, "
         f"{result.task_usage.calls} task | tokens {usage.tokens} | cost {usage.cost_text()}"
     )
+    if result.resumed_from is not None:
+        sent = "" if session is None else f"; this session sent {session.calls} calls"
+        lines.append(f"  resumed after step {result.resumed_from} from its checkpoint{sent}")
     if result.changed:
         words = word_edit_distance(result.initial_prompt, result.best_prompt)
         action = "will be written back" if result.should_write else "not written"

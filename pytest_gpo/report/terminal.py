@@ -1,4 +1,5 @@
-"""The terminal summary: one line of verdict, then a plain-text table with a row per suite."""
+"""The terminal summary: one line of verdict, a plain-text table with a row per suite, and
+with ``--gpo-show-all`` every case of every suite in full."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ from tabulate import tabulate
 
 from pytest_gpo.gate.messages import format_p, format_score, short_note
 from pytest_gpo.llm.types import Usage
-from pytest_gpo.report.cells import baseline_text, cases_text, count_text, threshold_text
+from pytest_gpo.report.cells import (
+    baseline_text,
+    case_verdict_text,
+    cases_text,
+    count_text,
+    sample_text,
+    score_text,
+    threshold_text,
+    usage_cells,
+    value_text,
+)
 from pytest_gpo.report.model import Report, SuiteReport
 
 _STATUS_TERM = {
@@ -18,6 +29,8 @@ _STATUS_TERM = {
     "below_threshold": "FAIL below threshold",
     "regressed": "FAIL regressed",
     "error": "ERROR",
+    "invalid": "FAIL invalid suite file",
+    "not_run": "FAIL not run",
 }
 
 
@@ -51,20 +64,15 @@ def terminal_table(suites: Report | Sequence[SuiteReport]) -> str:
         note = short_note(v)
         if note:
             verdict += f" ({note})"
-        score = format_score(v.metric_value) if v.status != "error" else "-"
-        u = s.usage
         rows.append(
             [
                 v.suite,
-                score,
-                threshold_text(v),
+                score_text(s),
+                threshold_text(s),
                 baseline_text(v),
                 verdict,
                 cases_text(v),
-                count_text(u.calls),
-                count_text(u.cache_hits),
-                count_text(u.tokens),
-                u.cost_text(),
+                *usage_cells(s),
             ]
         )
     if len(items) > 1:
@@ -89,8 +97,41 @@ def terminal_table(suites: Report | Sequence[SuiteReport]) -> str:
     return tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
 
 
-def terminal_lines(report: Report) -> list[str]:
-    """The summary line, then the table, as lines for ``terminalreporter.write_line``."""
+def terminal_lines(report: Report, *, show_all: bool = False) -> list[str]:
+    """The summary line, then the table, as lines for ``terminalreporter.write_line``; with
+    ``show_all``, then every case of every suite (:func:`all_cases_lines`)."""
     if not report.suites:
         return [report.summary()]
-    return [report.summary(), "", *terminal_table(report).splitlines()]
+    lines = [report.summary(), "", *terminal_table(report).splitlines()]
+    if show_all:
+        for s in report.suites:
+            lines += ["", *all_cases_lines(s)]
+    return lines
+
+
+def _indented(label: str, text: str, indent: str) -> list[str]:
+    """``label: text`` with every further line of ``text`` indented under it, nothing cut."""
+    first, *rest = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [f"{indent}{label}{first}", *(f"{indent}  {line}" for line in rest)]
+
+
+def all_cases_lines(s: SuiteReport) -> list[str]:
+    """Every case of a suite, untruncated: vars, expected, every sample's full output, its
+    score, verdict and reason, and the k-of-N rule of a repeated case."""
+    v = s.verdict
+    head = f"{v.suite}: {_STATUS_TERM.get(v.status, v.status)}, score {score_text(s)}"
+    if s.file:
+        head += f" ({s.file})"
+    if s.run is None:
+        lines = [f"{head}: no cases were scored"]
+        return lines + (_indented("", v.error, "  ") if v.error else [])
+    lines = [f"{head}, every case:"]
+    for c in s.run.cases:
+        lines.append(f"  {c.case_id}: {case_verdict_text(c)}, score {format_score(c.score)}")
+        for key, value in c.vars.items():
+            lines += _indented(f"var {key}: ", value_text(value), "    ")
+        lines += _indented("expected: ", value_text(c.expected), "    ")
+        for r in c.runs:
+            lines += _indented("", sample_text(r), "    ")
+            lines += _indented("reason: ", r.reason, "      ")
+    return lines
