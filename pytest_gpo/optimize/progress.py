@@ -36,6 +36,8 @@ class ProgressEvent:
     optimizer_calls: int = 0
     task_calls: int = 0
     cost: float = 0.0
+    #: the cost as text, ``unknown`` parts included (:meth:`~pytest_gpo.llm.types.Usage.cost_text`)
+    cost_text: str = ""
     message: str = ""
 
 
@@ -78,7 +80,7 @@ def format_progress(event: ProgressEvent) -> str:
         )
     parts.append(counts)
     parts.append(f"calls {event.optimizer_calls} opt + {event.task_calls} task")
-    parts.append(f"${event.cost:.4f}")
+    parts.append(event.cost_text or f"${event.cost:.4f}")
     line = " | ".join(parts)
     if event.message:
         line += f" | {event.message}"
