@@ -3,6 +3,7 @@ tokens and cost are shown the same by the terminal, the markdown, the JSON and J
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,7 @@ def _numbers(report: Report) -> dict[str, dict[str, dict[str, str]]]:
             "calls": use[name][2],
             "cache hits": use[name][3],
             "tokens": use[name][4],
-            "cost": use[name][5].replace("\\", ""),
+            "cost": html.unescape(use[name][5].replace("\\", "")),
         }
         for name, r in suites.items()
     }
