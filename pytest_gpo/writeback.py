@@ -27,9 +27,11 @@ from pytest_gpo.suites.paths import display
 
 BOM = b"\xef\xbb\xbf"
 
-#: Files a prompt never lives in: code that pytest or Python would execute or import.
-CODE_SUFFIXES = frozenset({".py", ".pyi", ".pyw", ".pyc", ".pyx", ".pxd", ".so", ".pth", ".cfg"})
-_CODE_NAMES = frozenset({"conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml"})
+#: The file types write-back may rewrite: prompt templates, nothing that is run, parsed as
+#: configuration or holds cases (an allowlist: a name not on it is refused with this list).
+PROMPT_SUFFIXES = frozenset(
+    {".txt", ".md", ".prompt", ".j2", ".jinja", ".jinja2", ".tmpl", ".tpl", ".text"}
+)
 
 _LINE = re.compile(r"([^\r\n]*)(\r\n|\r|\n|$)")
 
@@ -95,6 +97,11 @@ def encode_like(original: bytes, new_text: str) -> bytes:
     new = [content for content, _ in _lines(new_text.rstrip("\r\n"))]
     if not new:
         new = [""]
+    # the file's trailing blank lines are lines the rewrite keeps (the text comes stripped)
+    blank = 0
+    while blank < len(old) - 1 and old[-1 - blank][0] == "" and old[-2 - blank][1]:
+        blank += 1
+    new += [""] * blank
     out_endings = [usual] * len(new)
     matcher = SequenceMatcher(a=[c for c, _ in old], b=new, autojunk=False)
     for tag, i1, i2, j1, _ in matcher.get_opcodes():
@@ -118,17 +125,24 @@ def encode_like(original: bytes, new_text: str) -> bytes:
 
 def refusal(path: Path, root: Path | None) -> str | None:
     """Why ``path`` must not be written, or None (checked on the resolved target)."""
-    target = path.resolve()
-    if (
-        path.name in _CODE_NAMES
-        or target.name in _CODE_NAMES
-        or (path.suffix.lower() in CODE_SUFFIXES or target.suffix.lower() in CODE_SUFFIXES)
-    ):
-        return "it is a code or configuration file, not a prompt file"
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError) as exc:
+        return f"it cannot be resolved ({exc})"
+    if path.suffix.lower() not in PROMPT_SUFFIXES or target.suffix.lower() not in PROMPT_SUFFIXES:
+        return (
+            "it is not a prompt file: write-back only rewrites "
+            + ", ".join(sorted(PROMPT_SUFFIXES))
+            + " files (code, configuration and case files are never written)"
+        )
+    if ".git" in target.parts:
+        return "it is inside a .git folder"
     if root is not None and not target.is_relative_to(root.resolve()):
         return f"it resolves to {target}, outside {root.resolve()}"
     if not target.is_file():
         return "it is not a regular file"
+    if target.stat().st_mode & 0o111:
+        return "it is executable"
     if not os.access(target, os.W_OK) or not (target.stat().st_mode & 0o200):
         return "it is read-only (make it writable to accept rewrites)"
     return None

@@ -32,7 +32,7 @@ def sha(data: bytes) -> str:
         (b"old", "new text\n", b"new text"),
         (b"a\r\nb\r\n", "x\ny", b"x\r\ny\r\n"),
         (b"\xef\xbb\xbfold\n", "neu \u00fc", b"\xef\xbb\xbfneu \xc3\xbc\n"),
-        (b"old\n\n", "new\n\n\n", b"new\n"),
+        (b"old\n\n", "new\n\n\n", b"new\n\n"),  # the trailing blank line is kept
     ],
 )
 def test_encode_like_keeps_bom_line_endings_and_trailing_newline(
@@ -163,6 +163,26 @@ def test_mixed_and_cr_only_files_keep_each_lines_ending() -> None:
     out = encode_like(original, "keep one\nkeep two\nchanged\nkeep four\n")
     assert out == b"keep one\r\nkeep two\rchanged\r\nkeep four\r\n"
     assert encode_like(b"a\rb\r", "a\nB\n") == b"a\rB\r"
+    # trailing blank lines are unchanged lines: kept (the rewrite's text comes stripped)
+    kept = encode_like(b"\xef\xbb\xbfa\r\n\r\nT {{ t }}\r\n\r\n\r\n", "b\n\nT {{ t }}")
+    assert kept == b"\xef\xbb\xbfb\r\n\r\nT {{ t }}\r\n\r\n\r\n"
+
+
+def test_executable_files_and_git_internals_are_refused(tmp_path: Path) -> None:
+    run = tmp_path / "hook.txt"
+    run.write_bytes(b"old {{ t }}\n")
+    run.chmod(0o755)
+    git = tmp_path / ".git" / "notes.txt"
+    git.parent.mkdir()
+    git.write_bytes(b"old {{ t }}\n")
+    outcomes = apply(
+        [_planned(run, "new {{ t }}", tmp_path), _planned(git, "new {{ t }}", tmp_path)],
+        dry_run=False,
+        ci=False,
+        allow_in_ci=False,
+    )
+    assert [o.status for o in outcomes] == [WriteStatus.REFUSED, WriteStatus.REFUSED]
+    assert "executable" in outcomes[0].message and ".git" in outcomes[1].message
 
 
 def _planned(path: Path, new: str, root: Path | None = None) -> PlannedWrite:
@@ -182,7 +202,20 @@ def test_a_symlinked_prompt_is_written_through_to_its_target(tmp_path: Path) -> 
     assert link.is_symlink() and target.read_bytes() == b"new {{ t }}\n"
 
 
-@pytest.mark.parametrize("name", ["conftest.py", "helpers.py", "pyproject.toml", "setup.cfg"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "conftest.py",
+        "helpers.py",
+        "pyproject.toml",
+        "setup.cfg",
+        "evil.yml",
+        "deploy.sh",
+        "Makefile",
+        "cases.jsonl",
+        "s.gpo.yaml.bak",
+    ],
+)
 def test_code_and_configuration_files_are_never_written(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_text('"""Route: {{ t }}"""\n', encoding="utf-8")
@@ -190,7 +223,7 @@ def test_code_and_configuration_files_are_never_written(tmp_path: Path, name: st
     (outcome,) = apply(
         [_planned(path, "x {{ t }}", tmp_path)], dry_run=False, ci=False, allow_in_ci=False
     )
-    assert outcome.status == WriteStatus.REFUSED and "code or configuration" in outcome.message
+    assert outcome.status == WriteStatus.REFUSED and "not a prompt file" in outcome.message
     assert path.read_bytes() == before
 
 

@@ -75,7 +75,15 @@ class Confinement:
 
     def check(self, path: Path, *, where: str, key: str) -> Path:
         """``path`` resolved; a :class:`SuiteError` when it leaves the allowed folders."""
-        target = path.resolve()
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, a path too long
+            raise SuiteError(
+                f"{key} path {display(path)} cannot be resolved: {exc}",
+                path=where,
+                key=key,
+                fix="point it at a plain file (not a symlink loop)",
+            ) from None
         if self.root is None:
             return target
         folders = [self.root.resolve(), *(p.resolve() for p in self.allowed)]
