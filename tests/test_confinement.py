@@ -106,6 +106,16 @@ def test_each_escape_is_a_named_suite_error(
     assert info.value.key == key and words in info.value.message, info.value.render()
 
 
+def test_a_symlink_loop_is_a_named_suite_error(tmp_path: Path) -> None:
+    root, _ = _layout(tmp_path)
+    (root / "loop.txt").symlink_to(root / "loop.txt")
+    suite = root / "s.gpo.yaml"
+    suite.write_text("prompt: loop.txt\ncases: cases.jsonl\n", encoding="utf-8")
+    with pytest.raises(GpoError) as info:
+        load_suite(suite, builtin_registry(), Confinement(root))
+    assert info.value.key == "prompt" and "cannot be resolved" in info.value.message
+
+
 def test_an_allowed_folder_may_be_read(tmp_path: Path) -> None:
     root, outside = _layout(tmp_path)
     suite = root / "s.gpo.yaml"

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from pytest_gpo.errors import SuiteError
 from pytest_gpo.templates.limits import MAX_OUTPUT
-from pytest_gpo.templates.sandbox import render
+from pytest_gpo.templates.sandbox import render, template_variables
 
 magnitude = st.sampled_from([0, 1, 3, 10, 999, 10**4, 10**5, 10**6, 10**7, 10**9, 2**40])
 small = st.integers(0, 60)
@@ -89,12 +89,37 @@ def test_every_render_is_bounded(template: str) -> None:
             "loops",
         ),
         ("{{ ('{0:>999999999}')['format'](1) }}", "width"),
+        # found by a tester told to break the bounds
+        (
+            "{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}"
+            "{{ f(40) }}",
+            "more than",  # the call budget or, on a slow machine, the 5 s deadline
+        ),
+        (
+            "{% for x in [0,1] recursive %}{% if loop.depth < 40 %}{{ loop([0,1]) }}{% endif %}"
+            "{% endfor %}",
+            "render",
+        ),
+        ("{{ '%*s'|format(900000000,'x') }}", "arguments"),
+        ("{{ '%*s' % (900000000,'x') }}", "arguments"),
+        ("{{ '{:>{}}'.format('x', 900000000) }}", "arguments"),
+        ("{% set b = 'a\n'*1500 %}{{ b|indent('y'*1000000) }}", "indent"),
+        ("{% set b='a '*2000 %}{{ b|wordwrap(1, true, 'y'*1000000) }}", "wordwrap"),
+        ("{{ [[[[range(1000)|list]]]]|tojson(indent=100000) }}", "tojson"),
+        ("{% set b='a'*1000000 %}{{ [b]*900 }}", "printing"),
+        ("{{ range(100000)|map('string')|map('center',9000)|join }}", "join"),
+        ("{{ ([[0]*1000000]*300)|sum(start=[])|length }}", "sum"),
     ],
 )
 def test_the_reported_hostile_templates_are_suite_errors(template: str, words: str) -> None:
     with pytest.raises(SuiteError, match="render bound") as info:
         render(template, {})
     assert words in info.value.message
+
+
+def test_a_huge_integer_literal_is_a_suite_error_not_a_crash() -> None:
+    with pytest.raises(SuiteError, match="cannot be read"):
+        template_variables("{{ " + "9" * 5000 + " }}")
 
 
 def test_ordinary_templates_render_as_before() -> None:

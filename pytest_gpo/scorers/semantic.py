@@ -22,6 +22,7 @@ from pytest_gpo.llm.embeddings import (
     require_local_embeddings,
     spec_key,
 )
+from pytest_gpo.llm.redact import scrub
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, as_text, quote, result, versus
 from pytest_gpo.scorers.score_cache import ScoreCacheMiss
@@ -126,9 +127,11 @@ class SemanticScorer(OptionScorer):
             return result(
                 0.0,
                 False,
-                f"embedding failed ({self.model or 'default model'}): {type(exc).__name__}: {exc}"[
-                    :500
-                ],
+                # a provider's error may echo the key it was sent: never into a reason
+                scrub(
+                    f"embedding failed ({self.model or 'default model'}): "
+                    f"{type(exc).__name__}: {exc}"
+                )[:500],
             )
         similarity = max(raw, 0.0)
         passed = similarity >= self.min

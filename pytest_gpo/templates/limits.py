@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -23,10 +24,12 @@ from jinja2.exceptions import SecurityError
 MAX_OUTPUT = 1_000_000
 #: Loop iterations one render may run, over all its ``{% for %}`` loops together.
 MAX_ITERATIONS = 1_000_000
-#: The largest integer an operator may take or make, in bits (about 30,000 decimal digits).
-MAX_INT_BITS = 100_000
+#: The largest integer an operator may take or make, in bits (about 6,000 decimal digits).
+MAX_INT_BITS = 20_000
 #: The largest width, count or length argument a filter or string method may take.
-MAX_WIDTH = 100_000
+MAX_WIDTH = 10_000
+#: Wall-clock seconds one render may take, checked at every loop iteration and call.
+MAX_SECONDS = 5.0
 #: ``lipsum``: at most this many paragraphs, of at most this many words each.
 MAX_LIPSUM = (100, 1_000)
 
@@ -38,6 +41,16 @@ class RenderLimit(SecurityError):
 class _Budget:
     def __init__(self) -> None:
         self.iterations = MAX_ITERATIONS
+        self.deadline = time.monotonic() + MAX_SECONDS
+
+    def spend(self) -> None:
+        self.iterations -= 1
+        if self.iterations < 0:
+            raise RenderLimit(
+                f"the template's loops and calls ran more than {MAX_ITERATIONS:,} times"
+            )
+        if self.iterations % 256 == 0 and time.monotonic() > self.deadline:
+            raise RenderLimit(f"the render took more than {MAX_SECONDS:g} s")
 
 
 _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("gpo_render_budget")
@@ -58,10 +71,36 @@ def bounded_loop(iterable: Iterable[Any]) -> Iterator[Any]:
     budget = _BUDGET.get(None)
     for item in iterable:
         if budget is not None:
-            budget.iterations -= 1
-            if budget.iterations < 0:
-                raise RenderLimit(f"the template's loops ran more than {MAX_ITERATIONS:,} times")
+            budget.spend()
         yield item
+
+
+def spend_call() -> None:
+    """Count one call (a macro, a recursive loop, a method) against the render's budget."""
+    budget = _BUDGET.get(None)
+    if budget is not None:
+        budget.spend()
+
+
+def check_rendered(value: Any) -> Any:
+    """``finalize``: refuse a container whose text form would pass :data:`MAX_OUTPUT`."""
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        size = 0
+        stack: list[Any] = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+                size += 2 * len(item)
+            elif isinstance(item, list | tuple | set | frozenset):
+                stack.extend(item)
+                size += 2 * len(item) + 2
+            else:
+                size += len(item) if isinstance(item, str) else 24
+            if size > MAX_OUTPUT:
+                raise RenderLimit(f"printing a value of more than {MAX_OUTPUT:,} characters")
+    return value
 
 
 def bounded_concat(*parts: Any) -> str:
@@ -114,11 +153,15 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
 
 
 _WIDTHS = re.compile(r"(\d+)")
+#: ``%*d``, ``%.*f`` (a width taken from the arguments) and ``{:>{}}`` (a nested field)
+_INDIRECT = re.compile(r"%[-#0 +]*\d*\.?\*|\{[^{}]*:[^{}]*\{")
 
 
 def check_format(spec: str, what: str) -> None:
     """Refuse a ``%`` or ``{}`` format string with a width or precision above the bound."""
     check_length(len(spec), what)
+    if _INDIRECT.search(spec):
+        raise RenderLimit(f"{what} with a width taken from its arguments")
     for match in _WIDTHS.finditer(spec):
         digits = match.group(1)
         if len(digits) > 6 or int(digits) > MAX_WIDTH:
@@ -147,8 +190,14 @@ def predicted_size(name: str, value: Any, args: tuple[Any, ...], kwargs: Mapping
     width = max(ints, default=0)
     if text is None:
         return 0
-    if name in ("indent",):
-        return len(text) + width * (text.count("\n") + 2)
+    if name == "indent":
+        first = args[0] if args else kwargs.get("width", 4)
+        pad = len(first) if isinstance(first, str) else width
+        return len(text) + pad * (text.count("\n") + 2)
+    if name == "wordwrap":
+        wrap = args[2] if len(args) > 2 else kwargs.get("wrapstring", "\n")
+        step = max(args[0] if args and isinstance(args[0], int) else 79, 1)
+        return len(text) + (len(text) // step + 1) * len(str(wrap or "\n"))
     if name in ("center", "ljust", "rjust", "zfill"):
         return max(len(text), width)
     if name == "expandtabs":

@@ -21,6 +21,7 @@ import jinja2.utils
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
+from jinja2.visitor import NodeTransformer
 
 from pytest_gpo.errors import SuiteError
 from pytest_gpo.templates import limits
@@ -31,7 +32,9 @@ _CONCAT = "__gpo_concat"
 _INTERNAL = frozenset({_LOOP, _CONCAT})
 
 #: Filters and string methods whose result can grow past their input (see limits.predicted_size).
-_GROWING = frozenset({"indent", "center", "ljust", "rjust", "zfill", "expandtabs", "replace"})
+_GROWING = frozenset(
+    {"indent", "center", "ljust", "rjust", "zfill", "expandtabs", "replace", "wordwrap"}
+)
 
 
 class _BoundedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
@@ -50,10 +53,8 @@ class _BoundedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
         for loop in tree.find_all(nodes.For):
             iterable: nodes.Expr = loop.iter  # type: ignore[assignment]
             loop.iter = _call(_LOOP, [iterable], loop.lineno)
-        for concat in list(tree.find_all(nodes.Concat)):
-            parts: list[nodes.Expr] = list(concat.nodes)
-            _replace(tree, concat, _call(_CONCAT, parts, concat.lineno))
-        return tree
+        rewritten: nodes.Template = _Rewrite().visit(tree)
+        return rewritten
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # str.format is wrapped by the sandbox itself; its widths are checked here, on access
@@ -71,10 +72,11 @@ class _BoundedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        limits.spend_call()
         name = getattr(__obj, "__name__", "call")
         if __obj is _LIPSUM:
             limits.check_lipsum(args, kwargs)
-        elif name not in ("format", "format_map", _LOOP, _CONCAT, "range"):
+        elif name not in ("format", "format_map", _LOOP, _CONCAT, "range", "safe_range"):
             limits.check_call_args(name, args, kwargs)
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
@@ -89,17 +91,13 @@ def _call(name: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
     return nodes.Call(nodes.Name(name, "load"), args, [], None, None, lineno=lineno)
 
 
-def _replace(tree: nodes.Node, old: nodes.Node, new: nodes.Node) -> None:
-    """Put ``new`` where ``old`` stands in its parent node."""
-    for parent in tree.find_all(nodes.Node):
-        for field in parent.fields:
-            value = getattr(parent, field, None)
-            if value is old:
-                setattr(parent, field, new)
-                return
-            if isinstance(value, list) and any(item is old for item in value):
-                setattr(parent, field, [new if item is old else item for item in value])
-                return
+class _Rewrite(NodeTransformer):
+    """``a ~ b`` -> ``__gpo_concat(a, b)`` in one pass over the tree."""
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        parts: list[nodes.Expr] = list(node.nodes)
+        return _call(_CONCAT, parts, node.lineno)
 
 
 def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -117,10 +115,18 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             limits.check_call_args(name, tuple(rest), kwargs)
         if name in _GROWING:
             limits.check_length(limits.predicted_size(name, value, tuple(rest), kwargs), name)
-        elif name == "join" and isinstance(value, list | tuple):
-            sep = rest[0] if rest else kwargs.get("d", "")
-            size = sum(len(str(v)) for v in value) + len(str(sep)) * len(value)
-            limits.check_length(size, name)
+        elif name == "join" and value is not None and not isinstance(value, str):
+            sep = str(rest[0] if rest else kwargs.get("d", ""))
+            items, size = [], 0
+            for item in value:  # counted as it is drawn: a lazy map() is never built whole
+                size += len(str(item)) + len(sep)
+                limits.check_length(size, name)
+                items.append(item)
+            args = (*args[:skip], items, *args[skip + 1 :])
+        elif name == "sum" and isinstance(
+            kwargs.get("start", rest[1] if len(rest) > 1 else 0), list | tuple | str
+        ):
+            raise limits.RenderLimit("sum of sequences (use join or a loop)")
         return func(*args, **kwargs)
 
     return bounded
@@ -130,6 +136,7 @@ _ENV = _BoundedSandbox(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
+    finalize=limits.check_rendered,
 )
 _ENV.filters = {name: _bounded_filter(name, f) for name, f in _ENV.filters.items()}
 _LIPSUM = _ENV.globals["lipsum"]
@@ -157,6 +164,10 @@ def template_variables(text: str, *, where: str | None = None) -> frozenset[str]
             path=where,
             fix="fix the Jinja2 syntax ({{ variable }}, {% if %}...{% endif %})",
         ) from None
+    except ValueError as exc:  # e.g. an integer literal past Python's digit limit
+        raise SuiteError(
+            f"template cannot be read: {exc}", path=where, fix="shorten the literal"
+        ) from None
     except RecursionError:
         raise SuiteError(
             "template nested too deeply to parse",
@@ -173,6 +184,8 @@ def check_syntax(text: str) -> str | None:
         return f"line {exc.lineno}: {exc.message}"
     except RecursionError:
         return "nested too deeply to parse"
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
