@@ -218,3 +218,22 @@ def test_cost_cap_outcome_does_not_depend_on_concurrency(tmp_path: Path) -> None
         outcomes[concurrency] = (run.errors == [], client.cost_spent)
     assert outcomes[1][0], outcomes  # sequentially, the whole suite fits the cap
     assert outcomes[16][0], outcomes
+
+
+def test_a_cost_cap_never_waits_on_a_float_residue() -> None:
+    """Reservations added and released leave float residues (2.8e-17): a refused call must not
+    wait for an in-flight call that does not exist (a run once hung here forever)."""
+    import asyncio
+
+    from pytest_gpo.llm.budget import Budget
+
+    async def go() -> object:
+        budget = Budget(max_calls=None, max_cost=0.5)
+        held = [await budget.reserve("m", lambda e=e: e) for e in (0.1, 0.07, 0.13)]
+        for reservation in held:  # three in flight, settled: the float sum keeps 2.8e-17
+            assert not isinstance(reservation, str)
+            budget.settle(reservation, 0.1, charge_estimate=False)
+        return await asyncio.wait_for(budget.reserve("m", lambda: 0.3), timeout=5)
+
+    outcome = asyncio.run(go())
+    assert isinstance(outcome, str) and "cost budget exhausted" in outcome

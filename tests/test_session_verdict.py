@@ -284,5 +284,6 @@ def test_suites_pass_but_another_test_fails_the_reports_do_not_say_passed(
     data = json.loads((recorded.path / "out" / "report.json").read_text())
     assert data["passed"] is False and data["suites"][0]["passed"] is True
     assert "pytest exits 1: other tests failed" in data["summary"]
+    assert data["summary"].startswith("❌") and "✅" not in data["summary"]
     markdown = (recorded.path / "out" / "report.md").read_text(encoding="utf-8")
     assert "pytest exits 1" in markdown.splitlines()[3]

@@ -50,6 +50,13 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     """One event loop for every async call of this module."""
     event_loop = asyncio.new_event_loop()
     yield event_loop
+    # Cancel and finish what litellm left on the loop (its logging worker), as asyncio.run does:
+    # tasks destroyed pending would surface later, in whichever test collects them.
+    pending = asyncio.all_tasks(event_loop)
+    for pending_task in pending:
+        pending_task.cancel()
+    event_loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    event_loop.run_until_complete(event_loop.shutdown_asyncgens())
     event_loop.close()
 
 
@@ -108,6 +115,26 @@ def test_import_does_not_import_litellm() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_fresh_process_downloads_no_tokenizer() -> None:
+    """litellm 1.80.x fetched tiktoken's cl100k_base from the internet on a process's first
+    completion: offline, every call failed. The plugin's litellm loads the copy litellm ships."""
+    code = (
+        "import tiktoken.load as load\n"
+        "def offline(path): raise AssertionError('download: ' + path)\n"
+        "load.read_file = offline\n"
+        "from pytest_gpo.llm.setup import import_litellm\n"
+        "from pytest_gpo.sim.provider import install\n"
+        "litellm = import_litellm()\n"
+        "install(litellm)\n"
+        "messages = [{'role': 'user', 'content': 'Where is my invoice?'}]\n"
+        "reply = litellm.completion(model='gpo-sim/task', messages=messages, num_retries=0)\n"
+        "print(bool(reply.choices[0].message.content))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TIKTOKEN_CACHE_DIR"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr[-3000:]
 
 
 def test_register_twice_is_harmless(litellm: Any, loop: asyncio.AbstractEventLoop) -> None:

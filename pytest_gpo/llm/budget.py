@@ -40,6 +40,9 @@ class Budget:
         #: True once a request was refused because a cap was reached.
         self.exhausted = False
         self._reserved_cost = 0.0
+        # priced reservations in flight: waiting depends on this count, never on the float sum
+        # (adding and removing estimates leaves residues like 2.8e-17 that would wait forever)
+        self._priced_in_flight = 0
         self._cost_refusal = False
         # set whenever an in-flight reservation settles (created on the client's loop)
         self._settled: asyncio.Event | None = None
@@ -54,7 +57,8 @@ class Budget:
         """
         while True:
             reservation = self._reserve(model, estimate)
-            if not (isinstance(reservation, str) and self._cost_refusal and self._reserved_cost):
+            waiting = self._cost_refusal and self._priced_in_flight > 0
+            if not (isinstance(reservation, str) and waiting):
                 if isinstance(reservation, str):
                     self.exhausted = True
                 return reservation
@@ -83,6 +87,7 @@ class Budget:
                 )
             if cost is not None:
                 self._reserved_cost += cost
+                self._priced_in_flight += 1
         self.calls_made += 1
         return Reservation(cost=cost)
 
@@ -96,7 +101,10 @@ class Budget:
         price (a timeout still generates).
         """
         if reservation.cost is not None:
-            self._reserved_cost = max(0.0, self._reserved_cost - reservation.cost)
+            self._priced_in_flight -= 1
+            self._reserved_cost = (
+                max(0.0, self._reserved_cost - reservation.cost) if self._priced_in_flight else 0.0
+            )
             if self._settled is not None:
                 self._settled.set()
         if actual is not None:

@@ -107,10 +107,13 @@ def classify(litellm: Any, exc: BaseException, kwargs: Mapping[str, Any]) -> Fau
         or status in _CREDENTIAL_STATUS
     ):
         return Fault(False, None, message, credentials=True, missing_key=missing)
-    if _raised_from_reply(exc):
+    reply_error = _raised_from_reply(exc)
+    if reply_error is not None:
         # An error object inside a 200 reply: litellm maps its code to an exception class (a
         # body without a code becomes a 422). Only a code that says "your request is wrong"
-        # is final; anything else is the provider's hiccup and worth another attempt.
+        # is final; anything else is the provider's hiccup and worth another attempt. The code
+        # is read where the body was read: litellm 1.80 raises its mapped exception as a 400.
+        status = _status(getattr(reply_error, "status_code", None))
         final = (
             isinstance(status, int)
             and 400 <= status < 500
@@ -164,8 +167,8 @@ def _status(value: Any) -> int | None:
     return None
 
 
-def _raised_from_reply(exc: BaseException) -> bool:
-    """True when litellm raised ``exc`` while reading a reply body, not for an HTTP status.
+def _raised_from_reply(exc: BaseException) -> BaseException | None:
+    """The exception litellm raised while reading a reply body (None: ``exc`` is not one).
 
     litellm turns an ``error`` object inside an HTTP 200 reply into an exception whose class
     follows the object's ``code``; only where it was raised tells it from a real 4xx.
@@ -177,10 +180,10 @@ def _raised_from_reply(exc: BaseException) -> bool:
         tb = current.__traceback__
         while tb is not None:
             if tb.tb_frame.f_code.co_name in _REPLY_READERS:
-                return True
+                return current
             tb = tb.tb_next
         current = current.__cause__ or current.__context__
-    return False
+    return None
 
 
 def retry_after(exc: BaseException) -> float | None:

@@ -6,6 +6,7 @@ imported: plugin start-up and collection stay free of its ~1 s import.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import logging
@@ -51,6 +52,13 @@ def import_litellm() -> Any:
     ignore_litellm_warnings()
     for name in LITELLM_LOGGERS:
         logging.getLogger(name).addFilter(SECRET_FILTER)
+
+    # litellm 1.80.x loads its default tokenizer (tiktoken cl100k_base) on the first completion
+    # without pointing tiktoken at the copy it ships, so that call downloads it and fails on a
+    # machine without network. Counting tokens once loads the shipped copy and sets the cache
+    # directory for the process (later releases load the shipped copy themselves).
+    with contextlib.suppress(Exception):
+        litellm.token_counter(model="gpt-3.5-turbo", text="")
 
     # litellm's import leaves ~300,000 long-lived objects that every full garbage collection
     # walks again: ~0.3 ms per model call at 300 calls/s. Freezing them (after a cheap young

@@ -136,7 +136,8 @@ class Report:
         line = self.headline if self.headline else summarize(self.verdicts)
         if self.exit_status and all(v.passed for v in self.verdicts):
             why = self.exit_reason or EXIT_TEXT.get(self.exit_status, "see the pytest output")
-            line += f" (❌ pytest exits {self.exit_status}: {why})"
+            # the line is green only when pytest exits 0 (docs/ci.md)
+            line = "❌ " + line.removeprefix("✅ ") + f" (pytest exits {self.exit_status}: {why})"
         return line
 
     def usage(self) -> Usage:
