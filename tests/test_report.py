@@ -441,3 +441,15 @@ def test_report_from_worker_dicts_and_without_a_run(tmp_path: Path) -> None:
 
     written = write_reports(tmp_path / "r.md", rep, env={}, json_hook=hook)
     assert seen and json.loads(written.json.read_text())["extra"] == {"from": "a plugin"}
+
+
+def test_the_json_verdict_keeps_the_error_kind_for_scripts() -> None:
+    from pytest_gpo.gate.verdict import error_verdict
+    from pytest_gpo.llm.types import ErrorKind
+    from pytest_gpo.report.json import verdict_json
+
+    v = error_verdict(
+        "s", "check the environment variable OPENAI_API_KEY", kind=ErrorKind.CREDENTIALS
+    )
+    data = json.loads(json.dumps(verdict_json(v)))
+    assert data["status"] == "error" and data["error_kind"] == "credentials"

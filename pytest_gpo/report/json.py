@@ -25,8 +25,9 @@ from pytest_gpo.serial import to_data
 JSON_VERSION = 1
 
 #: Verdict fields that cross from xdist workers but are not part of the report's layout
-#: (the notes and message, which the report does carry, are made from them).
-_TRANSFER_ONLY = ("error_kind", "error_count")
+#: (the notes and message, which the report does carry, are made from it). The error's kind
+#: (``credentials``, ``cache_miss``, ``empty_answer``, ...) stays: scripts read it.
+_TRANSFER_ONLY = ("error_count",)
 
 
 def finite_data(value: Any) -> Any:
