@@ -16,7 +16,7 @@ from pytest_gpo.gate.excerpt import excerpt, got_excerpt
 from pytest_gpo.gate.verdict import EPSILON, CaseChange, GateVerdict
 from pytest_gpo.llm.types import ErrorKind, error_text
 from pytest_gpo.results import CaseResult, SuiteRun, runs_rule
-from pytest_gpo.suites.model import Suite
+from pytest_gpo.suites.model import METRIC_TEXT, Suite
 from pytest_gpo.suites.paths import display
 
 #: How many cases a verdict's message lists before "and N more".
@@ -44,7 +44,7 @@ def format_delta(x: float | None, missing: str = "n/a") -> str:
 
 def metric_label(v: GateVerdict) -> str:
     """``mean score`` or ``pass rate``."""
-    return "pass rate" if v.metric == "pass_rate" else "mean score"
+    return METRIC_TEXT.get(v.metric, "mean score")
 
 
 def outcome_word(value: float | None) -> str:

@@ -43,7 +43,7 @@ from pytest_gpo.gate.excerpt import excerpt, got_excerpt
 from pytest_gpo.llm.types import ErrorKind
 from pytest_gpo.results import CaseResult, SuiteRun
 from pytest_gpo.stats import Spread, cases_needed, paired_test, spread
-from pytest_gpo.suites.model import Suite
+from pytest_gpo.suites.model import Suite, ThresholdMetric
 
 Status = Literal[
     "pass", "below_threshold", "regressed", "improved", "no_baseline", "error", "invalid", "not_run"
@@ -67,7 +67,7 @@ class GateSettings:
     identities."""
 
     threshold: float
-    metric: str = "mean"
+    metric: ThresholdMetric = "mean"
     tolerance: float = 0.0
     alpha: float = 0.05
     prompt_sha256: str = ""
@@ -136,7 +136,7 @@ class GateVerdict:
     suite: str
     passed: bool
     status: Status
-    metric: str
+    metric: ThresholdMetric
     score: float
     pass_rate: float
     metric_value: float
@@ -219,7 +219,7 @@ def error_verdict(
     *,
     kind: ErrorKind | None = None,
     threshold: float = 0.0,
-    metric: str = "mean",
+    metric: ThresholdMetric = "mean",
     model: str = "",
     status: Literal["error", "invalid", "not_run"] = "error",
 ) -> GateVerdict:
@@ -240,7 +240,7 @@ def evaluate_settings(
     settings: GateSettings, run: SuiteRun, baseline: BaselineEntry | None
 ) -> GateVerdict:
     """:func:`evaluate` with explicit settings (for callers without a :class:`Suite`)."""
-    metric = "pass_rate" if settings.metric == "pass_rate" else "mean"
+    metric: ThresholdMetric = "pass_rate" if settings.metric == "pass_rate" else "mean"
     scores = [case_score(c) for c in run.cases]
     pass_rate = mean(1.0 if c.passed else 0.0 for c in run.cases)
     score = mean(scores)

@@ -24,7 +24,7 @@ from pytest_gpo.scorers.base import ScorerRegistry
 from pytest_gpo.settings import Settings
 from pytest_gpo.sim import SIM_PREFIX
 from pytest_gpo.suites.load import load_suite
-from pytest_gpo.suites.model import Suite
+from pytest_gpo.suites.model import Suite, ThresholdMetric
 from pytest_gpo.suites.paths import Confinement, display
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class SuiteRecord:
     model: str = ""
     invalid: str | None = None
     threshold: float | None = None
-    metric: str = "mean"
+    metric: ThresholdMetric = "mean"
     usage: Usage | None = None
     run: SuiteRun | None = None
     verdict: GateVerdict | None = None

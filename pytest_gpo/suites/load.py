@@ -20,7 +20,14 @@ from pytest_gpo.scorers.base import ScorerRegistry
 from pytest_gpo.suites.cases import load_cases
 from pytest_gpo.suites.checks import check_data
 from pytest_gpo.suites.describe import did_you_mean, kind_of
-from pytest_gpo.suites.model import MAX_WEIGHT, Case, ScorerSpec, Suite
+from pytest_gpo.suites.model import (
+    MAX_WEIGHT,
+    THRESHOLD_METRICS,
+    Case,
+    ScorerSpec,
+    Suite,
+    ThresholdMetric,
+)
 from pytest_gpo.suites.paths import (
     MAX_PROMPT_BYTES,
     Confinement,
@@ -226,10 +233,10 @@ class _Loader:
             )
         return value
 
-    def threshold(self, value: Any) -> tuple[float, str]:
-        metric = "mean"
+    def threshold(self, value: Any) -> tuple[float, ThresholdMetric]:
+        metric: ThresholdMetric = "mean"
         if isinstance(value, dict):
-            if len(value) != 1 or next(iter(value)) not in ("mean", "pass_rate"):
+            if len(value) != 1 or next(iter(value)) not in THRESHOLD_METRICS:
                 raise self.err(
                     "'threshold' mapping must have exactly one of 'mean' or 'pass_rate'",
                     key="threshold",
@@ -242,7 +249,7 @@ class _Loader:
                 key="threshold",
                 fix="scores are fractions: write e.g. 'threshold: 0.8' (not 80)",
             )
-        return float(value), str(metric)
+        return float(value), metric
 
     # -- files --------------------------------------------------------------------------------
 

@@ -7,13 +7,20 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_gpo.llm.types import canonical_json
 from pytest_gpo.optimize.config import OptimizeConfig
 
 if TYPE_CHECKING:  # scorers.base imports this module for Case
     from pytest_gpo.scorers.base import Scorer
+
+
+#: What a suite's threshold is compared with: the mean case score or the fraction that passed.
+ThresholdMetric = Literal["mean", "pass_rate"]
+THRESHOLD_METRICS: tuple[ThresholdMetric, ...] = ("mean", "pass_rate")
+#: Each metric in the words every message and report uses.
+METRIC_TEXT: dict[str, str] = {"mean": "mean score", "pass_rate": "pass rate"}
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ class Suite:
     cases: tuple[Case, ...]
     scorers: tuple[ScorerSpec, ...]
     threshold: float
-    threshold_metric: str = "mean"  # "mean" | "pass_rate"
+    threshold_metric: ThresholdMetric = "mean"
     tolerance: float = 0.0
     alpha: float = 0.05
     repeat: int | None = None
