@@ -126,8 +126,12 @@ def test_our_retries_apply_and_the_routers_are_off(
         client = make(runner, router_config=path, concurrency=1)
         got = ask(runner, client, 4)
     assert all(c.ok for c in got)
-    assert a.chat_requests + b.chat_requests == 4 + 3
-    assert client.usage.retries == 3 and client.usage.calls == 7
+    # the Router picks deployments at random, so how many scripted faults were served varies
+    # (a deployment asked once never serves its second): count what the servers really served
+    faults = sum(k != "ok" for k in a.faults_served + b.faults_served)
+    assert 1 <= faults <= 3
+    assert a.chat_requests + b.chat_requests == 4 + faults
+    assert client.usage.retries == faults and client.usage.calls == 4 + faults
 
 
 def test_call_cap_counts_routed_attempts(
