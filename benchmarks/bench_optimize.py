@@ -22,7 +22,7 @@ from typing import Any
 
 import harness
 
-EXAMPLE = harness.ROOT / "tests" / "fixtures" / "example_project"
+EXAMPLE = harness.ROOT / "tests" / "fixtures" / "support_desk"
 SUITE = "suites/ticket_router.gpo.yaml"
 _STEP_RE = re.compile(r"step (\d+)/(\d+):.*calls (\d+) opt \+ (\d+) task")
 

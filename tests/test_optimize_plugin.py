@@ -15,7 +15,7 @@ from openai_server import OpenAIServer
 
 pytest_plugins = ["pytester"]
 
-EXAMPLE = Path(__file__).resolve().parent / "fixtures" / "example_project"
+EXAMPLE = Path(__file__).resolve().parent / "fixtures" / "support_desk"
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from pytest_gpo.suites.load import load_suite
 from pytest_gpo.suites.model import Suite
 
 T = TypeVar("T")
-FIXTURE = Path(__file__).parent / "fixtures" / "example_project"
+FIXTURE = Path(__file__).parent / "fixtures" / "support_desk"
 ROUTER = FIXTURE / "suites" / "ticket_router.gpo.yaml"
 
 

@@ -414,10 +414,10 @@ def test_provider_failing_every_attempt_is_an_error(
         assert len(cached) == len(CASES)
 
 
-def test_example_project_runs(pytester: pytest.Pytester) -> None:
+def test_the_support_desk_fixture_runs_against_its_baseline(pytester: pytest.Pytester) -> None:
     import shutil
 
-    source = Path(__file__).resolve().parent / "fixtures" / "example_project"
+    source = Path(__file__).resolve().parent / "fixtures" / "support_desk"
     for item in source.iterdir():
         if item.name in (".github",):
             continue

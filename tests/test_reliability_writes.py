@@ -256,7 +256,7 @@ def test_sigkill_real_optimize_and_baseline_runs(tmp_path: Path) -> None:
     rng = random.Random(99)
     project = tmp_path / "project"
     project.mkdir()
-    example = ROOT / "tests" / "fixtures" / "example_project"
+    example = ROOT / "tests" / "fixtures" / "support_desk"
     shutil.copy(example / "prompts" / "router.txt", project / "router.txt")
     shutil.copy(example / "suites" / "tickets.jsonl", project / "tickets.jsonl")
     (project / "ticket_router.gpo.yaml").write_text(SUITE, encoding="utf-8")

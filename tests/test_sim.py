@@ -34,7 +34,7 @@ from pytest_gpo.sim.optimizer import word_distance
 from pytest_gpo.sim.provider import SAMPLE_KEY, extra_kwargs, install
 from pytest_gpo.sim.task import task_reply
 
-EXAMPLE = Path(__file__).resolve().parent / "fixtures" / "example_project"
+EXAMPLE = Path(__file__).resolve().parent / "fixtures" / "support_desk"
 ROUTER_PROMPT = (
     "Route this support ticket to the team that should handle it: billing, technical, "
     "account, shipping or other. Reply with the category only.\n\nTicket: {{ ticket }}\n"

@@ -218,6 +218,14 @@ class Usage:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
 
+    @classmethod
+    def combined(cls, *parts: Usage) -> Usage:
+        """A new :class:`Usage` adding up ``parts``."""
+        total = cls()
+        for part in parts:
+            total.merge(part)
+        return total
+
     def cost_text(self) -> str:
         """Cost for display: ``$0.0123``, ``$0.0123 + unknown``, ``unknown`` or ``$0``.
 

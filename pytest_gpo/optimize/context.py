@@ -203,7 +203,7 @@ class RunContext:
                 optimizer_calls=st.optimizer_requests + st.reflection_requests,
                 task_calls=st.task_usage.calls,
                 cost=st.optimizer_usage.cost + st.task_usage.cost,
-                cost_text=_run_usage(st).cost_text(),
+                cost_text=Usage.combined(st.optimizer_usage, st.task_usage).cost_text(),
                 message=message,
             )
         )
@@ -266,10 +266,3 @@ class RunContext:
             return True
         need = self.repeats * 2 * len(self.splits.train)
         return self.client.usage.calls + need <= cfg.max_calls
-
-
-def _run_usage(state: RunState) -> Usage:
-    total = Usage()
-    total.merge(state.optimizer_usage)
-    total.merge(state.task_usage)
-    return total

@@ -189,10 +189,7 @@ class OptimizationResult:
     @property
     def usage(self) -> Usage:
         """Optimizer and task usage added up."""
-        total = Usage()
-        total.merge(self.optimizer_usage)
-        total.merge(self.task_usage)
-        return total
+        return Usage.combined(self.optimizer_usage, self.task_usage)
 
     def flipped(self) -> list[Flip]:
         """Held-out cases whose pass/fail outcome changed, in test-split order."""

@@ -142,10 +142,7 @@ class Report:
 
     def usage(self) -> Usage:
         """Model use over all suites."""
-        total = Usage()
-        for s in self.suites:
-            total.merge(s.usage)
-        return total
+        return Usage.combined(*(s.usage for s in self.suites))
 
     def add_section(self, item: SectionLike) -> None:
         """Append an extra section (``Section`` or ``(title, markdown, json)``)."""

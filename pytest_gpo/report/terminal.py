@@ -76,9 +76,7 @@ def terminal_table(suites: Report | Sequence[SuiteReport]) -> str:
             ]
         )
     if len(items) > 1:
-        total = Usage()
-        for s in items:
-            total.merge(s.usage)
+        total = Usage.combined(*(s.usage for s in items))
         cases = sum(s.verdict.cases for s in items)
         rows.append(
             [
