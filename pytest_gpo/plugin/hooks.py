@@ -129,6 +129,17 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         merge_record(gs.records, record)
 
 
+@pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
+def pytest_sessionfinish_junit_not_run(session: pytest.Session, exitstatus: int) -> None:
+    """Before pytest's JUnit writer finishes: a testcase for each suite that never ran."""
+    config = session.config
+    if not has_session(config) or _is_worker(config) or not _runs_tests(config):
+        return
+    from pytest_gpo.plugin.junit_notrun import add_not_run_testcases
+
+    add_not_run_testcases(session, gpo_session(config))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Workers send records home; the controller (or a single process) finishes the run."""
