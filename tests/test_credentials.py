@@ -88,9 +88,10 @@ def test_a_missing_key_is_not_retried_and_names_the_variable(
         elapsed = time.monotonic() - started
         assert server.chat_requests == 0  # the SDK refuses to send without a key
     assert all(not c.ok and c.error_kind == ErrorKind.CREDENTIALS for c in got)
-    # at most the calls started before the first refusal came back; none of them retried
-    assert client.usage.calls <= client.concurrency and client.usage.retries == 0
-    assert all(c.attempts <= 1 for c in got)
+    # nothing left the process, so no call is counted, and none is retried
+    assert client.usage.calls == 0 and client.usage.retries == 0
+    assert client.budget.calls_made == 0
+    assert all(c.attempts == 0 for c in got)
     message = got[0].error or ""
     assert "no API key was found for model 'openai/echo'" in message
     assert "check the environment variable OPENAI_API_KEY (not set)" in message
@@ -177,6 +178,13 @@ def test_missing_key_messages_of_every_release_are_credentials() -> None:
     ):
         fault = classify(litellm, InternalServerError(text), {})
         assert fault.credentials and fault.missing_key and not fault.retryable, text
+        assert fault.not_sent, text  # refused before sending: not counted as a call
+
+    class AuthenticationError(Exception):
+        status_code = 401
+
+    answered = classify(litellm, AuthenticationError("Missing API key in the request"), {})
+    assert answered.missing_key and not answered.not_sent  # the server answered: a real call
     fault = classify(litellm, InternalServerError("The server had an error"), {})
     assert fault.retryable and not fault.credentials
 
@@ -210,6 +218,7 @@ def test_a_missing_key_errors_the_suite_at_once_with_one_message(
     assert "the same error as case 'c0'" in out
     assert "Traceback" not in out and "INTERNALERROR" not in out
     assert elapsed < 10  # today: 156 attempts and 18 s
+    assert "model calls: 0," in out  # the server received none
     assert not (pytester.path / ".gpo" / "baseline.json").exists()
 
 

@@ -92,14 +92,22 @@ class Budget:
         return Reservation(cost=cost)
 
     def settle(
-        self, reservation: Reservation, actual: float | None, *, charge_estimate: bool
+        self,
+        reservation: Reservation,
+        actual: float | None,
+        *,
+        charge_estimate: bool,
+        sent: bool = True,
     ) -> None:
         """Release ``reservation`` and charge what the attempt cost.
 
         ``actual`` is the known cost (None: unknown); with ``charge_estimate`` an unknown cost
         is charged at the estimate held, because the provider may bill an attempt we could not
-        price (a timeout still generates).
+        price (a timeout still generates). An attempt that never left the process (``sent``
+        false: the client refused it, e.g. for a missing key) gives its call back.
         """
+        if not sent:
+            self.calls_made -= 1
         if reservation.cost is not None:
             self._priced_in_flight -= 1
             self._reserved_cost = (

@@ -351,7 +351,14 @@ class LiteLLMClient:
                     raise
                 except Exception as exc:
                     fault = classify(litellm, exc, kwargs)
-                    self.budget.settle(reservation, None, charge_estimate=fault.may_be_billed)
+                    self.budget.settle(
+                        reservation,
+                        None,
+                        charge_estimate=fault.may_be_billed and not fault.not_sent,
+                        sent=not fault.not_sent,
+                    )
+                    if fault.not_sent:
+                        attempts -= 1  # refused before sending: no request reached a provider
                     last_error = redact(fault.message, request)
                     last_kind = ErrorKind.PROVIDER
                     # a refused request is not billed; one that timed out may be

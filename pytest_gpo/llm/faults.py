@@ -86,6 +86,8 @@ class Fault:
     credentials: bool = False
     #: ... because no key was given at all
     missing_key: bool = False
+    #: ... and the client refused before any request left the process (no HTTP status)
+    not_sent: bool = False
     #: the provider answered HTTP 200 with an error in the body (transient unless it says so)
     from_reply: bool = False
 
@@ -106,7 +108,10 @@ def classify(litellm: Any, exc: BaseException, kwargs: Mapping[str, Any]) -> Fau
         or isinstance(exc, _litellm_classes(litellm, _CREDENTIAL_NAMES))
         or status in _CREDENTIAL_STATUS
     ):
-        return Fault(False, None, message, credentials=True, missing_key=missing)
+        # A key missing on our side is refused by the SDK or litellm before sending; litellm
+        # wraps that as a 500 (or no status). A server's own "no key" answer comes as a 4xx.
+        not_sent = missing and (status is None or status >= 500)
+        return Fault(False, None, message, credentials=True, missing_key=missing, not_sent=not_sent)
     reply_error = _raised_from_reply(exc)
     if reply_error is not None:
         # An error object inside a 200 reply: litellm maps its code to an exception class (a
