@@ -148,6 +148,9 @@ def check_one_verdict(
         assert markdown in summary.read_text(encoding="utf-8")
     junit = _junit(project.path / "out" / "junit.xml")
     assert {f: p["gpo_verdict"] for f, p in junit.items()} == expected
+    # a file that is no suite has no cases to count; any other suite shows its own
+    cases = {f: p["gpo_cases"] for f, p in junit.items()}
+    assert all((c == "-") == (expected[f] == "invalid") for f, c in cases.items()), cases
     out = result.stdout.str()
     table = out[out.index("== pytest-gpo ==") :]
     assert table.splitlines()[1].startswith("✅") == ok
@@ -260,6 +263,9 @@ def test_suites_a_stopped_session_never_ran_are_listed_as_not_run(
     assert data["summary"].startswith("❌ 1 of 3 suites failed, 2 not run")
     b_pass = next(s for s in data["suites"] if s["suite"] == "b_pass")
     assert b_pass["threshold"] == 0.75 and b_pass["score"] is None
+    assert b_pass["verdict"]["cases"] == 2  # its cases, though none was scored
+    table = result.stdout.str().split("== pytest-gpo ==")[1]
+    assert re.search(r"^b_pass .*FAIL not run\s+2\s", table, re.M), table
 
 
 def test_deselected_suites_are_not_in_the_reports_and_collect_only_writes_none(

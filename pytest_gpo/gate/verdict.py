@@ -222,17 +222,20 @@ def error_verdict(
     metric: ThresholdMetric = "mean",
     model: str = "",
     status: Literal["error", "invalid", "not_run"] = "error",
+    cases: int = 0,
 ) -> GateVerdict:
     """The verdict of a suite that could not be scored at all (no usable run).
 
     ``kind`` is the run's ``error_kind`` (``provider``, ``cache_miss``, ``budget``); ``status``
-    says why there are no scores (see :data:`UNSCORED`).
+    says why there are no scores (see :data:`UNSCORED`); ``cases`` is the suite's number of
+    cases (none were scored).
     """
     run = SuiteRun(
         suite=suite, model=model, prompt_text="", cases=[], errors=[error], error_kind=kind
     )
     v = evaluate_settings(GateSettings(threshold=threshold, metric=metric), run, None)
     v.status = status
+    v.cases = cases
     return v
 
 

@@ -144,11 +144,22 @@ def suite_report(rec: SuiteRecord) -> SuiteReport | None:
         run = rec.run
         kind = run.error_kind if run is not None else None
         verdict = error_verdict(
-            rec.name, rec.error, kind=kind, threshold=threshold, metric=rec.metric, model=rec.model
+            rec.name,
+            rec.error,
+            kind=kind,
+            threshold=threshold,
+            metric=rec.metric,
+            model=rec.model,
+            cases=rec.case_count,
         )
         return SuiteReport(verdict, run, file=where, requests=rec.usage)
     verdict = error_verdict(
-        rec.name, "not run", threshold=threshold, metric=rec.metric, status="not_run"
+        rec.name,
+        "not run",
+        threshold=threshold,
+        metric=rec.metric,
+        status="not_run",
+        cases=rec.case_count,
     )
     return SuiteReport(verdict, None, file=where, requests=rec.usage)
 

@@ -63,6 +63,8 @@ class SuiteRecord:
     error: str | None = None
     prompt_path: str = ""
     prompt_sha256: str = ""
+    #: the suite's number of cases (shown for a suite that errored or never ran)
+    case_count: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -272,6 +274,7 @@ class GpoSession:
                 metric=suite.threshold_metric,
                 prompt_path=str(suite.prompt_path),
                 prompt_sha256=suite.prompt_sha256,
+                case_count=len(suite.cases),
             )
         return self.records[nodeid]
 

@@ -47,9 +47,14 @@ def baseline_text(v: GateVerdict) -> str:
     return f"{format_score(v.baseline_value)} ({format_delta(v.delta)})"
 
 
+def case_count_text(v: GateVerdict) -> str:
+    """The suite's number of cases (``-`` for a file that is not a valid suite: it has none)."""
+    return "-" if v.status == "invalid" else str(v.cases)
+
+
 def cases_text(v: GateVerdict) -> str:
     """The number of cases, with cases added/removed since the baseline and repeats."""
-    text = str(v.cases)
+    text = case_count_text(v)
     if v.added or v.removed:
         text += f" (+{v.added} -{v.removed})"
     if v.repeats > 1:

@@ -8,7 +8,12 @@ markdown and the JSON show, in the same text.
 from __future__ import annotations
 
 from pytest_gpo.gate.excerpt import excerpt
-from pytest_gpo.report.cells import score_text, threshold_value_text, usage_cells
+from pytest_gpo.report.cells import (
+    case_count_text,
+    score_text,
+    threshold_value_text,
+    usage_cells,
+)
 from pytest_gpo.report.model import SuiteReport
 
 #: The property names, in order (every one starts with ``gpo_``).
@@ -34,7 +39,7 @@ def junit_properties(s: SuiteReport) -> list[tuple[str, str]]:
         score_text(s),
         v.metric,
         threshold_value_text(s),
-        str(v.cases),
+        case_count_text(v),
         *usage_cells(s),
     ]
     props = list(zip(PROPERTY_NAMES, values, strict=True))
