@@ -66,17 +66,26 @@ class CaseResult:
         return runs_rule(self.passes, len(self.runs), self.min_pass)
 
     @property
+    def shown_run(self) -> RunResult | None:
+        """The run that speaks for the case: the first whose outcome is the case's own (a
+        passing case is never shown with a failing sample's output or reason)."""
+        passed = self.passed
+        return next(
+            (r for r in self.runs if r.passed == passed), self.runs[0] if self.runs else None
+        )
+
+    @property
     def output(self) -> str:
-        """The first run's output (what reports show)."""
-        return self.runs[0].output if self.runs else ""
+        """The output of :attr:`shown_run` (what reports show beside the verdict)."""
+        run = self.shown_run
+        return run.output if run is not None else ""
 
     @property
     def reason(self) -> str:
-        """The first failing run's reason, else the first run's."""
-        for r in self.runs:
-            if not r.passed:
-                return r.reason
-        return self.runs[0].reason if self.runs else ""
+        """The reason of :attr:`shown_run`: a failing case's first failing sample, a passing
+        case's first passing one."""
+        run = self.shown_run
+        return run.reason if run is not None else ""
 
     @property
     def error(self) -> str | None:

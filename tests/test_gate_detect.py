@@ -156,16 +156,16 @@ def test_max_drop_fails_a_drop_the_test_cannot_see() -> None:
     assert not v.passed and v.status == "regressed"
     assert v.failures == ["max_drop"] and v.max_drop == 0.1
     assert headline(v) == (
-        "fees dropped more than max_drop (0.846 → 0.692, Δ -0.154, max_drop 0.1)"
+        "fees dropped more than max_drop (0.846 → 0.692: drop 0.154 > max_drop 0.1)"
     )
     text = "\n".join(message_lines(v))
-    assert "dropped more than max_drop: pass rate 0.846 → 0.692 (Δ -0.154, max_drop 0.1)" in text
+    assert "dropped more than max_drop: pass rate 0.846 → 0.692 (drop 0.154 > max_drop 0.1)" in text
     assert "significant or not" in text
     assert "at least 5 cases get worse" in text  # why the paired test did not catch it
     assert text.count("max_drop") == 2  # no advice to set what is set
     assert "cases that got worse:" in text and "c00: pass → fail" in text
     assert "pytest --gpo-update-baseline" in text
-    assert short_note(v) == "Δ -0.154 > max_drop 0.1"
+    assert short_note(v) == "drop 0.154 > max_drop 0.1"
     # a floor above the drop lets it pass (with the note); at the drop itself too
     assert issue_example(max_drop=0.2).passed
     assert issue_example(max_drop=4 / 26).passed
@@ -273,10 +273,10 @@ def test_end_to_end_an_untested_drop_is_reported_and_max_drop_fails_it(
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines(
             [
-                "*fees dropped more than max_drop (0.846 → 0.692, Δ -0.154, max_drop 0.1)*",
+                "*fees dropped more than max_drop (0.846 → 0.692: drop 0.154 > max_drop 0.1)*",
                 "*dropped more than max_drop: pass rate 0.846 → 0.692*significant or not*",
             ]
         )
-        result.stdout.fnmatch_lines(["*fees*0.692*FAIL regressed (Δ -0.154 > max_drop 0.1)*"])
+        result.stdout.fnmatch_lines(["*fees*0.692*FAIL regressed (drop 0.154 > max_drop 0.1)*"])
         assert "p=0.0625 (" not in result.stdout.str()  # no p-value beside a max_drop failure
         assert "INTERNALERROR" not in result.stdout.str()

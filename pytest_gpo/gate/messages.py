@@ -86,6 +86,11 @@ def _drop_text(v: GateVerdict) -> str:
     return f"{format_score(v.baseline_value)} → {format_score(v.current_value)}"
 
 
+def _over_max_drop(v: GateVerdict) -> str:
+    """``drop 0.154 > max_drop 0.1``: how far the metric fell, against the floor it broke."""
+    return f"drop {format_score(-(v.delta or 0.0))} > max_drop {v.max_drop:g}"
+
+
 def _max_drop_only(v: GateVerdict) -> bool:
     return "max_drop" in v.failures and "regressed" not in v.failures
 
@@ -100,10 +105,7 @@ def headline(v: GateVerdict) -> str:
     if v.status == "not_run":
         return f"{v.suite} was not run"
     if v.status == "regressed" and _max_drop_only(v):
-        return (
-            f"{v.suite} dropped more than max_drop ({_drop_text(v)}, "
-            f"Δ {format_delta(v.delta)}, max_drop {v.max_drop:g})"
-        )
+        return f"{v.suite} dropped more than max_drop ({_drop_text(v)}: {_over_max_drop(v)})"
     if v.status == "regressed":
         return f"{v.suite} regressed ({_drop_text(v)}, p={format_p(v.p_worse)})"
     if v.status == "below_threshold":
@@ -129,7 +131,7 @@ def _unseen_short(v: GateVerdict) -> str:
 def short_note(v: GateVerdict) -> str | None:
     """What a suites table adds to a verdict cell: a max_drop failure or an untested drop."""
     if v.status == "regressed" and "max_drop" in v.failures:
-        return f"Δ {format_delta(v.delta)} > max_drop {v.max_drop:g}"
+        return _over_max_drop(v)
     if v.unseen_drop:
         return f"untested drop: {len(v.worse)} worse, {v.cases_needed} needed"
     return None
@@ -163,8 +165,8 @@ def notes(v: GateVerdict) -> list[str]:
         )
     if "max_drop" in v.failures:
         lines.append(
-            f"dropped more than max_drop: {m} {_drop_text(v)} (Δ {format_delta(v.delta)}, "
-            f"max_drop {v.max_drop:g}); this floor fails such a drop, significant or not"
+            f"dropped more than max_drop: {m} {_drop_text(v)} ({_over_max_drop(v)}); "
+            "this floor fails such a drop, significant or not"
         )
     if v.status == "regressed":
         if below:

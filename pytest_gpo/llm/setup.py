@@ -22,10 +22,20 @@ LITELLM_PYDANTIC_WARNING = (
     r"fields but got \d+. Expected `Message`"
 )
 
+#: pydantic warns once per process, when a litellm release (1.110) first builds the schema of
+#: its GitHub Copilot types: litellm's own code, nothing a suite can act on.
+LITELLM_READONLY_WARNING = (
+    r"Items? .* on TypedDict class '_\w+' (is|are) using the `ReadOnly` qualifier"
+)
+
+#: The litellm warnings pytest-gpo silences (each also a valid ``filterwarnings`` message).
+LITELLM_WARNINGS = (LITELLM_PYDANTIC_WARNING, LITELLM_READONLY_WARNING)
+
 
 def ignore_litellm_warnings() -> None:
-    """Ignore :data:`LITELLM_PYDANTIC_WARNING` in the current warning filters."""
-    warnings.filterwarnings("ignore", message=LITELLM_PYDANTIC_WARNING, category=UserWarning)
+    """Ignore :data:`LITELLM_WARNINGS` in the current warning filters."""
+    for message in LITELLM_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=UserWarning)
 
 
 @functools.cache

@@ -70,9 +70,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # litellm's harmless pydantic serializer warning: as an ini filter for each test's own
     # warning filters, and directly for the rest of the session (litellm logs a call in the
     # background, possibly between tests).
-    from pytest_gpo.llm.setup import LITELLM_PYDANTIC_WARNING, ignore_litellm_warnings
+    from pytest_gpo.llm.setup import LITELLM_WARNINGS, ignore_litellm_warnings
 
-    config.addinivalue_line("filterwarnings", f"ignore:{LITELLM_PYDANTIC_WARNING}:UserWarning")
+    for message in LITELLM_WARNINGS:
+        config.addinivalue_line("filterwarnings", f"ignore:{message}:UserWarning")
     ignore_litellm_warnings()
     cli = {opt.name: config.getoption(f"gpo_{opt.name}", None) for opt in OPTIONS if opt.flag}
     ini_name = config.inipath.name if config.inipath else "ini"
