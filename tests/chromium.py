@@ -15,6 +15,7 @@ and JavaScript dialogs (an ``alert`` is accepted at once and recorded). Every wa
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -48,7 +49,11 @@ FLAGS = (
 
 def chromium_binary() -> str | None:
     """The Chromium executable (``$GPO_CHROMIUM``, ``chromium`` on PATH), or ``None``."""
-    for candidate in (os.environ.get("GPO_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+    for candidate in (
+        os.environ.get("GPO_CHROMIUM"),
+        shutil.which("chromium"),
+        "/usr/bin/chromium",
+    ):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -112,7 +117,7 @@ class Chromium:
         url = f"http://127.0.0.1:{port}/json/list"
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=5) as reply:  # noqa: S310 (local)
+                with urllib.request.urlopen(url, timeout=5) as reply:
                     targets: list[dict[str, Any]] = json.loads(reply.read())
                 if any(t.get("type") == "page" for t in targets):
                     return targets
@@ -126,10 +131,8 @@ class Chromium:
     def close(self) -> None:
         """Close the connection and stop Chromium (terminate, then kill)."""
         if self._ws is not None:
-            try:
+            with contextlib.suppress(OSError, websocket.WebSocketException):
                 self._ws.close()
-            except (OSError, websocket.WebSocketException):
-                pass
             self._ws = None
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()

@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Any
 
 from pytest_gpo.gate.messages import format_delta, format_p, format_score
+from pytest_gpo.llm.types import Usage
 from pytest_gpo.report.cells import (
     NONE,
     baseline_text,
@@ -136,6 +137,15 @@ def _outcome(o: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _usage_row(name: str, value: Any) -> list[str]:
+    """A usage table row as the markdown's optimization section shows it."""
+    known = {
+        f: value[f] for f in Usage.__dataclass_fields__ if isinstance(value, Mapping) and f in value
+    }
+    u = Usage(**known)
+    return [name, f"{u.calls:,}", f"{u.cache_hits:,}", f"{u.tokens:,}", u.cost_text()]
+
+
 def _optimization(data: Mapping[str, Any]) -> dict[str, Any]:
     """One optimization (its JSON): the prompt diff, the step chart and the held-out cases."""
     before = str(data.get("initial_prompt") or "")
@@ -147,7 +157,9 @@ def _optimization(data: Mapping[str, Any]) -> dict[str, Any]:
     chart = []
     if start is not None:
         chart.append({"t": 0, "current": start, "best": start})
-        chart += [{"t": s["t"], "current": s["current_score"], "best": s["best_score"]} for s in steps]
+        chart += [
+            {"t": s["t"], "current": s["current_score"], "best": s["best_score"]} for s in steps
+        ]
     after_by_id = {c["case_id"]: c for c in data.get("test_after") or []}
     cases = []
     for b in data.get("test_before") or []:
@@ -188,6 +200,11 @@ def _optimization(data: Mapping[str, Any]) -> dict[str, Any]:
         "words": word_diff(before, after) if before != after else [],
         "words_changed": data.get("words_changed", 0),
         "scores": scores,
+        "usage": [
+            _usage_row("optimizer", data.get("optimizer_usage")),
+            _usage_row("task", data.get("task_usage")),
+            _usage_row("total", data.get("usage")),
+        ],
         "chart": chart,
         "cases": cases,
     }
@@ -245,8 +262,7 @@ def render_html(report: Report) -> str:
             f"<style>\n{_asset('report.css')}</style>",
             "</head>",
             "<body>",
-            f"<header><h1>{title}</h1>"
-            f'<p id="summary">{html.escape(report.summary())}</p></header>',
+            f'<header><h1>{title}</h1><p id="summary">{html.escape(report.summary())}</p></header>',
             '<svg id="gpo-svg" width="0" height="0" aria-hidden="true"></svg>',
             '<main id="app"><noscript>This report needs JavaScript to show its cases; '
             "the same data is in the JSON report.</noscript></main>",

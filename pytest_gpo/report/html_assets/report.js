@@ -63,7 +63,7 @@
       return el("div", { className: "card" }, [el("span", { className: "num", text: c[1] }),
         el("span", { className: "label", text: c[0] })]);
     });
-    var section = el("section", { id: "overview" }, [el("div", { className: "cards" }, cards)]);
+    var section = el("section", { id: "overview" }, data.suites.length ? [el("div", { className: "cards" }, cards)] : []);
     if (data.suites.length) {
       var rows = data.suites.map(function (s) {
         var link = el("a", { href: "#cases", className: "suite-link", text: s.suite });
@@ -164,6 +164,8 @@
       box.appendChild(el("h3", { text: "Eval score per step" }));
       box.appendChild(chart(o.chart, o.suite + ": eval score per step"));
     }
+    box.appendChild(el("h3", { text: "Calls, tokens, cost" }));
+    box.appendChild(table(["model", "provider calls", "cache hits", "tokens", "cost"], o.usage, "usage"));
     var flips = o.cases.filter(function (c) { return c.flipped; }).length;
     var link = el("a", { href: "#cases", text: "the " + o.cases.length + " held-out cases, before and after (" + flips + " flipped)" });
     link.addEventListener("click", function () { state.suite = "opt:" + o.suite; state.page = 0; suiteSelect.value = state.suite; draw(); });
@@ -299,6 +301,8 @@
     clearTimeout(timer);
     timer = setTimeout(function () { state.query = search.value; state.page = 0; draw(); }, 120);
   });
+  // Enter (or leaving the field) searches at once
+  search.addEventListener("change", function () { clearTimeout(timer); state.query = search.value; state.page = 0; draw(); });
   suiteSelect.addEventListener("change", function () { state.suite = suiteSelect.value; state.page = 0; draw(); });
 
   function pageButton(label, page, enabled) {
