@@ -126,6 +126,17 @@ def word_diff(before: str, after: str) -> list[list[str]]:
 
 def _outcome(o: Mapping[str, Any]) -> dict[str, Any]:
     runs = list(o.get("runs") or [])
+    if not runs:  # an outcome recorded without its samples: its output is the one sample
+        runs = [
+            {
+                "sample": 0,
+                "output": o.get("output") or "",
+                "score": o.get("score") or 0.0,
+                "passed": bool(o.get("passed")),
+                "reason": "",
+                "error": None,
+            }
+        ]
     passes = sum(1 for r in runs if r.get("passed"))
     rule = runs_rule(passes, len(runs), int(o.get("min_pass") or 1)) if len(runs) > 1 else ""
     return {
@@ -138,7 +149,7 @@ def _outcome(o: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _usage_row(name: str, value: Any) -> list[str]:
-    """A usage table row as the markdown's optimization section shows it."""
+    """One model's row of an optimization's usage table: calls, cache hits, tokens, cost."""
     known = {
         f: value[f] for f in Usage.__dataclass_fields__ if isinstance(value, Mapping) and f in value
     }

@@ -160,9 +160,11 @@
     } else {
       box.appendChild(el("p", { text: "No change: no prompt scored above the initial one on eval." }));
     }
-    if (o.chart.length) {
+    // a step without a finite score (none in practice) is left out of the chart
+    var points = o.chart.filter(function (p) { return typeof p.best === "number" && typeof p.current === "number"; });
+    if (points.length) {
       box.appendChild(el("h3", { text: "Eval score per step" }));
-      box.appendChild(chart(o.chart, o.suite + ": eval score per step"));
+      box.appendChild(chart(points, o.suite + ": eval score per step"));
     }
     box.appendChild(el("h3", { text: "Calls, tokens, cost" }));
     box.appendChild(table(["model", "provider calls", "cache hits", "tokens", "cost"], o.usage, "usage"));
@@ -231,7 +233,8 @@
 
   function samplesBlock(samples) {
     return el("div", { className: "samples" }, samples.map(function (r) {
-      var head = "#" + (r.sample + 1) + " " + (r.passed ? "pass" : "fail") + " " + r.score.toFixed(3);
+      var score = typeof r.score === "number" ? r.score.toFixed(3) : "-";
+      var head = "#" + (r.sample + 1) + " " + (r.passed ? "pass" : "fail") + " " + score;
       return el("div", { className: "sample" }, [
         el("div", { className: "sample-head" }, [el("span", { className: "badge " + (r.passed ? "ok" : "bad"), text: head }),
           r.reason ? el("span", { className: "reason", text: r.reason }) : null]),
