@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=benchmarks/results
 mkdir -p "$out"
-for bench in client_overhead throughput cached semantic_cached startup coalesce memory optimize xdist redis peers; do
+for bench in client_overhead throughput cached semantic_cached startup coalesce memory optimize xdist redis html peers; do
   echo "== $bench ($(date -u +%H:%M:%S), load $(cut -d' ' -f1 /proc/loadavg))"
   .venv/bin/python "benchmarks/bench_$bench.py" --json "$out/$bench.json" 2>"$out/$bench.log" \
     | tee "$out/$bench.md"

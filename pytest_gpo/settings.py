@@ -231,6 +231,17 @@ OPTIONS: tuple[Option, ...] = (
         "PATH",
     ),
     Option(
+        "html",
+        "--gpo-html",
+        "GPO_HTML",
+        "gpo_html",
+        _text,
+        None,
+        "write a self-contained HTML report to PATH: every case and sample, filters, search, "
+        "an optimization's diff and chart (opens offline)",
+        "PATH",
+    ),
+    Option(
         "show_all",
         "--gpo-show-all",
         "GPO_SHOW_ALL",
@@ -363,6 +374,7 @@ class Settings:
     max_attempts: int = 6
     repeat: int | None = None
     report: str | None = None
+    html: str | None = None
     show_all: bool = False
     update_baseline: bool = False
     optimize: str | None = None
@@ -410,6 +422,15 @@ class Settings:
             return self.path(self.report)
         if self.optimize:
             return self.path(".gpo/report.md")
+        return None
+
+    @property
+    def html_path(self) -> Path | None:
+        """Absolute HTML report path; optimizing defaults it to ``.gpo/report.html``."""
+        if self.html:
+            return self.path(self.html)
+        if self.optimize:
+            return self.path(".gpo/report.html")
         return None
 
 

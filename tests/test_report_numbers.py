@@ -1,9 +1,10 @@
 """One definition of each number: suite score, case score, threshold, calls, cache hits,
-tokens and cost are shown the same by the terminal, the markdown, the JSON and JUnit."""
+tokens and cost are shown the same by the terminal, the markdown, the JSON, JUnit and HTML."""
 
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from pytest_gpo.gate.baseline import BaselineEntry
 from pytest_gpo.gate.messages import failing_case_table, format_score
 from pytest_gpo.gate.verdict import error_verdict, evaluate
 from pytest_gpo.llm.types import Usage
+from pytest_gpo.report.html import render_html
 from pytest_gpo.report.json import report_json
 from pytest_gpo.report.junit import junit_properties
 from pytest_gpo.report.markdown import render_markdown
@@ -177,14 +179,35 @@ def _numbers(report: Report) -> dict[str, dict[str, dict[str, str]]]:
             "tokens": p["gpo_tokens"],
             "cost": p["gpo_cost"],
         }
-    return {"terminal": terminal, "markdown": markdown, "json": as_json, "junit": junit}
+    page = render_html(report)
+    block = re.search(r'<script type="application/json" id="gpo-data">(.*?)</script>', page, re.S)
+    assert block is not None
+    html_suites = json.loads(block.group(1))["suites"]
+    as_html = {
+        s["suite"]: {
+            "score": s["texts"]["score"],
+            "threshold": s["texts"]["threshold"].removesuffix(" (pass rate)"),
+            "calls": s["texts"]["calls"],
+            "cache hits": s["texts"]["cache_hits"],
+            "tokens": s["texts"]["tokens"],
+            "cost": s["texts"]["cost"],
+        }
+        for s in html_suites
+    }
+    return {
+        "terminal": terminal,
+        "markdown": markdown,
+        "json": as_json,
+        "junit": junit,
+        "html": as_html,
+    }
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(report=reports())
-def test_the_four_renderers_show_the_same_suite_numbers(report: Report) -> None:
+def test_the_five_renderers_show_the_same_suite_numbers(report: Report) -> None:
     seen = _numbers(report)
-    assert seen["terminal"] == seen["markdown"] == seen["json"] == seen["junit"]
+    assert seen["terminal"] == seen["markdown"] == seen["json"] == seen["junit"] == seen["html"]
     for s in report.suites:
         numbers = seen["json"][s.name]
         # the score is the gated metric's value, what the threshold is compared with
@@ -198,6 +221,9 @@ def test_the_four_renderers_show_the_same_suite_numbers(report: Report) -> None:
 @given(report=reports())
 def test_every_case_shows_the_same_score_and_rule_everywhere(report: Report) -> None:
     data = {s["suite"]: s for s in report_json(report)["suites"]}
+    block = re.search(r'id="gpo-data">(.*?)</script>', render_html(report), re.S)
+    assert block is not None
+    in_html = {s["suite"]: s for s in json.loads(block.group(1))["suites"]}
     for s in report.suites:
         cases: list[dict[str, Any]] = data[s.name]["cases"]
         if s.run is None:
@@ -205,8 +231,15 @@ def test_every_case_shows_the_same_score_and_rule_everywhere(report: Report) -> 
             continue
         assert [c["id"] for c in cases] == [c.case_id for c in s.run.cases]
         lines = all_cases_lines(s)
+        html_cases = {c["id"]: c for c in in_html[s.name]["cases"]}
         for c in cases:
             score = format_score(c["score"])
+            # the HTML shows the same score, every sample, and the rule of a repeated case
+            shown_html = html_cases[c["id"]]
+            assert shown_html["texts"]["score"] == score
+            assert shown_html["samples"] == c["samples"]
+            if c["runs"] > 1:
+                assert c["rule"] in shown_html["texts"]["verdict"]
             assert c["score"] == sum(r["score"] for r in c["samples"]) / len(c["samples"])
             shown = [ln for ln in lines if ln.startswith(f"  {c['id']}: ")]
             assert len(shown) == 1 and shown[0].endswith(f", score {score}")

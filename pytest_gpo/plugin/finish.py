@@ -203,11 +203,28 @@ def _build_report(
     return report
 
 
+def _write_html(gs: GpoSession, report: Report) -> tuple[Path | None, GpoError | None]:
+    """Write the HTML report when one is asked for: (its path, or the error that stopped it).
+
+    A failure does not stop the markdown and JSON reports; it is reported after them.
+    """
+    target = gs.settings.html_path
+    if target is None:
+        return None, None
+    from pytest_gpo.report.files import write_html_report
+
+    try:
+        return write_html_report(target, report), None
+    except GpoError as exc:
+        return None, exc
+
+
 def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
     """Update the baseline, write prompts back, write reports; a new exit status or None."""
     out = Outcome()
     gs.outcome = out
     status: int | None = None
+    html_error: GpoError | None = None
     if not gs.records:
         return None
     try:
@@ -220,6 +237,9 @@ def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
         reason = "prompt files were rewritten; re-run pytest to check them" if status else None
         report = _build_report(gs, out.writes, final, reason if final == status else None)
         out.report = report
+        html, html_error = _write_html(gs, report)
+        if html is not None:
+            out.lines.append(f"HTML report: {display(html)}")
         if path is not None:
             from pytest_gpo.report.files import write_reports
 
@@ -227,7 +247,7 @@ def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
                 if gs.hook is not None:
                     gs.hook.pytest_gpo_report(report=payload)
 
-            written = write_reports(path, report, json_hook=hook)
+            written = write_reports(path, report, json_hook=hook, html=html)
             out.lines.append(f"report: {display(written.markdown)} (and {written.json.name})")
             if written.step_summary_error:
                 out.lines.append(written.step_summary_error)
@@ -241,6 +261,9 @@ def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
                 out.lines.append(f"cannot append to $GITHUB_STEP_SUMMARY: {exc}")
     except GpoError as exc:
         out.lines.append("ERROR: " + exc.render())
+        return 1 if exitstatus == 0 else None
+    if html_error is not None:
+        out.lines.append("ERROR: " + html_error.render())
         return 1 if exitstatus == 0 else None
     if status is not None and exitstatus in (0, 1):
         return status

@@ -10,6 +10,7 @@ from typing import Any
 
 from pytest_gpo.errors import GpoError
 from pytest_gpo.fsutil import atomic_write_text
+from pytest_gpo.report.html import render_html
 from pytest_gpo.report.json import report_json, report_text
 from pytest_gpo.report.markdown import MAX_ROWS, render_markdown
 from pytest_gpo.report.model import Report, SectionLike, SuiteReport, build_report
@@ -67,6 +68,7 @@ def write_reports(
     step_summary: bool = True,
     max_rows: int = MAX_ROWS,
     json_hook: Callable[[dict[str, Any]], None] | None = None,
+    html: Path | None = None,
 ) -> WrittenReports:
     """Write the markdown report at ``path`` and the JSON beside it; append the step summary.
 
@@ -74,7 +76,8 @@ def write_reports(
     The step summary is appended when ``GITHUB_STEP_SUMMARY`` is set in ``env`` (default
     ``os.environ``); failing to append it is reported in the result, not raised.
     ``json_hook`` may inspect or extend the JSON dict before it is written (the
-    ``pytest_gpo_report`` hook).
+    ``pytest_gpo_report`` hook). ``html`` is an HTML report already written (see
+    :func:`write_html_report`): the markdown links it by its path relative to the markdown.
     """
     rep = report if isinstance(report, Report) else build_report(report)
     for item in sections:
@@ -82,7 +85,10 @@ def write_reports(
     if meta:
         rep.meta.update(meta)
     md_path, json_path = report_paths(path)
-    markdown = render_markdown(rep, max_rows=max_rows, json_name=json_path.name)
+    link = None
+    if html is not None:
+        link = os.path.relpath(html.absolute(), md_path.absolute().parent)
+    markdown = render_markdown(rep, max_rows=max_rows, json_name=json_path.name, html_link=link)
     payload = report_json(rep)
     if json_hook is not None:
         json_hook(payload)
@@ -104,3 +110,20 @@ def write_reports(
         except OSError as exc:
             summary_error = f"cannot append to ${STEP_SUMMARY_ENV}: {exc}"
     return WrittenReports(md_path, json_path, summary_path, summary_error)
+
+
+def write_html_report(path: str | Path, report: Report) -> Path:
+    """Write the self-contained HTML report at ``path`` (replaced atomically); returns it.
+
+    Raises :class:`ReportError` naming the path when it cannot be written.
+    """
+    target = Path(path)
+    try:
+        atomic_write_text(target, render_html(report))
+    except OSError as exc:
+        raise ReportError(
+            f"cannot write the HTML report: {exc}",
+            path=target,
+            fix="choose a writable path with --gpo-html (ini gpo_html)",
+        ) from exc
+    return target

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from tabulate import tabulate
 
@@ -234,12 +235,17 @@ def _suite_markdown(s: SuiteReport, max_rows: int, more: str) -> str:
 
 
 def render_markdown(
-    report: Report, *, max_rows: int = MAX_ROWS, json_name: str | None = None
+    report: Report,
+    *,
+    max_rows: int = MAX_ROWS,
+    json_name: str | None = None,
+    html_link: str | None = None,
 ) -> str:
     """The pull-request markdown: verdict line, suites table, folded details, extra sections.
 
     ``json_name`` is the JSON report written beside it (which holds every case); without one
-    the markdown does not point to it.
+    the markdown does not point to it. ``html_link`` is the HTML report's path relative to the
+    markdown file, when one was written.
     """
     more = (
         f"every case is in {json_name}"
@@ -247,6 +253,13 @@ def render_markdown(
         else "not shown; --gpo-report PATH writes every case to a JSON report"
     )
     out = [MARKER, f"## {md_text(report.title)}", "", md_text(report.summary())]
+    if html_link:
+        target = quote(html_link.replace("\\", "/"))
+        out += [
+            "",
+            f"Every case with its full output, filters and search: "
+            f"[{md_text(html_link)}]({target}) (self-contained HTML report)",
+        ]
     if report.suites:
         rows = []
         for s in report.suites:
