@@ -76,7 +76,7 @@ class OptimizeConfig:
     # experiments and selection (F): see docs/optimize.md, "Repeatable experiments" and "Racing"
     optimizer_seed: int | None = None
     runs: int = 1
-    racing: Racing = "off"
+    racing: Racing = "on"
     race_delta: float = 0.05
     written: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

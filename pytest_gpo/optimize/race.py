@@ -184,6 +184,11 @@ def _losers(
     remaining = n - seen
     floor = max([s / n for s in sums.values()] + list(known.values()))
     losers = [c for c in alive if (sums[c] + remaining) / n < floor - _EPS]
+    # ties go to the candidate listed first, so a later one that can at best tie is out too
+    for i, cand in enumerate(alive):
+        best_case = sums[cand] + remaining
+        if cand not in losers and any(sums[j] >= best_case - _EPS for j in alive[:i]):
+            losers.append(cand)
     if mode != "on":
         return losers
     leader = max(alive, key=lambda c: sums[c])
