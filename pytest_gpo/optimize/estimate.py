@@ -13,7 +13,6 @@ from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.optimize.schedule import total_steps
 from pytest_gpo.optimize.splits import Splits, predefined_splits, split_cases
 
-
 #: At most this many prompts tied on eval at the end are scored on train to break the tie.
 TIE_BREAK_MAX = 4
 
