@@ -5,6 +5,7 @@ racing a step's candidates (never dropping the full-evaluation winner under the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import textwrap
@@ -26,7 +27,7 @@ from pytest_gpo.optimize.estimate import plan_run
 from pytest_gpo.optimize.loop import optimize
 from pytest_gpo.optimize.race import race, worst_case_tail
 from pytest_gpo.optimize.result import OptimizationResult
-from pytest_gpo.report.optimization import optimize_json, optimize_markdown
+from pytest_gpo.report.optimization import optimize_markdown
 from pytest_gpo.results import CaseResult, RunResult, SuiteRun
 from pytest_gpo.scorers.registry import builtin_registry
 from pytest_gpo.suites.load import load_suite
@@ -125,7 +126,7 @@ def test_race_drops_a_hopeless_candidate_early_and_off_scores_everything() -> No
 def test_the_paired_bound_is_a_probability_that_falls_with_the_lead() -> None:
     tails = [worst_case_tail(20, 10, lead) for lead in range(0, 11)]
     assert tails[0] == 1.0 and all(0.0 <= t <= 1.0 for t in tails)
-    assert all(a >= b for a, b in zip(tails, tails[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(tails))
     assert tails[10] < 0.01 < tails[2]
 
 
