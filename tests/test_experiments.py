@@ -429,3 +429,20 @@ def test_runs_report_mean_and_spread_and_calls_saved(router_project: pytest.Pyte
     md = (router_project.path / ".gpo" / "report.md").read_text(encoding="utf-8")
     assert "#### Runs" in md and "| optimizer seed" in md.replace("|  ", "| ")
     assert "eval calls" in md and "saved)" in md
+
+
+def test_runs_and_racing_figures_survive_the_json_round_trip() -> None:
+    from pytest_gpo.optimize.repeat import repeat_runs
+    from pytest_gpo.serial import from_data, to_data
+
+    async def one(cfg: OptimizeConfig, where: Path | None) -> OptimizationResult:
+        result, _ = await asyncio.to_thread(_router_run, optimizer_seed=cfg.sampling_seed)
+        return result
+
+    result = asyncio.run(repeat_runs(OptimizeConfig.from_mapping({"runs": 2}), None, one))
+    assert [r.optimizer_seed for r in result.runs] == [0, 1]
+    assert result.config.runs == 2 and result.chosen_run in (1, 2)
+    back = from_data(OptimizationResult, to_data(result))
+    assert back.runs == result.runs and back.chosen_run == result.chosen_run
+    assert back.calls_saved == result.calls_saved > 0
+    assert [s.eval_calls for s in back.steps] == [s.eval_calls for s in result.steps]
