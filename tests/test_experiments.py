@@ -411,6 +411,7 @@ def test_runs_report_mean_and_spread_and_calls_saved(router_project: pytest.Pyte
     result = router_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize", "--gpo-dry-run")
     assert result.ret == 0, result.stdout.str()
     out = result.stdout.str()
+    assert "gpo ticket_router: run 2/3, optimizer seed 1" in out
     assert "runs: held-out (test) score of each run's best prompt:" in out
     assert "(sample std, 3 runs; min" in out
     assert "racing (on):" in out and "task calls saved scoring candidates on eval" in out
