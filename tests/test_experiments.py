@@ -447,3 +447,22 @@ def test_runs_and_racing_figures_survive_the_json_round_trip() -> None:
     assert back.runs == result.runs and back.chosen_run == result.chosen_run
     assert back.calls_saved == result.calls_saved > 0
     assert [s.eval_calls for s in back.steps] == [s.eval_calls for s in result.steps]
+
+
+def test_a_csv_split_column_is_the_case_field_not_a_variable(tmp_path: Path) -> None:
+    (tmp_path / "p.txt").write_text("Q: {{ q }}\n", encoding="utf-8")
+    rows = ["id,q,expected,split"] + [
+        f"c{i},question {i},yes,{('train', 'eval', 'test')[i % 3]}" for i in range(6)
+    ]
+    (tmp_path / "cases.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    suite_file = tmp_path / "s.gpo.yaml"
+    suite_file.write_text(
+        "name: s\nprompt: p.txt\ncases: cases.csv\nscorers: [{type: exact}]\n", encoding="utf-8"
+    )
+    suite = load_suite(suite_file, builtin_registry())
+    assert [c.split for c in suite.cases] == ["train", "eval", "test"] * 2
+    assert all(set(c.vars) == {"q"} for c in suite.cases)
+    plan = plan_run(
+        [c.id for c in suite.cases], OptimizeConfig(), {c.id: c.split or "" for c in suite.cases}
+    )
+    assert plan.splits.eval == ("c1", "c4") and plan.splits.test == ("c2", "c5")
