@@ -466,3 +466,25 @@ def test_a_csv_split_column_is_the_case_field_not_a_variable(tmp_path: Path) -> 
         [c.id for c in suite.cases], OptimizeConfig(), {c.id: c.split or "" for c in suite.cases}
     )
     assert plan.splits.eval == ("c1", "c4") and plan.splits.test == ("c2", "c5")
+
+
+def test_the_paired_bound_covers_every_population_where_the_candidate_still_wins() -> None:
+    """Brute force for small eval splits: over every population of n differences in
+    {-1, 0, 1} summing to at most 0, the chance of a sample lead >= L (m drawn without
+    replacement) never exceeds the bound racing uses."""
+    from math import comb
+
+    for n in range(1, 9):
+        for m in range(1, n + 1):
+            for lead in range(1, m + 1):
+                bound = worst_case_tail(n, m, lead)
+                for plus in range(n + 1):
+                    for minus in range(plus, n - plus + 1):  # sum = plus - minus <= 0
+                        zeros = n - plus - minus
+                        p = sum(
+                            comb(plus, x) * comb(minus, y) * comb(zeros, m - x - y)
+                            for x in range(m + 1)
+                            for y in range(m - x + 1)
+                            if x - y >= lead
+                        ) / comb(n, m)
+                        assert p <= bound + 1e-12, (n, m, lead, plus, minus)
