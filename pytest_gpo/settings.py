@@ -276,7 +276,7 @@ OPTIONS: tuple[Option, ...] = (
         "gpo_preset",
         _choice(*PRESETS),
         None,
-        "optimizer preset: gpo (default), ape, apo, opro, pe2",
+        "optimizer preset: gpo (default), ape, apo, opro, pe2, sgdm",
         "NAME",
     ),
     Option(
@@ -344,6 +344,59 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+# optimizer requests (E): --gpo-optimizer-params and --gpo-embedding-model
+def _param_mapping(text: str) -> dict[str, Any]:
+    """``{"max_tokens": 1024}`` (JSON) or ``max_tokens=1024,temperature=0.7``."""
+    import json
+
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON object: {exc}") from None
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object")
+        return value
+    out: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in stripped.replace("\n", ",").split(","))):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw.strip())
+        except json.JSONDecodeError:
+            out[key.strip()] = raw.strip()
+    return out
+
+
+OPTIONS += (
+    Option(
+        "optimizer_params",
+        "--gpo-optimizer-params",
+        "GPO_OPTIMIZER_PARAMS",
+        "gpo_optimizer_params",
+        _param_mapping,
+        None,
+        "litellm parameters of optimizer requests, merged over the suites' "
+        "optimize.optimizer_params: 'max_tokens=512,temperature=1.0' or a JSON object "
+        "(default max_tokens 512, temperature 1.0)",
+        "PARAMS",
+    ),
+    Option(
+        "embedding_model",
+        "--gpo-embedding-model",
+        "GPO_EMBEDDING_MODEL",
+        "gpo_embedding_model",
+        _text,
+        None,
+        "sentence-transformers model (name or folder) for GPO's relevance retrieval "
+        "(default: the bundled all-MiniLM-L6-v2)",
+        "MODEL",
+    ),
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings of a session (see :data:`OPTIONS` for meaning and defaults)."""
@@ -374,6 +427,9 @@ class Settings:
     max_cost: float | None = None
     prices: Mapping[str, ModelPrice] | None = None
     seed: int = 0
+    # optimizer requests (E)
+    optimizer_params: Mapping[str, Any] | None = None
+    embedding_model: str | None = None
     #: where each value came from, e.g. {"model": "env GPO_MODEL"}
     sources: Mapping[str, str] | None = None
 

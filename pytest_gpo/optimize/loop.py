@@ -99,6 +99,7 @@ async def optimize(
     dataset_hash: str = "",
     repeats: int = 1,
     candidate_filter: CandidateFilter | None = None,
+    system: str | None = None,
 ) -> OptimizationResult:
     """Optimize one suite's prompt with GPO (or the preset in ``config``).
 
@@ -109,7 +110,8 @@ async def optimize(
     enough of ``config.max_calls`` for the held-out test). ``candidate_filter(current,
     candidate)`` runs after the built-in checks; a returned reason rejects the candidate.
     ``checkpoint_dir`` is this run's directory (one run per directory; a checkpoint of other
-    settings there is ignored and overwritten). Input errors (fewer than 3 cases, no
+    settings there is ignored and overwritten). ``system`` is the task model's system message
+    (shown to the optimizer read-only). Input errors (fewer than 3 cases, no
     optimizer model, relevance without an embedder, a broken template) raise
     :class:`~pytest_gpo.errors.GpoError` before any call; model faults never raise.
     """
@@ -144,5 +146,6 @@ async def optimize(
         dataset_hash=dataset_hash,
         repeats=repeats,
         candidate_filter=candidate_filter,
+        system=system,
     )
     return await _run(ctx)

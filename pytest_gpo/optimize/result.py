@@ -53,6 +53,8 @@ class StepRecord:
     retrieved: list[float] = field(default_factory=list)
     reflection: str | None = None
     completions: int = 0
+    #: what the step did besides the usual (reflection skipped, a shortened request)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> int:
