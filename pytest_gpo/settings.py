@@ -18,6 +18,7 @@ from typing import Any
 from pytest_gpo.errors import ConfigError
 from pytest_gpo.llm.pricing import ModelPrice, parse_prices
 from pytest_gpo.llm.types import CACHE_MODES, CacheMode
+from pytest_gpo.optimize.params import parse_param_mapping
 from pytest_gpo.optimize.presets import PRESETS
 
 #: ``--gpo-optimize`` (auto: write unless on CI) and ``--gpo-optimize=write`` (write on CI too)
@@ -345,38 +346,13 @@ OPTIONS: tuple[Option, ...] = (
 
 
 # optimizer requests (E): --gpo-optimizer-params and --gpo-embedding-model
-def _param_mapping(text: str) -> dict[str, Any]:
-    """``{"max_tokens": 1024}`` (JSON) or ``max_tokens=1024,temperature=0.7``."""
-    import json
-
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            value = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not a JSON object: {exc}") from None
-        if not isinstance(value, dict):
-            raise ValueError("must be a JSON object")
-        return value
-    out: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in stripped.replace("\n", ",").split(","))):
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(raw.strip())
-        except json.JSONDecodeError:
-            out[key.strip()] = raw.strip()
-    return out
-
-
 OPTIONS += (
     Option(
         "optimizer_params",
         "--gpo-optimizer-params",
         "GPO_OPTIMIZER_PARAMS",
         "gpo_optimizer_params",
-        _param_mapping,
+        parse_param_mapping,
         None,
         "litellm parameters of optimizer requests, merged over the suites' "
         "optimize.optimizer_params: 'max_tokens=512,temperature=1.0' or a JSON object "

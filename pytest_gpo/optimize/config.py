@@ -28,7 +28,8 @@ SCHEDULES: tuple[str, ...] = ("cosine", "linear", "fixed", "none")
 UPDATES: tuple[str, ...] = ("generation", "edit")
 
 #: Optimizer request parameters when a suite sets none (the reference code's: GPO.md).
-DEFAULT_OPTIMIZER_PARAMS: Mapping[str, Any] = {"max_tokens": 512, "temperature": 1.0}
+#: ``temperature`` comes from the ``temperature`` key (default 1.0) unless the mapping sets it.
+DEFAULT_OPTIMIZER_PARAMS: Mapping[str, Any] = {"max_tokens": 512}
 
 #: Keys that change what a run computes. The caps only decide when a run stops, so raising
 #: them lets an interrupted run resume from its checkpoint.
@@ -422,7 +423,7 @@ def _check_optimizer_requests(config: OptimizeConfig, where: str | Path | None) 
             f"optimizer requests need a positive integer max_tokens, got {limit!r}",
             "every optimizer call must be bounded: set optimizer_params: {max_tokens: 512}",
         )
-    temperature = params.get("temperature", 1.0)
+    temperature = params.get("temperature", config.temperature)
     if (
         isinstance(temperature, bool)
         or not isinstance(temperature, int | float)
@@ -434,6 +435,7 @@ def _check_optimizer_requests(config: OptimizeConfig, where: str | Path | None) 
             f"optimizer temperature must be a number between 0 and 2, got {temperature!r}",
             fix,
         )
+    object.__setattr__(config, "optimizer_params", {**params, "temperature": float(temperature)})
     object.__setattr__(config, "temperature", float(temperature))
     _int(config, "example_tokens", where, minimum=16)
     _int(config, "reflection_tokens", where, minimum=64)
