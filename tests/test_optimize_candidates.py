@@ -54,13 +54,15 @@ def test_structured_values_must_stay_shown() -> None:
     samples = [{"order": {"id": "A-1", "customer": "Ann Lee"}, "note": "late"}]
     names = frozenset({"order", "note"})
     kept = check_candidate(
-        "For {{ order.customer }}, order {{ order.id }}: {{ note }}", current, None, names, (),
+        "For {{ order.customer }}, order {{ order.id }}: {{ note }}",
+        current,
+        None,
+        names,
+        (),
         samples,
     )
     assert kept.status == "accepted"
-    lost = check_candidate(
-        "Order {{ order.id }}: {{ note }}", current, None, names, (), samples
-    )
+    lost = check_candidate("Order {{ order.id }}: {{ note }}", current, None, names, (), samples)
     assert (lost.status, lost.detail.split()[0]) == ("dropped_variable", "order")
 
 

@@ -6,9 +6,9 @@ optimizer has something to find. Everything is deterministic given the request: 
 the temperature, the sample index and the choice index (``n``).
 
 :func:`register` makes pytest-gpo's client serve ``gpo-sim/task``, ``gpo-sim/optimizer`` and
-``gpo-sim/hostile`` (the plugin calls it); :func:`simulate` gives their answers without litellm. Through litellm
-they answer ordinary ``ModelResponse`` objects with ``n`` choices and ``usage`` (tokens are
-``ceil(characters / 4)``); both models are priced at 0, so cost is 0.0
+``gpo-sim/hostile`` (the plugin calls it); :func:`simulate` gives their answers without
+litellm. Through litellm they answer ordinary ``ModelResponse`` objects with ``n`` choices
+and ``usage`` (tokens are ``ceil(characters / 4)``); both models are priced at 0, so cost is 0.0
 (:mod:`pytest_gpo.sim.provider`). How they answer: :mod:`pytest_gpo.sim.task` (with
 :mod:`pytest_gpo.sim.reading`) and :mod:`pytest_gpo.sim.optimizer` (with
 :mod:`pytest_gpo.sim.metaprompt`).
