@@ -5,7 +5,6 @@ fails, the system message shown, a tight cost estimate; and the meta-prompt's si
 from __future__ import annotations
 
 import asyncio
-import textwrap
 from typing import Any
 
 import pytest
