@@ -7,6 +7,7 @@ import asyncio
 import re
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_optimize_fakes import ScriptedClient, TableEvaluator, steps_script
@@ -17,6 +18,8 @@ from pytest_gpo.optimize.estimate import plan_run
 from pytest_gpo.optimize.loop import optimize
 from pytest_gpo.optimize.variables import with_sentinels
 from pytest_gpo.sim.hostile import KINDS, hostile_reply
+
+pytest_plugins = ["pytester"]
 
 CURRENT = "Route this ticket to billing or other.\n\nTicket: {{ ticket }}"
 VARS = frozenset({"ticket"})
@@ -188,3 +191,35 @@ def test_the_loop_never_scores_what_the_hostile_optimizer_sends() -> None:
 def test_steps_script_still_drives_the_loop() -> None:
     """Marked replies of the fakes' script keep working (guards the helper used above)."""
     assert steps_script([["A"]], ignore_n=True)
+
+
+def test_hostile_optimizer_end_to_end_on_the_simulated_models(pytester: pytest.Pytester) -> None:
+    """Through pytest: each step's log line counts the rejections by reason, and nothing the
+    hostile optimizer hid a variable in or left unmarked reaches the prompt file."""
+    import shutil
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent / "fixtures" / "support_desk"
+    (pytester.path / "prompts").mkdir()
+    (pytester.path / "suites").mkdir()
+    shutil.copy(example / "prompts" / "router.txt", pytester.path / "prompts" / "router.txt")
+    shutil.copy(example / "suites" / "tickets.jsonl", pytester.path / "suites" / "tickets.jsonl")
+    (pytester.path / "suites" / "r.gpo.yaml").write_text(
+        "name: r\nprompt: ../prompts/router.txt\ncases: tickets.jsonl\n"
+        "scorers: [{type: exact, ignore_case: true}]\nthreshold: 0\n"
+        "optimize: {steps: 2, candidates: 8, retrieval: recency, max_words: 12, min_words: 8}\n"
+    )
+    pytester.makeini("[pytest]\ngpo_model = gpo-sim/task\ngpo_optimizer_model = gpo-sim/hostile\n")
+    before = (pytester.path / "prompts" / "router.txt").read_text(encoding="utf-8")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-optimize")
+    out = result.stdout.str()
+    assert result.ret in (0, 1), out
+    step = next(line for line in out.splitlines() if "step 1/2" in line)
+    assert "no_markers 2" in step and "dropped_variable 3" in step
+    assert "over_budget 2" in step and "1 valid, 7 rejected" in step
+    after = (pytester.path / "prompts" / "router.txt").read_text(encoding="utf-8")
+    # the only candidate kind that may be written is the marked, in-budget append
+    assert after in (before, before.rstrip() + " Answer with only the category name.\n")
+    assert (after != before) == (result.ret == 1)
+    report = (pytester.path / ".gpo" / "report.md").read_text(encoding="utf-8")
+    assert "no_markers" in report
