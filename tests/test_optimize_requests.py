@@ -212,3 +212,35 @@ def test_a_context_window_error_shortens_and_retries() -> None:
     assert len(sizes) >= 2 and sizes[-1] <= 3000 < sizes[0]
     assert any("shortened after a context-window error" in m for m in events)
     assert result.steps[0].notes
+
+
+def test_sgdm_preset_reflects_edits_and_carries_feedback_momentum() -> None:
+    cfg = OptimizeConfig.from_mapping({"preset": "sgdm", "steps": 3, "candidates": 2})
+    assert (cfg.reflection, cfg.update, cfg.momentum, cfg.retrieval) == (True, "edit", 2, "none")
+    texts = [f"{P0} Step {i}." for i in range(1, 4)]
+    client = ScriptedClient(lambda r, i: [f"<START>{texts[i]}<END>"])
+    client.reflection_text = "Say what a right answer looks like."
+    result = asyncio.run(
+        optimize(
+            suite_name="qa",
+            initial_prompt=P0,
+            case_ids=CASES,
+            expected_by_id=dict.fromkeys(CASES, "yes"),
+            vars_by_id={c: {"q": f"question {c}"} for c in CASES},
+            # every prompt fails (score < 0.5), so every step reflects
+            evaluate=TableEvaluator(
+                eval_scores={P0: 0.1, **{t: 0.2 + i / 10 for i, t in enumerate(texts)}},
+                test_ids=frozenset(plan_run(CASES, cfg).splits.test),
+            ),
+            client=client,
+            optimizer_model="opt/model",
+            config=cfg,
+        )
+    )
+    assert result.steps_completed == 3
+    assert [r.purpose for r in client.requests] == ["reflection", "optimizer"] * 3
+    metas = [r.messages[0]["content"] for r in client.requests if r.purpose == "optimizer"]
+    assert "modify the current prompt" in metas[0]
+    assert "momentum" not in metas[0]
+    assert metas[1].count('<feedback step="') == 1 and metas[2].count('<feedback step="') == 2
+    assert all(r.params["temperature"] == 0 for r in client.requests if r.purpose == "reflection")
