@@ -46,8 +46,14 @@ class OptimizeConfig:
     with ``use_paired_test`` the gain must also be significant at ``alpha``. ``examples`` is the
     number of task examples shown in the meta-prompt. ``max_calls``/``max_cost`` are the caps
     the client enforces; the loop uses them to stop early enough to keep the calls the
-    held-out test needs. ``written`` is not a setting: it holds the keys given explicitly,
-    before the preset's defaults, so :meth:`with_overrides` can put a new preset beneath them.
+    held-out test needs. ``optimizer_params`` are the litellm parameters of optimizer requests
+    (``max_tokens`` required, ``temperature`` kept equal to ``temperature``);
+    ``example_tokens`` / ``reflection_tokens`` bound the meta-prompt's case values and a
+    reflection request's failing cases; ``embedding_model`` is relevance retrieval's
+    sentence-transformers model (``None``: the bundled one); ``momentum`` is how many earlier
+    feedbacks an optimizer request shows (SGDM). ``written`` is not a setting: it holds the keys
+    given explicitly, before the preset's defaults, so :meth:`with_overrides` can put a new
+    preset beneath them.
     """
 
     preset: str = "gpo"
