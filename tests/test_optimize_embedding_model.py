@@ -14,6 +14,8 @@ from pytest_gpo.optimize.config import OptimizeConfig
 
 pytest.importorskip("sentence_transformers")
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="module")
 def bundled() -> Iterator[LocalEmbedder]:
@@ -69,3 +71,20 @@ def test_the_embedding_model_is_a_setting(tmp_path: Path) -> None:
         embeddings.clear_embedders()
     with pytest.raises(Exception, match="embedding_model"):
         OptimizeConfig.from_mapping({"embedding_model": ""})
+
+
+def test_a_missing_embedding_model_is_a_named_error(pytester: pytest.Pytester) -> None:
+    (pytester.path / "p.txt").write_text("Route: {{ t }}\n")
+    cases = "\n".join(f"  - {{id: c{i}, vars: {{t: 'x{i}'}}, expected: x}}" for i in range(6))
+    (pytester.path / "s.gpo.yaml").write_text(
+        "name: s\nprompt: p.txt\nthreshold: 0\n"
+        f"optimize: {{steps: 1, embedding_model: ./no-such-model}}\ncases:\n{cases}\n"
+    )
+    pytester.makeini(
+        "[pytest]\ngpo_model = gpo-sim/task\ngpo_optimizer_model = gpo-sim/optimizer\n"
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-optimize", "--gpo-dry-run")
+    out = result.stdout.str()
+    assert result.ret != 0
+    assert "optimize.embedding_model" in out and "no-such-model" in out
+    assert "Traceback" not in out and "INTERNALERROR" not in out

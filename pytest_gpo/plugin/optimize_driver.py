@@ -147,6 +147,13 @@ def optimize_suite(
                 "suite, or a preset that needs none (--gpo-preset ape, opro or pe2)",
             ) from None
         embedder = sentence_embedder(config.embedding_model)
+        if config.embedding_model is not None:
+            try:  # a model that cannot load fails here, naming the setting, not at step 1
+                embedder.embed([suite.prompt_text])
+            except GpoError as exc:
+                raise ConfigError(
+                    exc.message, path=suite.path, key="optimize.embedding_model", fix=exc.fix
+                ) from None
 
     def on_event(event: ProgressEvent) -> None:
         progress(format_progress(event))
