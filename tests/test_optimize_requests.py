@@ -69,6 +69,8 @@ def test_reflection_lists_only_failing_cases_at_temperature_0_and_is_skipped_whe
         out = result.stdout.str()
         assert result.ret == 0, out
         bodies = [b for b in server.bodies if b.get("model") == "optimizer"]
+    report = (pytester.path / ".gpo" / "report.md").read_text(encoding="utf-8")
+    assert "- step 2: reflection skipped: the current prompt passes all" in report
     reflections = [b for b in bodies if REFLECTION_TAG in b["messages"][-1]["content"]]
     proposals = [b for b in bodies if b not in reflections]
     assert len(proposals) == 2
