@@ -246,3 +246,22 @@ def test_sgdm_preset_reflects_edits_and_carries_feedback_momentum() -> None:
     assert "momentum" not in metas[0]
     assert metas[1].count('<feedback step="') == 1 and metas[2].count('<feedback step="') == 2
     assert all(r.params["temperature"] == 0 for r in client.requests if r.purpose == "reflection")
+
+
+def test_the_command_line_and_ini_forms_of_optimizer_params() -> None:
+    from pytest_gpo.optimize.params import parse_param_mapping
+
+    assert parse_param_mapping("max_tokens=300, temperature=0.5") == {
+        "max_tokens": 300,
+        "temperature": 0.5,
+    }
+    assert parse_param_mapping("max_tokens = 64\nstop=END") == {"max_tokens": 64, "stop": "END"}
+    assert parse_param_mapping('{"max_tokens": 1024, "top_p": 0.9}') == {
+        "max_tokens": 1024,
+        "top_p": 0.9,
+    }
+    for bad in ("max_tokens", "{not json", "[1, 2]"):
+        with pytest.raises(ValueError):
+            parse_param_mapping(bad)
+    with pytest.raises(Exception, match="max_tokens"):
+        OptimizeConfig.from_mapping({}).with_overrides({"optimizer_params": {"max_tokens": "x"}})
