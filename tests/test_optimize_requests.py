@@ -265,3 +265,20 @@ def test_the_command_line_and_ini_forms_of_optimizer_params() -> None:
             parse_param_mapping(bad)
     with pytest.raises(Exception, match="max_tokens"):
         OptimizeConfig.from_mapping({}).with_overrides({"optimizer_params": {"max_tokens": "x"}})
+
+
+def test_a_reflection_request_shows_failing_cases_up_to_its_size_budget() -> None:
+    from pytest_gpo.optimize.metaprompt import approx_tokens, build_reflection_prompt
+
+    wrong = [
+        TaskExample(
+            case_id=f"w{i}", variables={"q": f"question {i} " * 30}, expected="yes", output="no"
+        )
+        for i in range(40)
+    ]
+    full = build_reflection_prompt(current=P0, wrong=wrong[:3])
+    assert "these 3 examples wrong:" in full and full.count("Model output: no") == 3
+    capped = build_reflection_prompt(current=P0, wrong=wrong, max_tokens=1500)
+    shown = capped.count("Model output: no")
+    assert 3 < shown < 40 and f"({40 - shown} more not shown, for length)" in capped
+    assert approx_tokens(capped) <= 1500
