@@ -18,6 +18,7 @@ from typing import Any
 from pytest_gpo.errors import ConfigError
 from pytest_gpo.llm.pricing import ModelPrice, parse_prices
 from pytest_gpo.llm.types import CACHE_MODES, CacheMode
+from pytest_gpo.optimize.params import parse_param_mapping
 from pytest_gpo.optimize.presets import PRESETS
 
 #: ``--gpo-optimize`` (auto: write unless on CI) and ``--gpo-optimize=write`` (write on CI too)
@@ -287,7 +288,7 @@ OPTIONS: tuple[Option, ...] = (
         "gpo_preset",
         _choice(*PRESETS),
         None,
-        "optimizer preset: gpo (default), ape, apo, opro, pe2",
+        "optimizer preset: gpo (default), ape, apo, opro, pe2, sgdm",
         "NAME",
     ),
     Option(
@@ -355,6 +356,34 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+# optimizer requests (E): --gpo-optimizer-params and --gpo-embedding-model
+OPTIONS += (
+    Option(
+        "optimizer_params",
+        "--gpo-optimizer-params",
+        "GPO_OPTIMIZER_PARAMS",
+        "gpo_optimizer_params",
+        parse_param_mapping,
+        None,
+        "litellm parameters of optimizer requests, merged over the suites' "
+        "optimize.optimizer_params: 'max_tokens=512,temperature=1.0' or a JSON object "
+        "(default max_tokens 512, temperature 1.0)",
+        "PARAMS",
+    ),
+    Option(
+        "embedding_model",
+        "--gpo-embedding-model",
+        "GPO_EMBEDDING_MODEL",
+        "gpo_embedding_model",
+        _text,
+        None,
+        "sentence-transformers model (name or folder) for GPO's relevance retrieval "
+        "(default: the bundled all-MiniLM-L6-v2)",
+        "MODEL",
+    ),
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings of a session (see :data:`OPTIONS` for meaning and defaults)."""
@@ -386,6 +415,9 @@ class Settings:
     max_cost: float | None = None
     prices: Mapping[str, ModelPrice] | None = None
     seed: int = 0
+    # optimizer requests (E)
+    optimizer_params: Mapping[str, Any] | None = None
+    embedding_model: str | None = None
     #: where each value came from, e.g. {"model": "env GPO_MODEL"}
     sources: Mapping[str, str] | None = None
 

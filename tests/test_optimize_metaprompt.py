@@ -99,9 +99,9 @@ def test_examples_come_from_the_batch_first_with_expected_outputs_first() -> Non
 
 def test_parse_reply() -> None:
     assert parse_reply("blah <START>  New prompt {{ x }}\n<END> trailing") == "New prompt {{ x }}"
-    assert parse_reply("  just the prompt  \n") == "just the prompt"
+    assert parse_reply("  just the prompt  \n") is None  # no markers: no candidate
     assert parse_reply("I will wrap it with <START> and <END>.\n<START>Real one<END>") == "Real one"
-    assert parse_reply("<START>\nmissing end") == "missing end"
+    assert parse_reply("<START>\nmissing end") is None  # cut off before <END>
     assert parse_reply("<START><END>\n<START>second<END>") == "second"
     assert parse_reply("<START><END>") == ""
 
@@ -113,7 +113,7 @@ def test_one_request_per_step_asks_for_exactly_the_candidates() -> None:
         "opt/model",
         5,
         "optimizer",
-        {"temperature": 0.7},
+        {"temperature": 0.7, "max_tokens": 512},
     )
     assert req.messages == ({"role": "user", "content": "META"},)
     other = candidate_request("META", model="opt/model", config=cfg, t=4)
@@ -122,6 +122,8 @@ def test_one_request_per_step_asks_for_exactly_the_candidates() -> None:
     assert seeded.sample != req.sample
     refl = reflection_request("R", model="opt/model", config=cfg, t=3)
     assert (refl.n, refl.purpose) == (1, "reflection")
+    # the reference reflects at temperature 0, with the optimizer's max_tokens
+    assert dict(refl.params) == {"temperature": 0.0, "max_tokens": 512}
 
 
 def test_candidates_keep_the_prompt_files_trailing_newline() -> None:

@@ -36,9 +36,21 @@ def test_linear_fixed_none_and_warmup() -> None:
     assert all(edit_budget(t, 9, OptimizeConfig(schedule="fixed")) == 50 for t in range(1, 10))
     assert edit_budget(3, 9, OptimizeConfig(schedule="none")) is None
     warm = OptimizeConfig(warmup=4)
-    assert [edit_budget(t, 18, warm) for t in (1, 2, 3)] == [12, 25, 37]
-    assert edit_budget(4, 18, warm) == GPO_MD_T18[3]
+    assert [edit_budget(t, 18, warm) for t in (1, 2, 3, 4)] == [12, 25, 37, 50]
+    # after the warmup the reference decays from n_max over the remaining steps
+    assert edit_budget(5, 18, warm) == int(10 + 40 * 0.5 * (1 + math.cos(math.pi / 14)))
+    assert edit_budget(18, 18, warm) == 10
     assert edit_budget(1, 18, OptimizeConfig(warmup=100)) == 1
+
+
+def test_warmup_matches_the_reference_code() -> None:
+    """GPO.md: warmup 5 of 18 steps gives 10, 20, 30, 40, 50, 49, 47, ..."""
+    warm = OptimizeConfig(warmup=5)
+    budgets = [edit_budget(t, 18, warm) for t in range(1, 19)]
+    assert budgets[:7] == [10, 20, 30, 40, 50, 49, 47]
+    assert budgets[-1] == 10 and budgets[4:] == sorted(budgets[4:], reverse=True)
+    linear = [edit_budget(t, 9, OptimizeConfig(warmup=4, schedule="linear")) for t in range(1, 10)]
+    assert linear == [12, 25, 37, 50, 42, 34, 26, 18, 10]
     with pytest.raises(ValueError):
         edit_budget(0, 18, OptimizeConfig())
 

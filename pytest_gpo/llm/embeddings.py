@@ -164,7 +164,8 @@ class LocalEmbedder(_MemoEmbedder):
     (``HF_HUB_OFFLINE=1`` unless the environment says otherwise). ``load_seconds`` records how
     long the first load took (import included). ``threads`` sets torch's CPU threads for
     the process when the model loads (``None`` leaves torch's default, one per core; one
-    thread is faster when several processes share few cores).
+    thread is faster when several processes share few cores). ``hub_name`` instead of a
+    path names a sentence-transformers model to load from the Hugging Face cache.
     """
 
     def __init__(
@@ -174,13 +175,17 @@ class LocalEmbedder(_MemoEmbedder):
         batch_size: int = 64,
         memo_size: int = 50_000,
         threads: int | None = None,
+        hub_name: str | None = None,
     ) -> None:
         super().__init__(memo_size)
         self.path = Path(path).expanduser() if path else None
-        self.name = str(self.path) if self.path else DEFAULT_NAME
+        self.hub_name = hub_name
+        self.name = hub_name or (str(self.path) if self.path else DEFAULT_NAME)
         self.batch_size = batch_size
         self.threads = threads
         self.load_seconds: float | None = None
+        #: Texts longer than the model's window, embedded as the mean of their chunks.
+        self.chunked_texts = 0
         self._model: Any = None
         self._load_lock = threading.Lock()
         # One encode at a time: torch already uses every core for one batch.
@@ -194,7 +199,7 @@ class LocalEmbedder(_MemoEmbedder):
             if self._model is None:
                 started = time.perf_counter()
                 path = self.path or default_model_path()
-                if not path.is_dir():
+                if self.hub_name is None and not path.is_dir():
                     raise ScorerError(
                         f"no sentence-transformers model folder at {path}",
                         key="model",
@@ -216,22 +221,81 @@ class LocalEmbedder(_MemoEmbedder):
                     import torch
 
                     torch.set_num_threads(self.threads)
-                self._model = SentenceTransformer(str(path), device="cpu")
+                self._model = _load_model(SentenceTransformer, self.hub_name or str(path))
                 self.load_seconds = time.perf_counter() - started
         return self._model
 
     def _embed_new(self, texts: list[str]) -> list[Vector]:
         model = self.load()
+        pieces, owners = self._chunks(model, texts)
         with self._encode_lock:
             matrix = model.encode(
-                texts,
+                pieces,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
         rows: list[Vector] = matrix.tolist()
-        return rows
+        if len(pieces) == len(texts):
+            return rows
+        # a long text is the length-weighted mean of its chunks' vectors, made unit length
+        sums: list[Vector] = [[0.0] * len(rows[0]) for _ in texts]
+        for row, (index, weight) in zip(rows, owners, strict=True):
+            sums[index] = [a + weight * b for a, b in zip(sums[index], row, strict=True)]
+        return [normalize(v) for v in sums]
+
+    def _chunks(self, model: Any, texts: list[str]) -> tuple[list[str], list[tuple[int, int]]]:
+        """Texts longer than the model's window, cut into windows it sees whole.
+
+        The model truncates at ``max_seq_length`` word pieces; without this, two prompts that
+        differ only past that point would embed identically. Returns the pieces to encode and,
+        for each, the index of its text and its length in word pieces.
+        """
+        limit = int(getattr(model, "max_seq_length", 0) or 0) - 2
+        tokenizer = getattr(model, "tokenizer", None)
+        if limit < 8 or tokenizer is None:
+            return texts, [(i, 1) for i in range(len(texts))]
+        pieces: list[str] = []
+        owners: list[tuple[int, int]] = []
+        for index, text in enumerate(texts):
+            spans = _token_spans(tokenizer, text)
+            if spans is None or len(spans) <= limit:
+                pieces.append(text)
+                owners.append((index, max(1, len(spans or ()))))
+                continue
+            self.chunked_texts += 1
+            for start in range(0, len(spans), limit):
+                window = spans[start : start + limit]
+                pieces.append(text[window[0][0] : window[-1][1]])
+                owners.append((index, len(window)))
+        return pieces, owners
+
+
+def _load_model(factory: Any, name: str) -> Any:
+    """``SentenceTransformer(name)`` on the CPU; a model that cannot load is a ScorerError."""
+    try:
+        return factory(name, device="cpu")
+    except (OSError, ValueError) as exc:
+        raise ScorerError(
+            f"cannot load the sentence-transformers model {name!r}: {exc}",
+            key="embedding_model",
+            fix="give a folder holding a sentence-transformers model, a model in the Hugging "
+            "Face cache (HF_HUB_OFFLINE=0 allows a download), or leave it out for the bundled "
+            "all-MiniLM-L6-v2",
+        ) from None
+
+
+def _token_spans(tokenizer: Any, text: str) -> list[tuple[int, int]] | None:
+    """Character spans of ``text``'s word pieces (``None``: the tokenizer cannot say)."""
+    try:
+        encoded = tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False
+        )
+        spans = [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
+    except Exception:
+        return None
+    return [s for s in spans if s[1] > s[0]]
 
 
 def _quiet_transformers() -> None:
@@ -346,6 +410,29 @@ def get_embedder(spec: str | None = None) -> Embedder:
                 embedder = LocalEmbedder(key.removeprefix("local:"))
             else:
                 embedder = LiteLLMEmbedder(key)
+            _EMBEDDERS[key] = embedder
+        return embedder
+
+
+def sentence_embedder(spec: str | None = None) -> Embedder:
+    """The shared sentence-transformers embedder of GPO's relevance retrieval.
+
+    ``None`` (or ``default``, ``all-MiniLM-L6-v2``) is the bundled model; a folder path is a
+    local model; any other name is a sentence-transformers model name, loaded from the
+    Hugging Face cache (offline unless ``HF_HUB_OFFLINE=0`` allows a download).
+    """
+    key = spec_key(spec)
+    if key != "local:default" and not key.startswith("local:"):
+        key = "st:" + key
+    with _EMBEDDERS_LOCK:
+        embedder = _EMBEDDERS.get(key)
+        if embedder is None:
+            if key == "local:default":
+                embedder = LocalEmbedder(None)
+            elif key.startswith("st:"):
+                embedder = LocalEmbedder(None, hub_name=key.removeprefix("st:"))
+            else:
+                embedder = LocalEmbedder(key.removeprefix("local:"))
             _EMBEDDERS[key] = embedder
         return embedder
 

@@ -4,22 +4,33 @@ The paper only *asks* the optimizer to stay within N changed words; this project
 (word-level Levenshtein distance with rapidfuzz) and rejects a candidate over budget, one that
 drops or invents a template variable, or one that does not compile. Rejected candidates are
 counted and never scored, so they cost no task-model calls.
+
+**Layout counts** (:func:`edit_distance`): a prompt is read as its words and the whitespace
+runs between them, where a run that is exactly one space is the normal gap and not a token;
+every other run (a line break, a blank line, two spaces, a tab, a no-break space) is a token
+of its own, and so are whitespace at the start and the end. The distance is the Levenshtein
+distance of these token lists. So a whitespace-only rewrite is never free (each changed gap
+costs 1), no candidate is ever cheaper than its word-level distance, and plain word edits in
+ordinary sentences cost exactly what they did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
+import re
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from rapidfuzz.distance import Levenshtein
 
 from pytest_gpo.errors import SuiteError
+from pytest_gpo.optimize.variables import check_shown
 from pytest_gpo.templates.template import check_syntax, template_variables
 
 CandidateStatus = Literal[
     "accepted",
     "duplicate",
+    "no_markers",
     "empty",
     "unchanged",
     "template_error",
@@ -31,6 +42,7 @@ CandidateStatus = Literal[
 #: Statuses that reject a candidate (it is never scored). ``duplicate`` is not among them:
 #: a candidate already scored is valid and reuses its score.
 REJECTIONS: tuple[str, ...] = (
+    "no_markers",
     "empty",
     "unchanged",
     "template_error",
@@ -44,10 +56,11 @@ VALID_STATUSES: tuple[str, ...] = ("accepted", "duplicate")
 
 #: What each rejection means, for reports.
 REJECTION_TEXT: dict[str, str] = {
+    "no_markers": "reply without <START>/<END> around a prompt",
     "empty": "empty reply",
     "unchanged": "same as the current prompt",
     "template_error": "not a valid Jinja2 template",
-    "dropped_variable": "dropped a template variable",
+    "dropped_variable": "dropped a template variable or no longer shows it in full",
     "invented_variable": "used a variable the cases do not have",
     "over_budget": "changed more words than the budget allows",
 }
@@ -56,6 +69,31 @@ REJECTION_TEXT: dict[str, str] = {
 def word_edit_distance(a: str, b: str) -> int:
     """Words inserted, deleted or substituted to turn ``a`` into ``b`` (whitespace-split)."""
     return int(Levenshtein.distance(a.split(), b.split()))
+
+
+_LAYOUT = re.compile(r"\s+")
+
+
+def layout_tokens(text: str) -> list[str]:
+    """Words and layout of ``text`` (see the module docstring): single spaces are dropped."""
+    tokens: list[str] = []
+    position = 0
+    for gap in _LAYOUT.finditer(text):
+        if gap.start() > position:
+            tokens.append(text[position : gap.start()])
+        edge = gap.start() == 0 or gap.end() == len(text)
+        if edge or gap.group() != " ":
+            # a distinct prefix so a gap never equals a word
+            tokens.append(("^" if gap.start() == 0 else "$" if edge else "~") + gap.group())
+        position = gap.end()
+    if position < len(text):
+        tokens.append(text[position:])
+    return tokens
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Changed words plus changed layout between ``a`` and ``b`` (the budget's measure)."""
+    return int(Levenshtein.distance(layout_tokens(a), layout_tokens(b)))
 
 
 @dataclass(frozen=True)
@@ -78,15 +116,18 @@ def check_candidate(
     allowed: int | None,
     variables: frozenset[str],
     scored: Container[str] = (),
+    samples: Sequence[Mapping[str, object]] = (),
 ) -> CandidateCheck:
     """Check a parsed candidate against the current prompt.
 
-    ``allowed`` is the step's word budget (``None``: unlimited; exactly ``allowed`` changed
-    words is within budget). ``variables`` are the template variables every prompt must use,
-    no more and no fewer. ``scored`` holds prompt texts already scored: a valid candidate
-    among them is a ``duplicate``.
+    ``allowed`` is the step's budget in changed words and layout gaps (:func:`edit_distance`;
+    ``None``: unlimited; exactly ``allowed`` is within budget). ``variables`` are the template
+    variables every prompt must use, no more and no fewer; with ``samples`` (case variables)
+    the candidate must also *show* every value the current prompt shows
+    (:func:`~pytest_gpo.optimize.variables.check_shown`). ``scored`` holds prompt texts
+    already scored: a valid candidate among them is a ``duplicate``.
     """
-    words = word_edit_distance(current, candidate)
+    words = edit_distance(current, candidate)
     if not candidate.strip():
         return CandidateCheck("empty", words)
     if candidate == current:
@@ -108,4 +149,10 @@ def check_candidate(
         return CandidateCheck("over_budget", words, f"{words} > {allowed} words")
     if candidate in scored:
         return CandidateCheck("duplicate", words)
+    hidden = check_shown(candidate, current, samples)
+    if hidden is not None:
+        status, detail = hidden
+        if status == "template_error":
+            return CandidateCheck("template_error", words, detail)
+        return CandidateCheck("dropped_variable", words, detail)
     return CandidateCheck("accepted", words)

@@ -30,6 +30,9 @@ UPDATES: tuple[str, ...] = ("generation", "edit")
 # experiments and selection (F)
 Racing = Literal["on", "exact", "off"]
 RACINGS: tuple[str, ...] = ("on", "exact", "off")
+#: Optimizer request parameters when a suite sets none (the reference code's: GPO.md).
+#: ``temperature`` comes from the ``temperature`` key (default 1.0) unless the mapping sets it.
+DEFAULT_OPTIMIZER_PARAMS: Mapping[str, Any] = {"max_tokens": 512}
 
 #: Keys that change what a run computes. The caps only decide when a run stops, so raising
 #: them lets an interrupted run resume from its checkpoint.
@@ -46,8 +49,14 @@ class OptimizeConfig:
     with ``use_paired_test`` the gain must also be significant at ``alpha``. ``examples`` is the
     number of task examples shown in the meta-prompt. ``max_calls``/``max_cost`` are the caps
     the client enforces; the loop uses them to stop early enough to keep the calls the
-    held-out test needs. ``written`` is not a setting: it holds the keys given explicitly,
-    before the preset's defaults, so :meth:`with_overrides` can put a new preset beneath them.
+    held-out test needs. ``optimizer_params`` are the litellm parameters of optimizer requests
+    (``max_tokens`` required, ``temperature`` kept equal to ``temperature``);
+    ``example_tokens`` / ``reflection_tokens`` bound the meta-prompt's case values and a
+    reflection request's failing cases; ``embedding_model`` is relevance retrieval's
+    sentence-transformers model (``None``: the bundled one); ``momentum`` is how many earlier
+    feedbacks an optimizer request shows (SGDM). ``written`` is not a setting: it holds the keys
+    given explicitly, before the preset's defaults, so :meth:`with_overrides` can put a new
+    preset beneath them.
     """
 
     preset: str = "gpo"
@@ -78,6 +87,15 @@ class OptimizeConfig:
     runs: int = 1
     racing: Racing = "on"
     race_delta: float = 0.05
+    # optimizer requests (E): parameters of optimizer/reflection requests, the meta-prompt's
+    # size budgets, the embedding model of relevance retrieval, SGDM's feedback momentum
+    optimizer_params: Mapping[str, Any] = field(
+        default_factory=lambda: dict(DEFAULT_OPTIMIZER_PARAMS), hash=False
+    )
+    example_tokens: int = 400
+    reflection_tokens: int = 3000
+    embedding_model: str | None = None
+    momentum: int = 0
     written: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +171,7 @@ class OptimizeConfig:
         values: dict[str, Any] = dict(PRESETS[str(preset)])
         values.update(merged)
         values["written"] = merged
+        values["optimizer_params"] = _optimizer_params(mapping, overrides, values, where)
         if "splits" in values:
             values["splits"] = _parse_splits(values["splits"], where)
         for name in ("temperature", "min_gain", "alpha", "max_cost", "race_delta"):
@@ -166,18 +185,26 @@ class OptimizeConfig:
 
     def replace(self, **changes: Any) -> OptimizeConfig:
         """A copy with ``changes`` applied and validated (no preset re-applied)."""
+        if "temperature" in changes and "optimizer_params" not in changes:
+            changes["optimizer_params"] = {
+                **self.optimizer_params,
+                "temperature": changes["temperature"],
+            }
         return dataclasses.replace(self, written={**self.written, **changes}, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able settings."""
         data = {name: getattr(self, name) for name in self.setting_names()}
         data["splits"] = list(self.splits)
+        data["optimizer_params"] = dict(self.optimizer_params)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OptimizeConfig:
         """Inverse of :meth:`to_dict` (no preset re-applied: every key is explicit there)."""
         values = {k: v for k, v in data.items() if k in cls.setting_names()}
+        if isinstance(values.get("optimizer_params"), Mapping):
+            values["optimizer_params"] = dict(values["optimizer_params"])
         if "splits" in values:
             values["splits"] = tuple(float(x) for x in values["splits"])
         return cls(**values, written=dict(values))
@@ -190,6 +217,33 @@ class OptimizeConfig:
     def fingerprint_dict(self) -> dict[str, Any]:
         """The settings that change what a run computes (checkpoints must match on them)."""
         return {k: v for k, v in self.to_dict().items() if k not in _NON_TRAJECTORY_KEYS}
+
+
+def _optimizer_params(
+    mapping: Mapping[str, Any] | None,
+    overrides: Mapping[str, Any] | None,
+    values: Mapping[str, Any],
+    where: str | Path | None,
+) -> dict[str, Any]:
+    """The defaults, then ``temperature:``, then the suite's and the overrides' mappings, merged
+    key by key (``--gpo-optimizer-params '{"max_tokens": 1024}'`` keeps the suite's others)."""
+    params: dict[str, Any] = dict(DEFAULT_OPTIMIZER_PARAMS)
+    if "temperature" in values:
+        params["temperature"] = values["temperature"]
+    for source in (mapping or {}, overrides or {}):
+        given = source.get("optimizer_params") if isinstance(source, Mapping) else None
+        if given is None:
+            continue
+        if not isinstance(given, Mapping) or not all(isinstance(k, str) for k in given):
+            raise SuiteError(
+                "'optimizer_params' must be a mapping of litellm parameters, got "
+                f"{type(given).__name__}",
+                path=where,
+                key="optimize.optimizer_params",
+                fix="write e.g. optimizer_params: {max_tokens: 512, temperature: 1.0}",
+            )
+        params.update(given)
+    return params
 
 
 def _parse_splits(value: Any, where: str | Path | None) -> tuple[float, float, float]:
@@ -363,6 +417,7 @@ def _check(config: OptimizeConfig, where: str | Path | None) -> None:
             f"'race_delta' must be strictly between 0 and 1, got {config.race_delta!r}",
             "set race_delta to an error rate such as 0.05 (or racing: exact for no error)",
         )
+    _check_optimizer_requests(config, where)
     model = config.optimizer_model
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise _fail(
@@ -370,4 +425,59 @@ def _check(config: OptimizeConfig, where: str | Path | None) -> None:
             "optimizer_model",
             f"'optimizer_model' must be a litellm model name, got {model!r}",
             "write e.g. optimizer_model: openai/gpt-4o-mini",
+        )
+
+
+#: Request parameters the optimizer loop manages itself.
+_MANAGED_PARAMS = ("n", "stream", "messages", "model")
+
+
+def _check_optimizer_requests(config: OptimizeConfig, where: str | Path | None) -> None:
+    """The ``# optimizer requests (E)`` keys: bounded requests, sane budgets."""
+    params = config.optimizer_params
+    fix = "write e.g. optimizer_params: {max_tokens: 512, temperature: 1.0}"
+    if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+        raise _fail(where, "optimizer_params", "'optimizer_params' must be a mapping", fix)
+    for name in _MANAGED_PARAMS:
+        if name in params:
+            raise _fail(
+                where,
+                f"optimizer_params.{name}",
+                f"'optimizer_params.{name}' is managed by pytest-gpo",
+                "remove it; 'candidates' sets the number of completions a step",
+            )
+    limit = params.get("max_completion_tokens", params.get("max_tokens"))
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise _fail(
+            where,
+            "optimizer_params.max_tokens",
+            f"optimizer requests need a positive integer max_tokens, got {limit!r}",
+            "every optimizer call must be bounded: set optimizer_params: {max_tokens: 512}",
+        )
+    temperature = params.get("temperature", config.temperature)
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not 0 <= temperature <= 2
+    ):
+        raise _fail(
+            where,
+            "optimizer_params.temperature",
+            f"optimizer temperature must be a number between 0 and 2, got {temperature!r}",
+            fix,
+        )
+    object.__setattr__(config, "optimizer_params", {**params, "temperature": float(temperature)})
+    object.__setattr__(config, "temperature", float(temperature))
+    _int(config, "example_tokens", where, minimum=16)
+    _int(config, "reflection_tokens", where, minimum=64)
+    _int(config, "momentum", where, minimum=0)
+    model = config.embedding_model
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise _fail(
+            where,
+            "embedding_model",
+            f"'embedding_model' must be a sentence-transformers model name or folder, got "
+            f"{model!r}",
+            "write e.g. embedding_model: ./models/all-mpnet-base-v2 (or leave it out for the "
+            "bundled all-MiniLM-L6-v2)",
         )

@@ -97,6 +97,7 @@ class RunContext:
         dataset_hash: str,
         repeats: int,
         candidate_filter: CandidateFilter | None,
+        system: str | None = None,
     ) -> None:
         self.suite = suite_name
         self.initial = initial_prompt
@@ -114,6 +115,8 @@ class RunContext:
         self.dataset_hash = dataset_hash
         self.repeats = max(1, repeats)
         self.candidate_filter = candidate_filter
+        #: the task model's system message, shown read-only in optimizer requests
+        self.system = system
         self.variables = template_variables(initial_prompt)
         self.memo = EmbeddingMemo(embedder) if embedder is not None else None
         self.fingerprint = fingerprint(
@@ -129,6 +132,11 @@ class RunContext:
         self.state: RunState | None = None
         self.embedding_base = 0.0
         self.budget_hit = False
+
+    def variable_samples(self, batch: Sequence[str], n: int = 4) -> list[Mapping[str, Any]]:
+        """Variables of a few cases (the batch's, then eval's) for the sentinel check."""
+        ids = list(dict.fromkeys([*batch, *self.splits.eval]))[:n]
+        return [self.vars_by_id[i] for i in ids if i in self.vars_by_id]
 
     async def evaluate(
         self, prompt: str, case_ids: Sequence[str], *, candidate: bool = False

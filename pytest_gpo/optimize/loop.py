@@ -101,6 +101,7 @@ async def optimize(
     repeats: int = 1,
     candidate_filter: CandidateFilter | None = None,
     split_by_id: Mapping[str, str] | None = None,
+    system: str | None = None,
 ) -> OptimizationResult:
     """Optimize one suite's prompt with GPO (or the preset in ``config``).
 
@@ -111,7 +112,8 @@ async def optimize(
     enough of ``config.max_calls`` for the held-out test). ``candidate_filter(current,
     candidate)`` runs after the built-in checks; a returned reason rejects the candidate.
     ``checkpoint_dir`` is this run's directory (one run per directory; a checkpoint of other
-    settings there is ignored and overwritten). Input errors (fewer than 3 cases, no
+    settings there is ignored and overwritten). ``system`` is the task model's system message
+    (shown to the optimizer read-only). Input errors (fewer than 3 cases, no
     optimizer model, relevance without an embedder, a broken template) raise
     :class:`~pytest_gpo.errors.GpoError` before any call; model faults never raise.
     ``split_by_id`` are the cases' predefined splits (all cases or none). With ``config.runs``
@@ -154,6 +156,7 @@ async def optimize(
             dataset_hash=dataset_hash,
             repeats=repeats,
             candidate_filter=candidate_filter,
+            system=system,
         )
         return await _run(ctx)
 

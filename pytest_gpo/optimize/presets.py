@@ -56,5 +56,15 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
                 "reflection": True,
             }
         ),
+        # SGDM (GPO.md): reflection, the feedback of earlier steps as momentum, editing
+        "sgdm": MappingProxyType(
+            {
+                "retrieval": "none",
+                "schedule": "none",
+                "update": "edit",
+                "reflection": True,
+                "momentum": 2,
+            }
+        ),
     }
 )

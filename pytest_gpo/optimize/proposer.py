@@ -7,6 +7,8 @@ for 8 candidates); here a step is one request for exactly ``candidates`` complet
 
 from __future__ import annotations
 
+from typing import Any
+
 from pytest_gpo.llm.types import Request
 from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.optimize.markers import END, START
@@ -15,14 +17,17 @@ from pytest_gpo.optimize.markers import END, START
 _SEED_STRIDE = 1_000_003
 
 
-def parse_reply(text: str) -> str:
+def parse_reply(text: str) -> str | None:
     """The new prompt in an optimizer reply: the text between ``<START>`` and ``<END>``.
 
     When the reply holds several marked blocks the last non-empty one wins (replies often
-    quote the markers while reasoning before the answer). ``<START>`` without ``<END>`` gives
-    everything after the last ``<START>``; no markers at all gives the whole reply. Stripped.
+    quote the markers while reasoning before the answer). ``None`` when the reply has no
+    complete ``<START>`` ... ``<END>`` block: a reply without markers (the reference code
+    would take all of it, commentary included) or one cut off before ``<END>`` is no prompt.
+    An empty marked block gives ``""``. Stripped.
     """
     blocks: list[str] = []
+    found = False
     position = 0
     while True:
         start = text.find(START, position)
@@ -31,22 +36,26 @@ def parse_reply(text: str) -> str:
         begin = start + len(START)
         end = text.find(END, begin)
         if end < 0:
-            tail = text[text.rfind(START) + len(START) :].strip()
-            if tail:
-                blocks.append(tail)
             break
         block = text[begin:end]
         if START in block:
             position = begin
             continue
+        found = True
         if block.strip():
             blocks.append(block.strip())
         position = end + len(END)
     if blocks:
         return blocks[-1]
-    if START in text or END in text:
-        return text.replace(START, "").replace(END, "").strip()
-    return text.strip()
+    return "" if found else None
+
+
+def missing_markers_detail(text: str) -> str:
+    """Why :func:`parse_reply` found no prompt in ``text``, for the report."""
+    if START in text:
+        return f"{START} without {END} (cut off by max_tokens?)"
+    head = " ".join(text.split())[:60]
+    return f"no {START}/{END} markers: {head!r}"
 
 
 def with_trailing_whitespace(candidate: str, like: str) -> str:
@@ -65,12 +74,17 @@ def step_sample(config: OptimizeConfig, t: int) -> int:
     return config.sampling_seed * _SEED_STRIDE + t
 
 
+def optimizer_params(config: OptimizeConfig) -> dict[str, Any]:
+    """The litellm parameters of optimizer requests (``max_tokens`` always set)."""
+    return dict(config.optimizer_params)
+
+
 def candidate_request(meta_prompt: str, *, model: str, config: OptimizeConfig, t: int) -> Request:
     """The single optimizer request of step ``t``: ``n = candidates`` completions."""
     return Request(
         model=model,
         messages=({"role": "user", "content": meta_prompt},),
-        params={"temperature": config.temperature},
+        params=optimizer_params(config),
         sample=step_sample(config, t),
         n=config.candidates,
         purpose="optimizer",
@@ -80,11 +94,13 @@ def candidate_request(meta_prompt: str, *, model: str, config: OptimizeConfig, t
 def reflection_request(
     reflection_prompt: str, *, model: str, config: OptimizeConfig, t: int
 ) -> Request:
-    """The reflection request of step ``t`` (APO, PE2): one completion."""
+    """The reflection request of step ``t`` (APO, PE2, SGDM): one completion at temperature 0,
+    as in the reference code (the other optimizer parameters, ``max_tokens`` among them, are
+    the optimizer requests')."""
     return Request(
         model=model,
         messages=({"role": "user", "content": reflection_prompt},),
-        params={"temperature": config.temperature},
+        params={**optimizer_params(config), "temperature": 0.0},
         sample=step_sample(config, t),
         n=1,
         purpose="reflection",

@@ -68,6 +68,9 @@ class StepRecord:
         """Task calls racing saved in this step against scoring every new candidate fully."""
         return self.eval_calls_full - self.eval_calls
 
+    #: what the step did besides the usual (reflection skipped, a shortened request)
+    notes: list[str] = field(default_factory=list)
+
     @property
     def valid(self) -> int:
         """Candidates that passed the checks (new or duplicate)."""

@@ -7,8 +7,11 @@ t = 1..T,
 * linear: ``int(n_max - (n_max - n_min) * t / T)``
 * fixed:  ``n_max``
 * none:   no budget
-* warmup (any schedule): ``int(n_max * t / warmup)`` for ``t < warmup``, at least 1 word
-  (a zero budget would reject every change); from ``t = warmup`` on, the schedule above.
+* warmup (any schedule), as the reference code computes it: ``int(n_max * t / warmup)`` for
+  ``t <= warmup`` (at least 1 word: a zero budget would reject every change), reaching n_max
+  at ``t = warmup``; after it the schedule above restarts from n_max over the remaining
+  steps, with ``t - warmup`` of ``T - warmup`` (warmup 5 of 18: 10, 20, 30, 40, 50, 49, 47,
+  ...).
 """
 
 from __future__ import annotations
@@ -47,8 +50,10 @@ def edit_budget(t: int, total: int, config: OptimizeConfig) -> int | None:
     if not 1 <= t <= max(total, 1):
         raise ValueError(f"step {t} is outside 1..{total}")
     n_max, n_min = config.max_words, config.min_words
-    if config.warmup and t < config.warmup:
-        return max(1, int(n_max * t / config.warmup))
+    if config.warmup:
+        if t <= config.warmup:
+            return max(1, int(n_max * t / config.warmup))
+        t, total = t - config.warmup, total - config.warmup
     if config.schedule == "fixed":
         return n_max
     if config.schedule == "linear":

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pytest_gpo.optimize.budget import check_candidate
+from pytest_gpo.optimize.asking import ask_candidates
+from pytest_gpo.optimize.budget import CandidateCheck, check_candidate
 from pytest_gpo.optimize.context import RenderRejected, RunContext
-from pytest_gpo.optimize.metaprompt import (
-    TaskExample,
-    build_meta_prompt,
-    build_reflection_prompt,
-    pick_examples,
-)
 from pytest_gpo.optimize.proposer import (
-    candidate_request,
+    missing_markers_detail,
     parse_reply,
-    reflection_request,
     with_trailing_whitespace,
 )
 from pytest_gpo.optimize.race import RaceOutcome, race
@@ -36,31 +30,22 @@ async def run_step(ctx: RunContext, t: int, batch: tuple[str, ...]) -> StepRecor
     st, cfg = ctx.state, ctx.config
     budget = edit_budget(t, ctx.total, cfg)
     retrieved = retrieve(st.trajectory, st.current, cfg.k, cfg.retrieval, ctx.memo)
-    feedback: str | None = None
-    if cfg.reflection:
-        feedback = await _reflect(ctx, t, batch)
-    examples = pick_examples(
-        batch, ctx.vars_by_id, ctx.expected_by_id, cfg.examples, ctx.splits.train
-    )
-    meta = build_meta_prompt(
-        current=st.current,
-        previous=retrieved[:-1],
-        examples=examples,
-        budget=budget,
-        update=cfg.update,
-        retrieval=cfg.retrieval,
-        variables=ctx.variables,
-        feedback=feedback,
-    )
-    request = candidate_request(meta, model=ctx.model, config=cfg, t=t)
-    completion = await ctx.ask(request, "optimizer")
-    replies = completion.texts[: cfg.candidates]
+    asked = await ask_candidates(ctx, t, batch, budget, retrieved)
+    feedback, replies = asked.feedback, asked.replies
+    for note in asked.notes:
+        ctx.emit("note", message=f"step {t}: {note}")
+    samples = ctx.variable_samples(batch)
     records: list[CandidateRecord] = []
     seen = set(st.scores)
     new: list[str] = []
     for reply in replies:
-        text = with_trailing_whitespace(parse_reply(reply), ctx.initial)
-        check = check_candidate(text, st.current.prompt, budget, ctx.variables, seen)
+        parsed = parse_reply(reply)
+        if parsed is None:
+            check = CandidateCheck("no_markers", 0, missing_markers_detail(reply))
+            text = reply
+        else:
+            text = with_trailing_whitespace(parsed, ctx.initial)
+            check = check_candidate(text, st.current.prompt, budget, ctx.variables, seen, samples)
         records.append(CandidateRecord(text, check.words, check.status, check.detail))
         if check.status == "accepted" and ctx.candidate_filter is not None:
             reason = ctx.candidate_filter(st.current.prompt, text)
@@ -114,6 +99,7 @@ async def run_step(ctx: RunContext, t: int, batch: tuple[str, ...]) -> StepRecor
         completions=len(replies),
         eval_calls=raced.case_evals * ctx.repeats,
         eval_calls_full=raced.full_case_evals * ctx.repeats,
+        notes=asked.notes,
     )
 
 
@@ -142,23 +128,3 @@ async def _score_new(
         known=known,
         candidate_errors=(RenderRejected,),
     )
-
-
-async def _reflect(ctx: RunContext, t: int, batch: Sequence[str]) -> str:
-    """APO/PE2: score the current prompt on the batch, ask why it failed the worst cases."""
-    assert ctx.state is not None
-    run = await ctx.evaluate(ctx.state.current.prompt, batch)
-    worst = sorted(run.cases, key=lambda c: (c.passed, c.score))[: max(1, ctx.config.examples)]
-    wrong = [
-        TaskExample(
-            case_id=c.case_id,
-            variables=ctx.vars_by_id.get(c.case_id, c.vars),
-            expected=ctx.expected_by_id.get(c.case_id, c.expected),
-            output=c.output,
-        )
-        for c in worst
-    ]
-    prompt = build_reflection_prompt(current=ctx.state.current.prompt, wrong=wrong)
-    request = reflection_request(prompt, model=ctx.model, config=ctx.config, t=t)
-    completion = await ctx.ask(request, "reflection")
-    return completion.text.strip()

@@ -46,6 +46,9 @@ def suite_config(suite: Suite, settings: Settings) -> OptimizeConfig:
         "candidates": settings.candidates,
         "max_calls": settings.max_calls,
         "max_cost": settings.max_cost,
+        # optimizer requests (E)
+        "optimizer_params": settings.optimizer_params,
+        "embedding_model": settings.embedding_model,
     }
     if sources.get("seed", "default") != "default":
         overrides["seed"] = settings.seed
@@ -139,10 +142,10 @@ def optimize_suite(
 
     embedder: Embedder | None = None
     if config.retrieval == "relevance":
-        from pytest_gpo.llm.embeddings import require_local_embeddings
+        from pytest_gpo.llm.embeddings import require_local_embeddings, sentence_embedder
 
         try:
-            require_local_embeddings()
+            require_local_embeddings(default_model=config.embedding_model is None)
         except GpoError as exc:
             raise ConfigError(
                 exc.message + " (preset " + config.preset + " retrieves by relevance)",
@@ -152,7 +155,14 @@ def optimize_suite(
                 "build), or retrieve without embeddings: optimize: {retrieval: recency} in the "
                 "suite, or a preset that needs none (--gpo-preset ape, opro or pe2)",
             ) from None
-        embedder = session.embedder(None)
+        embedder = sentence_embedder(config.embedding_model)
+        if config.embedding_model is not None:
+            try:  # a model that cannot load fails here, naming the setting, not at step 1
+                embedder.embed([suite.prompt_text])
+            except GpoError as exc:
+                raise ConfigError(
+                    exc.message, path=suite.path, key="optimize.embedding_model", fix=exc.fix
+                ) from None
 
     def on_event(event: ProgressEvent) -> None:
         progress(format_progress(event))
@@ -176,5 +186,6 @@ def optimize_suite(
             repeats=options.repeat,
             candidate_filter=_hook_filter(session, suite),
             split_by_id=split_map(suite),
+            system=suite.system,
         )
     )

@@ -159,6 +159,12 @@ def _steps_table(result: OptimizationResult) -> str:
     )
 
 
+def _step_notes(result: OptimizationResult) -> list[str]:
+    """What steps did besides the usual: a skipped reflection, a shortened request."""
+    notes = [f"- step {step.t}: {note}" for step in result.steps for note in step.notes]
+    return ["#### Step notes", "", *notes, ""] if notes else []
+
+
 def _rejections(result: OptimizationResult) -> list[str]:
     if not result.rejected:
         return []
@@ -332,6 +338,7 @@ def optimize_markdown(result: OptimizationResult, session: Usage | None = None) 
 
     if result.steps:
         out += ["#### Steps", "", _steps_table(result), "", _chart(result), ""]
+    out += _step_notes(result)
     out += _rejections(result)
 
     out += ["#### Calls, tokens, cost", "", _usage(result, session), ""]

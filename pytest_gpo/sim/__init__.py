@@ -5,10 +5,10 @@ API key, while behaving enough like real models that prompt wording measurably m
 optimizer has something to find. Everything is deterministic given the request: the messages,
 the temperature, the sample index and the choice index (``n``).
 
-:func:`register` makes pytest-gpo's client serve ``gpo-sim/task`` and ``gpo-sim/optimizer``
-(the plugin calls it); :func:`simulate` gives their answers without litellm. Through litellm
-they answer ordinary ``ModelResponse`` objects with ``n`` choices and ``usage`` (tokens are
-``ceil(characters / 4)``); both models are priced at 0, so cost is 0.0
+:func:`register` makes pytest-gpo's client serve ``gpo-sim/task``, ``gpo-sim/optimizer`` and
+``gpo-sim/hostile`` (the plugin calls it); :func:`simulate` gives their answers without
+litellm. Through litellm they answer ordinary ``ModelResponse`` objects with ``n`` choices
+and ``usage`` (tokens are ``ceil(characters / 4)``); both models are priced at 0, so cost is 0.0
 (:mod:`pytest_gpo.sim.provider`). How they answer: :mod:`pytest_gpo.sim.task` (with
 :mod:`pytest_gpo.sim.reading`) and :mod:`pytest_gpo.sim.optimizer` (with
 :mod:`pytest_gpo.sim.metaprompt`).
@@ -32,8 +32,10 @@ PROVIDER = SIM_PREFIX.removesuffix("/")
 TASK_MODEL = f"{SIM_PREFIX}task"
 #: The toy optimizer LLM.
 OPTIMIZER_MODEL = f"{SIM_PREFIX}optimizer"
+#: An optimizer that misbehaves like real ones (:mod:`pytest_gpo.sim.hostile`).
+HOSTILE_MODEL = f"{SIM_PREFIX}hostile"
 #: Every model the provider serves.
-MODELS: tuple[str, ...] = (TASK_MODEL, OPTIMIZER_MODEL)
+MODELS: tuple[str, ...] = (TASK_MODEL, OPTIMIZER_MODEL, HOSTILE_MODEL)
 
 
 def simulate(
@@ -56,6 +58,10 @@ def simulate(
         return [task_reply(messages, temperature=temp, sample=sample, choice=i) for i in range(n)]
     if name == "optimizer":
         return optimizer_replies(messages, sample=sample, n=n)
+    if name == "hostile":
+        from pytest_gpo.sim.hostile import hostile_replies
+
+        return hostile_replies(messages, sample=sample, n=n)
     known = ", ".join(MODELS)
     raise ValueError(f"unknown simulated model '{model}'; known: {known}")
 

@@ -431,6 +431,16 @@ class _Loader:
                 key="optimize",
                 fix="write e.g. 'optimize: {steps: 12, candidates: 8}'",
             )
+        if value.get("optimizer_params") is not None:
+            # optimizer requests (E): the same trust rules as the suite's own params
+            try:
+                self.params(value["optimizer_params"])
+            except SuiteError as exc:
+                raise self.err(
+                    exc.message.replace("'params", "'optimize.optimizer_params"),
+                    key=f"optimize.optimizer_{exc.key}" if exc.key else "optimize",
+                    fix=exc.fix,
+                ) from None
         try:
             return OptimizeConfig.from_mapping(value, where=self.where)
         except GpoError:
