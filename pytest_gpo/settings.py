@@ -332,6 +332,15 @@ OPTIONS: tuple[Option, ...] = (
         "MODEL=IN,OUT",
     ),
     Option(
+        "promptfoo",
+        None,
+        None,
+        "gpo_promptfoo",
+        _flag,
+        False,
+        "collect promptfooconfig.yaml files and run them as suites (see docs/promptfoo.md)",
+    ),
+    Option(
         "seed",
         "--gpo-seed",
         "GPO_SEED",
@@ -374,6 +383,7 @@ class Settings:
     max_cost: float | None = None
     prices: Mapping[str, ModelPrice] | None = None
     seed: int = 0
+    promptfoo: bool = False
     #: where each value came from, e.g. {"model": "env GPO_MODEL"}
     sources: Mapping[str, str] | None = None
 

@@ -1,0 +1,267 @@
+"""promptfoo assertions mapped to scorers: each type's verdict, not-, weight, threshold, CSV."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_gpo.errors import SuiteError
+from pytest_gpo.llm.types import Completion, Request, Usage
+from pytest_gpo.scorers.base import ScoreContext, ScoreResult
+from pytest_gpo.scorers.registry import builtin_registry
+from pytest_gpo.suites.model import Suite
+from pytest_gpo.suites.paths import Confinement
+from pytest_gpo.suites.promptfoo.load import load_promptfoo
+from pytest_gpo.suites.promptfoo.shorthand import assertion_from_text
+
+REGISTRY = builtin_registry()
+
+
+def load(tmp_path: Path, config: str, files: dict[str, str] | None = None) -> list[Suite]:
+    for name, text in (files or {}).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    path = tmp_path / "promptfooconfig.yaml"
+    path.write_text(textwrap.dedent(config), encoding="utf-8")
+    return load_promptfoo(path, REGISTRY, Confinement(tmp_path))
+
+
+def one_test(tmp_path: Path, asserts: list[dict[str, Any]], **test: Any) -> Suite:
+    config = {
+        "prompts": ["Answer: {{q}}"],
+        "providers": ["openai:gpt-4o-mini"],
+        "tests": [{"vars": {"q": "x"}, "assert": asserts, **test}],
+    }
+    (suite,) = load(tmp_path, json.dumps(config))
+    return suite
+
+
+class LetterEmbedder:
+    """A fake embedder: letter counts, normalized (similar texts -> similar vectors)."""
+
+    name = "letters"
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        out = []
+        for text in texts:
+            v = [float(text.lower().count(chr(c))) for c in range(97, 123)]
+            norm = math.sqrt(sum(x * x for x in v)) or 1.0
+            out.append([x / norm for x in v])
+        return out
+
+
+class JudgeClient:
+    """A fake judge: scores 9/10 when the output says 'polite', else 2/10; keeps requests."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.requests: list[Request] = []
+
+    async def complete(self, request: Request) -> Completion:
+        self.requests.append(request)
+        graded = request.messages[-1]["content"].split("RESPONSE TO GRADE:")[-1]
+        score = 9 if "polite" in graded else 2
+        return Completion(texts=(json.dumps({"score": score, "reason": "graded"}),))
+
+    async def aclose(self) -> None:
+        return None
+
+
+def score(suite: Suite, output: str, ctx: ScoreContext | None = None) -> ScoreResult:
+    (spec,) = suite.scorers
+    ctx = ctx or ScoreContext(embedder=lambda spec: LetterEmbedder())
+    return asyncio.run(spec.scorer.score(output, suite.cases[0], ctx))
+
+
+@pytest.mark.parametrize(
+    ("assertion", "passing", "failing"),
+    [
+        ({"type": "equals", "value": "Paris"}, "Paris", " Paris"),
+        ({"type": "equals", "value": 4}, "4", "4.0"),
+        ({"type": "equals", "value": {"a": 1}}, '{"a": 1}', '{"a": 2}'),
+        ({"type": "contains", "value": "Paris"}, "It is Paris.", "It is paris."),
+        ({"type": "icontains", "value": "Paris"}, "it is PARIS", "it is Rome"),
+        ({"type": "contains-any", "value": ["cat", "dog"]}, "a dog", "a bird"),
+        ({"type": "contains-any", "value": "cat, dog"}, "a cat", "a Cat"),
+        ({"type": "icontains-any", "value": ["cat", "dog"]}, "a DOG", "a bird"),
+        ({"type": "contains-all", "value": ["cat", "dog"]}, "cat and dog", "cat only"),
+        ({"type": "icontains-all", "value": ["cat", "dog"]}, "CAT and Dog", "cat only"),
+        ({"type": "starts-with", "value": "Yes."}, "Yes. Sure", "Well, Yes. Sure"),
+        ({"type": "regex", "value": r"\d{3}-\d{4}"}, "call 555-1234", "call 5551234"),
+        ({"type": "is-json"}, '{"ok": true}', '```json\n{"ok": true}\n```'),
+        (
+            {
+                "type": "is-json",
+                "value": {"type": "object", "required": ["name"]},
+            },
+            '{"name": "Ann"}',
+            '{"nom": "Ann"}',
+        ),
+        ({"type": "levenshtein", "value": "kitten", "threshold": 3}, "sitting", "sitting down"),
+        ({"type": "levenshtein", "value": "hello"}, "hallo!", "goodbye there"),
+        ({"type": "similar", "value": "the cat sat"}, "the cat sat!", "xyz qqq"),
+        ({"type": "similar", "value": ["zzz", "the cat sat"]}, "the cat sat", "qqq"),
+        ({"type": "not-contains", "value": "sorry"}, "Fine.", "I am sorry."),
+        ({"type": "not-equals", "value": "no"}, "yes", "no"),
+        ({"type": "not-regex", "value": "^As an AI"}, "Sure.", "As an AI, I"),
+        ({"type": "not-is-json"}, "plain text", "[1, 2]"),
+        ({"type": "not-similar", "value": "the cat sat", "threshold": 0.9}, "qqq", "the cat sat"),
+    ],
+)
+def test_each_assertion_type_passes_and_fails_like_promptfoo(
+    tmp_path: Path, assertion: dict[str, Any], passing: str, failing: str
+) -> None:
+    suite = one_test(tmp_path, [assertion])
+    good, bad = score(suite, passing), score(suite, failing)
+    assert good.passed and good.score == pytest.approx(1.0, abs=0.2), good.reason
+    assert not bad.passed, bad.reason
+    assert assertion["type"] in bad.reason
+
+
+def test_contains_all_is_pass_or_fail_not_partial(tmp_path: Path) -> None:
+    suite = one_test(tmp_path, [{"type": "contains-all", "value": ["a1", "b2", "c3"]}])
+    assert score(suite, "a1 b2").score == 0.0  # the project's scorer alone would give 0.67
+
+
+def test_test_passes_only_when_every_assertion_passes(tmp_path: Path) -> None:
+    suite = one_test(
+        tmp_path,
+        [{"type": "contains", "value": "a"}, {"type": "contains", "value": "b", "weight": 3}],
+    )
+    both, only_a = score(suite, "a b"), score(suite, "a")
+    assert both.passed and both.score == 1.0
+    assert not only_a.passed and only_a.score == pytest.approx(0.25)  # (1*1 + 3*0) / 4
+    assert "1 of 2 failed" in only_a.reason and "contains" in only_a.reason
+
+
+def test_weight_zero_is_reported_but_never_fails_the_test(tmp_path: Path) -> None:
+    suite = one_test(
+        tmp_path,
+        [{"type": "contains", "value": "a"}, {"type": "contains", "value": "zzz", "weight": 0}],
+    )
+    result = score(suite, "a")
+    assert result.passed and result.score == 1.0
+
+
+def test_test_threshold_passes_on_the_weighted_score(tmp_path: Path) -> None:
+    asserts = [
+        {"type": "contains", "value": "a", "weight": 3},
+        {"type": "contains", "value": "b"},
+    ]
+    loose = one_test(tmp_path, asserts, threshold=0.7)
+    result = score(loose, "a")
+    assert result.passed and result.score == pytest.approx(0.75), result.reason
+    strict = one_test(tmp_path, asserts, threshold=0.8)
+    assert not score(strict, "a").passed
+
+
+def test_assertion_values_are_rendered_with_the_test_vars(tmp_path: Path) -> None:
+    config = """\
+        prompts: ["Capital of {{country}}?"]
+        providers: [openai:gpt-4o-mini]
+        tests:
+          - vars: {country: France, capital: Paris}
+            assert: [{type: icontains, value: "{{capital}}"}]
+        """
+    (suite,) = load(tmp_path, config)
+    assert score(suite, "paris").passed
+    assert not score(suite, "{{capital}}").passed
+
+
+def test_llm_rubric_asks_the_grader_named_by_default_test(tmp_path: Path) -> None:
+    config = """\
+        prompts: ["Reply to {{msg}}"]
+        providers: [openai:gpt-4o-mini]
+        defaultTest:
+          options: {provider: anthropic:messages:claude-3-5-haiku-latest}
+        tests:
+          - vars: {msg: hi}
+            assert: [{type: llm-rubric, value: "Is polite"}]
+          - vars: {msg: yo}
+            assert: [{type: llm-rubric, value: "Is polite", provider: openai:chat:gpt-4o}]
+        """
+    (suite,) = load(tmp_path, config)
+    client = JudgeClient()
+    ctx = ScoreContext(client=client, judge_model="ini/grader")
+    (spec,) = suite.scorers
+    good = asyncio.run(spec.scorer.score("a polite reply", suite.cases[0], ctx))
+    bad = asyncio.run(spec.scorer.score("go away", suite.cases[0], ctx))
+    asyncio.run(spec.scorer.score("polite", suite.cases[1], ctx))
+    assert good.passed and good.score == pytest.approx(0.9)
+    assert not bad.passed and "llm-rubric" in bad.reason
+    models = [r.model for r in client.requests]
+    assert models == [
+        "anthropic/claude-3-5-haiku-latest",
+        "anthropic/claude-3-5-haiku-latest",
+        "openai/gpt-4o",
+    ]
+    assert "Is polite" in client.requests[0].messages[-1]["content"]
+
+
+def test_llm_rubric_without_a_grader_uses_the_ini_judge_model(tmp_path: Path) -> None:
+    suite = one_test(tmp_path, [{"type": "llm-rubric", "value": "Is polite", "threshold": 0.95}])
+    client = JudgeClient()
+    ctx = ScoreContext(client=client, judge_model="openai/judge")
+    result = asyncio.run(suite.scorers[0].scorer.score("polite", suite.cases[0], ctx))
+    assert not result.passed  # 0.9 < the assertion's threshold 0.95
+    assert client.requests[0].model == "openai/judge"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Paris", {"type": "equals", "value": "Paris"}),
+        ("contains:Paris", {"type": "contains", "value": "Paris"}),
+        ("not-icontains:sorry", {"type": "not-icontains", "value": "sorry"}),
+        ("contains-any:a,b", {"type": "contains-any", "value": "a,b"}),
+        ("regex:^\\d+$", {"type": "regex", "value": "^\\d+$"}),
+        ("starts-with:Yes", {"type": "starts-with", "value": "Yes"}),
+        ("is-json", {"type": "is-json"}),
+        ("similar(0.9):hello", {"type": "similar", "value": "hello", "threshold": 0.9}),
+        ("levenshtein(2):hello", {"type": "levenshtein", "value": "hello", "threshold": 2}),
+        ("grade:Is polite", {"type": "llm-rubric", "value": "Is polite"}),
+        ("llm-rubric:Is polite", {"type": "llm-rubric", "value": "Is polite"}),
+        ("javascript:output.length < 10", {"type": "javascript"}),
+        ("Note: this is plain", {"type": "equals", "value": "Note: this is plain"}),
+    ],
+)
+def test_csv_expected_shorthands(text: str, expected: dict[str, Any]) -> None:
+    assert assertion_from_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("assertion", "named"),
+    [
+        ({"type": "javascript", "value": "output.length < 5"}, "'javascript'"),
+        ({"type": "contains-json"}, "'contains-json'"),
+        ({"type": "not-python", "value": "True"}, "'not-python'"),
+        ({"type": "contains", "value": "a", "transform": "output.trim()"}, "'transform'"),
+        ({"type": "contains"}, "needs a 'value'"),
+        ({"type": "is-json", "value": {"type": "object", "minProperties": 1}}, "minProperties"),
+        ({"type": "regex", "value": "(unclosed"}, "invalid regular expression"),
+        ({"type": "contains", "value": "a", "weight": -1}, "'weight'"),
+        ({"type": "contains", "value": "a", "provider": "openai:gpt-4o"}, "takes no 'provider'"),
+    ],
+)
+def test_unsupported_or_bad_assertions_are_errors_naming_them(
+    tmp_path: Path, assertion: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(SuiteError) as info:
+        one_test(tmp_path, [assertion])
+    assert named in info.value.render()
+    assert "tests[0].assert[0]" in info.value.render()
+
+
+def test_fingerprint_changes_with_any_assertion(tmp_path: Path) -> None:
+    a = one_test(tmp_path, [{"type": "contains", "value": "a"}])
+    b = one_test(tmp_path, [{"type": "contains", "value": "a", "weight": 2}])
+    c = one_test(tmp_path, [{"type": "not-contains", "value": "a"}])
+    hashes = {s.scorer_config_hash() for s in (a, b, c)}
+    assert len(hashes) == 3
