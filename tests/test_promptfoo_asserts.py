@@ -265,3 +265,193 @@ def test_fingerprint_changes_with_any_assertion(tmp_path: Path) -> None:
     c = one_test(tmp_path, [{"type": "not-contains", "value": "a"}])
     hashes = {s.scorer_config_hash() for s in (a, b, c)}
     assert len(hashes) == 3
+
+
+# -- loading: providers, prompts, vars, filters ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider_id", "model"),
+    [
+        ("openai:gpt-4o-mini", "openai/gpt-4o-mini"),
+        ("openai:chat:gpt-4o-mini", "openai/gpt-4o-mini"),
+        ("anthropic:messages:claude-3-5-haiku-latest", "anthropic/claude-3-5-haiku-latest"),
+        ("azure:chat:my-deployment", "azure/my-deployment"),
+        ("vertex:gemini-1.5-pro", "vertex_ai/gemini-1.5-pro"),
+        ("google:gemini-2.0-flash", "gemini/gemini-2.0-flash"),
+        ("ollama:chat:llama3", "ollama_chat/llama3"),
+        ("bedrock:anthropic.claude-3-haiku", "bedrock/anthropic.claude-3-haiku"),
+        ("openrouter:meta-llama/llama-3-8b", "openrouter/meta-llama/llama-3-8b"),
+        ("litellm:gpo-sim/task", "gpo-sim/task"),
+    ],
+)
+def test_provider_ids_map_to_litellm_models(tmp_path: Path, provider_id: str, model: str) -> None:
+    (suite,) = load(tmp_path, json.dumps({"prompts": ["x"], "providers": [provider_id]}))
+    assert suite.model == model
+
+
+def test_provider_config_becomes_params(tmp_path: Path) -> None:
+    config = {
+        "prompts": ["x"],
+        "providers": [
+            {"openai:gpt-4o": {"config": {"temperature": 0.2, "max_output_tokens": 9}}},
+        ],
+    }
+    (suite,) = load(tmp_path, json.dumps(config))
+    assert suite.params == {"temperature": 0.2, "max_tokens": 9}
+    assert suite.name == "promptfooconfig[prompt1|openai:gpt-4o]"
+
+
+def test_prompt_labels_filters_and_a_prompt_map(tmp_path: Path) -> None:
+    config = """\
+        prompts:
+          file://a.txt: alpha
+          file://b.txt: beta
+        providers:
+          - {id: openai:gpt-4o-mini, label: mini}
+          - {id: anthropic:claude-3-5-haiku-latest, label: haiku}
+        tests:
+          - {description: everywhere, vars: {q: a}}
+          - {description: only mini, vars: {q: b}, providers: [mini]}
+          - description: only beta on openai
+            vars: {q: c}
+            prompts: [beta]
+            providers: ['openai:*']
+        """
+    suites = load(tmp_path, config, {"a.txt": "A {{q}}\n", "b.txt": "B {{q}}\n"})
+    got = {s.name: [c.id for c in s.cases] for s in suites}
+    assert got == {
+        "promptfooconfig[alpha|mini]": ["everywhere", "only mini"],
+        "promptfooconfig[alpha|haiku]": ["everywhere"],
+        "promptfooconfig[beta|mini]": ["everywhere", "only mini", "only beta on openai"],
+        "promptfooconfig[beta|haiku]": ["everywhere"],
+    }
+    assert suites[0].prompt_path == tmp_path / "a.txt" and suites[0].prompt_text == "A {{q}}\n"
+
+
+def test_var_files_default_test_file_and_list_expansion(tmp_path: Path) -> None:
+    config = """\
+        prompts: ["{{greeting}} {{who}} {{item}}"]
+        providers: [openai:gpt-4o-mini]
+        defaultTest: file://default.yaml
+        tests:
+          - description: people
+            vars: {who: [Ann, Bob], item: file://item.json}
+          - description: kept whole
+            vars: {who: [Ann, Bob], item: x}
+            options: {disableVarExpansion: true}
+          - vars: file://vars.yaml
+        """
+    files = {
+        "default.yaml": "vars: {greeting: Hello}\nassert: [{type: contains, value: Hello}]\n",
+        "item.json": '{"sku": 7}',
+        "vars.yaml": "who: Cy\nitem: pen\n",
+    }
+    (suite,) = load(tmp_path, config, files)
+    by_id = {c.id: dict(c.vars) for c in suite.cases}
+    assert by_id["people #1"] == {"greeting": "Hello", "who": "Ann", "item": {"sku": 7}}
+    assert by_id["people #2"]["who"] == "Bob"
+    assert by_id["kept whole"]["who"] == ["Ann", "Bob"]
+    (derived,) = [cid for cid in by_id if cid.startswith("c-")]
+    assert by_id[derived] == {"greeting": "Hello", "who": "Cy", "item": "pen"}
+    checks = suite.scorers[0].scorer.tests  # type: ignore[attr-defined]
+    assert all(len(t.checks) == 1 for t in checks.values())  # defaultTest's assert everywhere
+
+
+def test_duplicate_descriptions_get_distinct_stable_ids(tmp_path: Path) -> None:
+    config = {
+        "prompts": ["{{q}}"],
+        "providers": ["openai:gpt-4o-mini"],
+        "tests": [{"description": "same", "vars": {"q": "a"}}] * 2,
+    }
+    first = [c.id for c in load(tmp_path, json.dumps(config))[0].cases]
+    again = [c.id for c in load(tmp_path, json.dumps(config))[0].cases]
+    assert first == again == ["same", "same (2)"]
+
+
+def test_is_json_schema_file_and_similar_embedding_provider(tmp_path: Path) -> None:
+    (tmp_path / "schema.json").write_text('{"type": "object", "required": ["id"]}')
+    suite = one_test(
+        tmp_path,
+        [
+            {"type": "is-json", "value": "file://schema.json"},
+            {
+                "type": "similar",
+                "value": "hi",
+                "provider": "openai:embedding:text-embedding-3-large",
+            },
+        ],
+    )
+    checks = suite.scorers[0].scorer.tests[suite.cases[0].id].checks  # type: ignore[attr-defined]
+    assert checks[0].scorer.schema == {"type": "object", "required": ["id"]}
+    assert checks[1].scorer.model == "openai/text-embedding-3-large"
+
+
+@pytest.mark.parametrize(
+    ("config", "files", "named"),
+    [
+        ({"prompts": ["{{ x | dump }}"], "tests": [{"vars": {"x": 1}}]}, {}, "dump"),
+        ({"prompts": ["file://chat.json"]}, {"chat.json": "[]"}, "chat message lists"),
+        ({"prompts": ["file://two.txt"]}, {"two.txt": "a\n---\nb\n"}, "separated by '---'"),
+        ({"prompts": ["x"], "tests": "file://t.xlsx"}, {"t.xlsx": ""}, "unsupported test file"),
+        ({"prompts": ["x"], "tests": "file://t/*.yaml"}, {}, "glob"),
+        ({"prompts": ["x", "x"]}, {}, None),
+        ({"prompts": [{"raw": "a", "label": "p"}, {"raw": "b", "label": "p"}]}, {}, "share"),
+        ({"prompts": ["x"], "providers": ["python:provider.py"]}, {}, "python:provider.py"),
+        (
+            {"prompts": ["x"], "tests": [{"vars": {}, "options": {"transform": "x"}}]},
+            {},
+            "transform",
+        ),
+        ({"prompts": ["x"], "tests": [{"vars": {"v": []}}]}, {}, "empty list"),
+        (
+            {"prompts": ["{{q}}"], "tests": "file://t.csv"},
+            {"t.csv": "q,__prefix\na,b\n"},
+            "__prefix",
+        ),
+    ],
+)
+def test_load_errors_name_what_is_wrong(
+    tmp_path: Path, config: dict[str, Any], files: dict[str, str], named: str | None
+) -> None:
+    config.setdefault("providers", ["openai:gpt-4o-mini"])
+    if named is None:  # two identical inline prompts: labels prompt1, prompt2 differ -> fine
+        assert len(load(tmp_path, json.dumps(config), files)) == 2
+        return
+    with pytest.raises(SuiteError) as info:
+        load(tmp_path, json.dumps(config), files)
+    assert named in info.value.render()
+
+
+# -- scorer options added for promptfoo ---------------------------------------------------------
+
+
+def test_fuzzy_max_distance_passes_by_edit_distance() -> None:
+    from pytest_gpo.errors import ScorerError
+
+    fuzzy = REGISTRY.create("fuzzy", {"max_distance": 2}, where="s")
+    close = asyncio.run(fuzzy.score("kitten", _case("sitting"), ScoreContext()))
+    far = asyncio.run(fuzzy.score("kitten", _case("sitting!"), ScoreContext()))
+    assert not close.passed and "edit distance 3 > 2" in close.reason
+    assert not far.passed
+    near = asyncio.run(fuzzy.score("sittin", _case("sitting"), ScoreContext()))
+    assert near.passed and "edit distance 1 <= 2" in near.reason
+    with pytest.raises(ScorerError, match="cannot be combined"):
+        REGISTRY.create("fuzzy", {"max_distance": 2, "min": 0.5}, where="s")
+    with pytest.raises(ScorerError, match="max_distance"):
+        REGISTRY.create("fuzzy", {"max_distance": -1}, where="s")
+
+
+def test_json_fenced_false_needs_the_whole_output_to_be_json() -> None:
+    fenced = '```json\n{"a": 1}\n```'
+    strict = REGISTRY.create("json", {"fenced": False}, where="s")
+    loose = REGISTRY.create("json", {}, where="s")
+    assert asyncio.run(loose.score(fenced, _case(None), ScoreContext())).passed
+    assert not asyncio.run(strict.score(fenced, _case(None), ScoreContext())).passed
+    assert asyncio.run(strict.score('{"a": 1}', _case(None), ScoreContext())).passed
+
+
+def _case(expected: Any) -> Any:
+    from pytest_gpo.suites.model import Case
+
+    return Case(id="c", vars={}, expected=expected, has_expected=expected is not None)
