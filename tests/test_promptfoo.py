@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openai_server import OpenAIServer
 
 pytest_plugins = ["pytester"]
 
@@ -102,6 +103,8 @@ def test_a_config_runs_unchanged_and_reports_each_test(pytester: pytest.Pytester
     assert set(cases) >= {"charged twice", "crash"} and len(cases) == 3
     assert all(c["passed"] for c in cases.values())
     assert cases["crash"]["reason"] == "all 3 assertion(s) passed"  # defaultTest's assert too
+    # an equals value is the test's expected output in the reports; other tests have none
+    assert cases["charged twice"]["expected"] == "Billing" and cases["crash"]["expected"] is None
 
 
 def test_a_failing_test_names_its_assertion(pytester: pytest.Pytester) -> None:
@@ -324,6 +327,43 @@ def test_provider_config_goes_through_suite_params_validation(pytester: pytest.P
     result = run(pytester)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*unsupported provider config key 'frobnicate'*"])
+
+
+def test_llm_rubric_is_graded_by_the_default_test_provider(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def responder(body: dict[str, Any]) -> str:
+        if body["model"] == "grader":
+            graded = body["messages"][-1]["content"].split("RESPONSE TO GRADE:")[-1]
+            score = 9 if "kindly" in graded else 1
+            return json.dumps({"score": score, "reason": "tone checked"})
+        return "We kindly ask you to wait." if "kind" in str(body["messages"]) else "No."
+
+    write(
+        pytester,
+        {
+            "promptfooconfig.yaml": """\
+                prompts: ["Reply to the customer, {{tone}}: {{msg}}"]
+                providers: [openai:chat:task]
+                defaultTest:
+                  options: {provider: openai:chat:grader}
+                  assert: [{type: llm-rubric, value: Replies politely}]
+                tests:
+                  - {description: kind, vars: {tone: kind, msg: Where is my parcel?}}
+                  - {description: curt, vars: {tone: curt, msg: Where is my parcel?}}
+                """,
+        },
+    )
+    with OpenAIServer(responder=responder) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = run(pytester, "--gpo-report", ".gpo/report.md")
+        graded = [b for b in server.bodies if b["model"] == "grader"]
+    result.assert_outcomes(failed=1)
+    assert len(graded) == 2 and "Replies politely" in graded[0]["messages"][-1]["content"]
+    cases = {c["id"]: c for c in report(pytester)["suites"][0]["cases"]}
+    assert cases["kind"]["passed"] and not cases["curt"]["passed"]
+    assert "llm-rubric: judge 1/10" in cases["curt"]["reason"]
 
 
 def test_collection_stays_free_of_litellm_and_torch(pytester: pytest.Pytester) -> None:

@@ -274,7 +274,30 @@ class PromptfooLoader:
                     exc.fix or "fix the template",
                     case=test.id,
                 ) from None
-        return Case(id=test.id, vars=test.vars, source=test.source)
+        expected = _expected_output(test)
+        return Case(
+            id=test.id,
+            vars=test.vars,
+            expected=expected,
+            has_expected=expected is not None,
+            source=test.source,
+        )
+
+
+def _expected_output(test: Test) -> str | None:
+    """The value of the test's first plain ``equals`` assertion: promptfoo's expected output.
+
+    It fills the reports' expected column and is shown to the optimizer as the expected output;
+    scoring never reads it (each assertion compares with its own value).
+    """
+    for item in test.asserts:
+        if isinstance(item, dict) and item.get("type") == "equals":
+            value = item.get("value")
+            if isinstance(value, str) and not _is_template(value):
+                return value
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return str(value)
+    return None
 
 
 def _matches(patterns: tuple[str, ...], *names: str) -> bool:
