@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from pytest_gpo.errors import SuiteError
+from pytest_gpo.errors import GpoError, SuiteError
 from pytest_gpo.llm.types import Completion, Request, Usage
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.registry import builtin_registry
@@ -455,3 +457,96 @@ def _case(expected: Any) -> Any:
     from pytest_gpo.suites.model import Case
 
     return Case(id="c", vars={}, expected=expected, has_expected=expected is not None)
+
+
+# -- hostile configs -----------------------------------------------------------------------------
+
+_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.sampled_from(["", "x", "{{q}}", "file://a.txt", "file://../x", "openai:gpt-4o", "a,b"]),
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), max_size=8),
+)
+_VALUE = st.recursive(
+    _SCALAR,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["type", "value", "id", "label", "vars", "assert", "q", "config", "raw"]
+            ),
+            inner,
+            max_size=3,
+        )
+    ),
+    max_leaves=8,
+)
+_ASSERT = st.fixed_dictionaries(
+    {"type": st.sampled_from(["contains", "not-equals", "is-json", "similar", "llm-rubric", "x"])},
+    optional={"value": _VALUE, "weight": _VALUE, "threshold": _VALUE},
+)
+
+
+def _sometimes(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``good`` four times in five, else anything."""
+    return st.integers(0, 4).flatmap(lambda n: _VALUE if n == 4 else good)
+
+
+def _mostly(*valid: Any) -> st.SearchStrategy[Any]:
+    """One of ``valid`` four times in five, else anything."""
+    return _sometimes(st.sampled_from(valid))
+
+
+_TEST = st.fixed_dictionaries(
+    {"vars": _sometimes(st.fixed_dictionaries({"q": _SCALAR}))},
+    optional={
+        "assert": st.lists(_ASSERT, max_size=3),
+        "threshold": _sometimes(st.floats(0, 1)),
+        "description": _sometimes(st.text(max_size=5)),
+        "options": _sometimes(st.just({})),
+    },
+)
+_CONFIG = st.fixed_dictionaries(
+    {
+        "prompts": _mostly(["Q: {{q}}"], ["file://a.txt"], ["A {{q}}", "B"]),
+        "providers": _mostly(["openai:gpt-4o-mini"], [{"id": "openai:o", "label": "o"}]),
+        "tests": _sometimes(st.lists(_TEST, min_size=1, max_size=3)),
+    },
+    optional={
+        "defaultTest": _sometimes(st.fixed_dictionaries({"assert": st.lists(_ASSERT, max_size=2)}))
+    },
+)
+
+
+@settings(
+    max_examples=200,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(config=_CONFIG)
+def test_any_config_loads_or_fails_with_a_named_error(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    """Invariant: a config is suites or a GpoError naming the config, never another exception.
+
+    (Most generated configs reach the tests: prompts and providers are usually valid.)
+    """
+    (tmp_path / "a.txt").write_text("text {{q}}\n")
+    try:
+        # ensure_ascii=False: YAML reads a JSON surrogate-pair escape as two lone surrogates
+        suites = load(tmp_path, json.dumps(config, ensure_ascii=False))
+    except GpoError as exc:
+        assert "promptfooconfig.yaml" in exc.render()
+        return
+    assert suites and all(s.cases for s in suites)
+    ctx = ScoreContext(
+        client=JudgeClient(), judge_model="j", embedder=lambda spec: LetterEmbedder()
+    )
+    for suite in suites:
+        for case in suite.cases:
+            verdict = asyncio.run(suite.scorers[0].scorer.score("x a", case, ctx))
+            assert 0.0 <= verdict.score <= 1.0 and verdict.reason
