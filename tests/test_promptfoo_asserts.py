@@ -360,6 +360,25 @@ def test_var_files_default_test_file_and_list_expansion(tmp_path: Path) -> None:
     assert all(len(t.checks) == 1 for t in checks.values())  # defaultTest's assert everywhere
 
 
+def test_repeat_no_tests_and_the_expected_output(tmp_path: Path) -> None:
+    config = """\
+        prompts: ["Say hi"]
+        providers: [openai:gpt-4o-mini]
+        evaluateOptions: {repeat: 3, maxConcurrency: 2}
+        """
+    (suite,) = load(tmp_path, config)
+    assert suite.repeat == 3 and len(suite.cases) == 1 and not suite.cases[0].has_expected
+    config = """\
+        prompts: ["{{q}}"]
+        providers: [openai:gpt-4o-mini]
+        tests:
+          - vars: {q: a, answer: Paris}
+            assert: [{type: contains, value: P}, {type: equals, value: "{{answer}}"}]
+        """
+    (suite,) = load(tmp_path, config)
+    assert suite.cases[0].expected == "Paris"
+
+
 def test_duplicate_descriptions_get_distinct_stable_ids(tmp_path: Path) -> None:
     config = {
         "prompts": ["{{q}}"],

@@ -293,7 +293,9 @@ def _expected_output(test: Test) -> str | None:
     for item in test.asserts:
         if isinstance(item, dict) and item.get("type") == "equals":
             value = item.get("value")
-            if isinstance(value, str) and not _is_template(value):
+            if _is_template(value):  # rendered without error when the checks were built
+                value = render(value, test.vars, case=test.id)
+            if isinstance(value, str):
                 return value
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return str(value)
