@@ -250,7 +250,10 @@ def test_optimize_writes_back_to_the_file_prompt_not_the_config(
         ]
     )
     md = (pytester.path / ".gpo" / "report.md").read_text()
-    assert "inline|sim" in md
+    head = next(line for line in md.splitlines() if "GPO:" in line)
+    assert "2 prompt(s) improved and 1 rewritten" in head, head
+    assert "promptfooconfig.yaml not written: it is not a prompt file" in head
+    assert "+++ promptfooconfig[inline|sim] (after)" in md  # the improved prompt, to copy
 
 
 def test_errors_name_the_config_key_and_fix_and_other_suites_still_run(
