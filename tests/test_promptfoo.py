@@ -187,6 +187,58 @@ def test_tests_from_csv_json_yaml_files_with_default_vars_and_var_lists(
     assert "is-json" in result.stdout.str()
 
 
+def test_every_other_assertion_type_weights_and_thresholds_end_to_end(
+    pytester: pytest.Pytester,
+) -> None:
+    """The mapped features the tests above leave out, on the simulated model, which answers
+    'Billing' to this ticket (similar runs the bundled local embedding model)."""
+    write(
+        pytester,
+        {
+            "promptfooconfig.yaml": """\
+                prompts: [file://route.txt]
+                providers: [litellm:gpo-sim/task]
+                defaultTest:
+                  vars: {ticket: "I was charged twice, please refund me"}
+                tests:
+                  - description: kitchen sink
+                    assert:
+                      - {type: contains-all, value: [Bill, ing]}
+                      - {type: icontains-all, value: [bill, ING]}
+                      - {type: icontains-any, value: [BILLING, refund]}
+                      - {type: not-equals, value: Technical}
+                      - {type: not-starts-with, value: Tech}
+                      - {type: not-regex, value: '\\d'}
+                      - {type: not-contains-any, value: [Technical, Account]}
+                      - {type: not-levenshtein, value: Shipping, threshold: 2}
+                      - {type: similar, value: Billing, threshold: 0.9}
+                      - {type: not-similar, value: The weather in Paris is sunny, threshold: 0.6}
+                      - {type: contains, value: zzz, weight: 0}
+                  - description: weighted
+                    threshold: 0.5
+                    assert:
+                      - {type: contains, value: Billing, weight: 2}
+                      - {type: contains, value: nope}
+                  - description: strict
+                    threshold: 0.9
+                    assert:
+                      - {type: contains, value: Billing, weight: 2}
+                      - {type: contains, value: nope}
+                """,
+            "route.txt": ROUTE,
+        },
+    )
+    result = run(pytester, "--gpo-report", ".gpo/report.md")
+    result.assert_outcomes(failed=1)
+    cases = {c["id"]: c for c in report(pytester)["suites"][0]["cases"]}
+    assert cases["kitchen sink"]["samples"][0]["output"] == "Billing"
+    assert cases["kitchen sink"]["passed"], cases["kitchen sink"]["reason"]
+    assert cases["kitchen sink"]["reason"] == "all 10 assertion(s) passed"
+    assert cases["weighted"]["passed"] and cases["weighted"]["score"] == pytest.approx(2 / 3)
+    assert not cases["strict"]["passed"]
+    assert cases["strict"]["reason"].startswith("score 0.67 < 0.9 (contains: expected")
+
+
 def test_gate_baseline_then_replay_passes_and_a_changed_prompt_regresses(
     pytester: pytest.Pytester,
 ) -> None:
