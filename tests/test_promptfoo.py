@@ -433,3 +433,23 @@ def test_collection_stays_free_of_litellm_and_torch(pytester: pytest.Pytester) -
     )
     collect = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", "-s")
     collect.stdout.fnmatch_lines(["*collected 1 item*", "*HEAVY-MODULES: []*"])
+
+
+def test_a_prompt_file_shared_by_two_suites_is_written_once_and_the_other_says_why(
+    tmp_path: Path,
+) -> None:
+    import hashlib
+
+    from pytest_gpo.writeback import PlannedWrite, WriteStatus, apply
+
+    prompt = tmp_path / "route.txt"
+    prompt.write_text("old {{ticket}}\n")
+    sha = hashlib.sha256(prompt.read_bytes()).hexdigest()
+    plans = [
+        PlannedWrite("cfg[route|mini]", prompt, sha, "new A {{ticket}}", root=tmp_path),
+        PlannedWrite("cfg[route|haiku]", prompt, sha, "new B {{ticket}}", root=tmp_path),
+    ]
+    first, second = apply(plans, dry_run=False, ci=False, allow_in_ci=False)
+    assert first.written and prompt.read_text() == "new A {{ticket}}\n"
+    assert second.status == WriteStatus.STALE
+    assert "already holds the prompt optimized for cfg[route|mini]" in second.message
