@@ -569,3 +569,22 @@ def test_any_config_loads_or_fails_with_a_named_error(
         for case in suite.cases:
             verdict = asyncio.run(suite.scorers[0].scorer.score("x a", case, ctx))
             assert 0.0 <= verdict.score <= 1.0 and verdict.reason
+
+
+def test_the_worked_example_in_the_docs_loads(tmp_path: Path) -> None:
+    """docs/promptfoo.md's example config and CSV are valid and give the suites it shows."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "promptfoo.md").read_text()
+    config = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    csv_text = doc.split("```\nticket,", 1)[1].split("```", 1)[0]
+    folder = tmp_path / "evals" / "router"
+    (folder / "prompts").mkdir(parents=True)
+    (folder / "prompts" / "route.txt").write_text("Route it.\n\nTicket: {{ticket}}\n")
+    (folder / "tests.csv").write_text("ticket," + csv_text)
+    (folder / "promptfooconfig.yaml").write_text(config)
+    suites = load_promptfoo(folder / "promptfooconfig.yaml", REGISTRY, Confinement(tmp_path))
+    assert [s.name for s in suites] == [
+        "evals/router[route|mini]",
+        "evals/router[route|anthropic:messages:claude-3-5-haiku-latest]",
+    ]
+    assert [c.id for c in suites[0].cases] == ["charged twice", "crash", "lost parcel", "password"]
+    assert f"evals/router/promptfooconfig.yaml::{suites[0].name}" in doc
