@@ -588,3 +588,29 @@ def test_the_worked_example_in_the_docs_loads(tmp_path: Path) -> None:
     ]
     assert [c.id for c in suites[0].cases] == ["charged twice", "crash", "lost parcel", "password"]
     assert f"evals/router/promptfooconfig.yaml::{suites[0].name}" in doc
+
+
+@settings(
+    max_examples=25,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_suite_names_and_case_ids_do_not_depend_on_order(tmp_path: Path, data: Any) -> None:
+    """Invariant: reordering tests or providers keeps every suite name and its case ids (the
+    baseline keys), as long as no two tests are identical."""
+    tests = [
+        {"vars": {"q": f"q{i}"}, "assert": [{"type": "contains", "value": str(i)}]}
+        for i in range(4)
+    ] + [{"description": "named", "vars": {"q": "z"}}]
+    providers = ["openai:gpt-4o-mini", {"id": "anthropic:claude-3-5-haiku-latest", "label": "h"}]
+
+    def ids(tests: list[Any], providers: list[Any]) -> dict[str, set[str]]:
+        config = {"prompts": ["{{q}}", "file://p.txt"], "providers": providers, "tests": tests}
+        (tmp_path / "p.txt").write_text("P {{q}}\n")
+        return {s.name: {c.id for c in s.cases} for s in load(tmp_path, json.dumps(config))}
+
+    shuffled = ids(data.draw(st.permutations(tests)), data.draw(st.permutations(providers)))
+    assert shuffled == ids(tests, providers)
