@@ -379,6 +379,12 @@ def test_repeat_no_tests_and_the_expected_output(tmp_path: Path) -> None:
     assert suite.cases[0].expected == "Paris"
 
 
+def test_a_bare_test_file_path_is_read_like_file_urls(tmp_path: Path) -> None:
+    config = '{"prompts": ["{{q}}"], "providers": ["openai:o"], "tests": "t.csv"}'
+    (suite,) = load(tmp_path, config, {"t.csv": "q,__expected\na,contains:a\n"})
+    assert [dict(c.vars) for c in suite.cases] == [{"q": "a"}]
+
+
 def test_duplicate_descriptions_get_distinct_stable_ids(tmp_path: Path) -> None:
     config = {
         "prompts": ["{{q}}"],

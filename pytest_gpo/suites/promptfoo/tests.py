@@ -9,7 +9,7 @@ from typing import Any
 from pytest_gpo.errors import SuiteError
 from pytest_gpo.suites.describe import did_you_mean, kind_of
 from pytest_gpo.suites.model import derive_case_id
-from pytest_gpo.suites.promptfoo.files import FileReader
+from pytest_gpo.suites.promptfoo.files import TEST_SUFFIXES, FileReader
 from pytest_gpo.suites.promptfoo.shorthand import test_from_row
 
 #: The keys of a test (and of ``defaultTest``).
@@ -44,6 +44,12 @@ class Test:
     key: str = field(default="tests")
 
 
+def _test_file(text: str) -> bool:
+    """``file://tests.csv``, or a bare ``tests.csv`` path as older promptfoo configs write."""
+    text = text.strip()
+    return text.startswith("file://") or text.lower().endswith(TEST_SUFFIXES)
+
+
 class TestReader:
     """Reads ``tests:`` and ``defaultTest:`` of one config."""
 
@@ -62,8 +68,9 @@ class TestReader:
         out: list[tuple[Any, str, str]] = []
         for i, item in enumerate(items):
             key = f"tests[{i}]" if isinstance(value, list) else "tests"
-            if isinstance(item, str) and item.strip().startswith("file://"):
-                for raw, source in self.reader.tests(item.strip()[len("file://") :], key):
+            if isinstance(item, str) and _test_file(item):
+                ref = item.strip().removeprefix("file://")
+                for raw, source in self.reader.tests(ref, key):
                     if isinstance(raw, dict) and source.split(":")[0].endswith(".csv"):
                         raw = test_from_row(raw, where=self.where, source=source)
                     out.append((raw, source, key))
