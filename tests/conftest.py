@@ -55,6 +55,7 @@ SLOW: dict[str, float] = {
     "test_promptfoo.py::test_gate_baseline_then_replay_passes_and_a_changed_prompt_regresses": 18.7,
     "test_promptfoo.py::test_optimize_writes_back_to_the_file_prompt_not_the_config": 16.1,
     "test_promptfoo.py::test_prompts_times_providers_is_a_matrix_of_stable_suites": 11.6,
+    "test_promptfoo.py::test_every_other_assertion_type_weights_and_thresholds_end_to_end": 8.1,
 }
 
 
