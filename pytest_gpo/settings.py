@@ -344,6 +344,15 @@ OPTIONS: tuple[Option, ...] = (
         "MODEL=IN,OUT",
     ),
     Option(
+        "promptfoo",
+        None,
+        None,
+        "gpo_promptfoo",
+        _flag,
+        False,
+        "collect promptfooconfig.yaml files and run them as suites (see docs/promptfoo.md)",
+    ),
+    Option(
         "seed",
         "--gpo-seed",
         "GPO_SEED",
@@ -418,6 +427,7 @@ class Settings:
     # optimizer requests (E)
     optimizer_params: Mapping[str, Any] | None = None
     embedding_model: str | None = None
+    promptfoo: bool = False
     #: where each value came from, e.g. {"model": "env GPO_MODEL"}
     sources: Mapping[str, str] | None = None
 

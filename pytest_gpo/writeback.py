@@ -158,9 +158,33 @@ def apply(
 ) -> list[WriteOutcome]:
     """Apply planned writes under the guards; returns one outcome per plan."""
     outcomes: list[WriteOutcome] = []
+    written: dict[Path, str] = {}  # resolved path -> the suite whose prompt it now holds
     for plan in plans:
-        outcomes.append(_apply_one(plan, dry_run=dry_run, ci=ci, allow_in_ci=allow_in_ci))
+        target = _resolved(plan.path)
+        if target in written:  # several suites share one prompt file (promptfoo providers)
+            outcomes.append(
+                WriteOutcome(
+                    plan.suite,
+                    plan.path,
+                    WriteStatus.STALE,
+                    f"{display(plan.path)} not written: it already holds the prompt optimized "
+                    f"for {written[target]} in this run (suites sharing a prompt file are "
+                    "optimized one by one; select one with -k)",
+                )
+            )
+            continue
+        outcome = _apply_one(plan, dry_run=dry_run, ci=ci, allow_in_ci=allow_in_ci)
+        if outcome.written:
+            written[target] = plan.suite
+        outcomes.append(outcome)
     return outcomes
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
 
 
 def _apply_one(plan: PlannedWrite, *, dry_run: bool, ci: bool, allow_in_ci: bool) -> WriteOutcome:

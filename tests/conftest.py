@@ -51,6 +51,11 @@ SLOW: dict[str, float] = {
     # measured alone under a load average of 6 (four pytest subprocesses / two)
     "test_score_cache.py::test_fully_cached_semantic_run_loads_no_embedding_model": 21.1,
     "test_score_cache.py::test_replay_with_a_missing_score_is_an_error_naming_the_case": 8.6,
+    # promptfoo suites, measured in one file run while the 2 cores were shared by ~9 agents
+    "test_promptfoo.py::test_gate_baseline_then_replay_passes_and_a_changed_prompt_regresses": 18.7,
+    "test_promptfoo.py::test_optimize_writes_back_to_the_file_prompt_not_the_config": 16.1,
+    "test_promptfoo.py::test_prompts_times_providers_is_a_matrix_of_stable_suites": 11.6,
+    "test_promptfoo.py::test_every_other_assertion_type_weights_and_thresholds_end_to_end": 8.1,
 }
 
 

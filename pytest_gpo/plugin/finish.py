@@ -110,6 +110,7 @@ def _optimize_headline(gs: GpoSession, writes: list[WriteOutcome]) -> str:
     results = [r for _, r in _optimizations(gs)]
     improved = [r for r in results if r.should_write]
     written = {w.suite for w in writes if w.written}
+    unwritten = {w.suite: w.message for w in writes if not w.written}
     parts = []
     for r in improved:
         test = r.scores.get("test")
@@ -117,10 +118,14 @@ def _optimize_headline(gs: GpoSession, writes: list[WriteOutcome]) -> str:
             parts.append(f"{r.suite} {test.before:.3f} → {test.after:.3f} on held-out test")
         else:
             parts.append(r.suite)
+        if written and r.suite in unwritten:  # some written, not this one: say why here
+            parts[-1] += f" ({unwritten[r.suite]})"
     kept = len(results) - len(improved)
     if not improved:
         return f"⚪ GPO: no prompt improved on the held-out split ({len(results)} kept)"
     verb = "rewritten" if written else "not written (see below)"
+    if written and unwritten:
+        verb = f"{len(written)} rewritten"
     head = f"✍️ GPO: {len(improved)} of {len(results)} prompt(s) improved and {verb}: "
     return head + "; ".join(parts) + (f"; {kept} kept" if kept else "")
 

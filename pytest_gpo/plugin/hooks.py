@@ -17,6 +17,7 @@ from pytest_gpo.plugin import hookspecs
 from pytest_gpo.plugin.stash import SETTINGS_KEY, gpo_session, has_session
 from pytest_gpo.settings import OPTIONS, resolve
 from pytest_gpo.suites.paths import is_suite_file
+from pytest_gpo.suites.promptfoo.names import is_promptfoo_file
 
 WORKER_KEY = "gpo_records"
 
@@ -93,7 +94,17 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         from pytest_gpo.plugin.items import SuiteFile
 
         return SuiteFile.from_parent(parent, path=file_path)
+    if is_promptfoo_file(file_path) and _promptfoo_on(parent.config):
+        from pytest_gpo.plugin.promptfoo_items import PromptfooFile
+
+        return PromptfooFile.from_parent(parent, path=file_path)
     return None
+
+
+def _promptfoo_on(config: pytest.Config) -> bool:
+    """ini ``gpo_promptfoo``: collect promptfoo configs too."""
+    settings = config.stash.get(SETTINGS_KEY, None)
+    return settings is not None and settings.promptfoo
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:

@@ -106,8 +106,8 @@ def first_difference(got: Any, want: Any, path: str = "$") -> str | None:
     return f"{path}: expected {_show(want)}, got {_show(got)}"
 
 
-def extract_json(output: str) -> tuple[Any, str | None, str]:
-    """Parse ``output`` as JSON, or the first fenced block that parses.
+def extract_json(output: str, *, fenced: bool = True) -> tuple[Any, str | None, str]:
+    """Parse ``output`` as JSON, or (``fenced``) the first fenced block that parses.
 
     Returns ``(value, error, source)``: ``error`` is ``None`` on success; ``source`` says
     where the JSON was found.
@@ -117,6 +117,8 @@ def extract_json(output: str) -> tuple[Any, str | None, str]:
         return json.loads(text), None, "the whole output"
     except json.JSONDecodeError as exc:
         error = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if not fenced:
+        return None, error, ""
     blocks = sorted(
         _FENCE.finditer(output), key=lambda m: m.group("lang").lower() not in ("json", "jsonc")
     )
@@ -133,18 +135,20 @@ class JsonScorer(OptionScorer):
 
     Options: ``required`` (keys the top-level object must have; ``a.b`` reaches into nested
     objects), ``schema`` (the subset in this module's docstring), ``equals: true`` (the value
-    must equal ``expected``, a mapping/list or a JSON string, ignoring key order). Every check
+    must equal ``expected``, a mapping/list or a JSON string, ignoring key order), ``fenced``
+    (default true: a fenced block counts; false: the whole output must be JSON). Every check
     counts once (valid JSON, each required key, each schema rule applied, equality); the score
     is the fraction passed and the scorer passes when all do. Invalid JSON scores 0.
     """
 
     type_name: ClassVar[str] = "json"
-    option_keys: ClassVar[tuple[str, ...]] = ("required", "schema", "equals")
+    option_keys: ClassVar[tuple[str, ...]] = ("required", "schema", "equals", "fenced")
 
     def __init__(self, options: Mapping[str, Any], *, where: str = "") -> None:
         super().__init__(options, where=where)
         self.required = self.opt_str_list("required") or []
         self.equals = self.opt_bool("equals", False)
+        self.fenced = self.opt_bool("fenced", True)
         schema = self.options.get("schema")
         if schema is not None:
             self._check_schema(schema, "schema")
@@ -242,7 +246,7 @@ class JsonScorer(OptionScorer):
         missing = self.missing_expected(case)
         if missing is not None:
             return missing
-        value, error, source = extract_json(output)
+        value, error, source = extract_json(output, fenced=self.fenced)
         if error is not None:
             return result(0.0, False, f"output is not valid JSON ({error}): {quote(output)}")
         checks: list[Check] = [(True, "valid JSON")]
