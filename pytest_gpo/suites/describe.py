@@ -15,9 +15,16 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str:
 
 
 def kind_of(value: Any) -> str:
-    """What a parsed YAML/JSON value is, in words: ``nothing``, ``a list``, ``a float``..."""
+    """What a parsed YAML/JSON value is, in words: ``nothing``, ``a list``, ``a number``..."""
     if value is None:
         return "nothing"
-    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false"}.get(
-        type(value), f"a {type(value).__name__}"
-    )
+    words = {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        bool: "true/false",
+        int: "a whole number",
+        float: "a number",
+    }
+    name = type(value).__name__
+    return words.get(type(value), f"an {name}" if name[:1] in "aeiou" else f"a {name}")
