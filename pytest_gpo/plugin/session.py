@@ -343,7 +343,11 @@ class GpoSession:
             *getattr(self._client, "cache_errors", ()),
             *(self._scores.errors if self._scores else ()),
         ]
-        if cache_errors:
+        stores = (getattr(self._client, "cache", None), getattr(self._scores, "store", None))
+        tripped = [w for s in stores if isinstance(w := getattr(s, "warning", None), str)]
+        if tripped:  # the Redis circuit breaker: one warning instead of the failure count
+            warnings.extend(tripped)
+        elif cache_errors:
             warnings.append(
                 f"the response cache failed {len(cache_errors)} time(s); answers were not "
                 f"cached (first: {cache_errors[0]})"
