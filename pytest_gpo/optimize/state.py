@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,17 @@ class RunState:
             if entry.score > best.score:
                 best = entry
         return best
+
+    def check(self, total: int) -> None:
+        """Raise ``ValueError`` when a restored state cannot be resumed (a step count outside
+        ``0..total``, no trajectory, a score that is not a finite number)."""
+        if not 0 <= self.t <= total:
+            raise ValueError(f"step {self.t} is outside 0..{total}")
+        if not self.trajectory:
+            raise ValueError("its trajectory is empty")
+        numbers = [self.current.score, *(e.score for e in self.trajectory), *self.scores.values()]
+        if not all(math.isfinite(x) for x in numbers):
+            raise ValueError("a score is not a finite number")
 
     def to_dict(self) -> dict[str, Any]:
         """The checkpoint's ``state``: its own format (scores as pairs: prompts are keys)."""
