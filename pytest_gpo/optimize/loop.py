@@ -26,7 +26,7 @@ from pytest_gpo.optimize.progress import ProgressCallback
 from pytest_gpo.optimize.result import OptimizationResult
 from pytest_gpo.optimize.retrieval import TrajectoryEntry
 from pytest_gpo.optimize.schedule import batch_for_step
-from pytest_gpo.optimize.state import RunState
+from pytest_gpo.optimize.state import RunState, check_saved
 from pytest_gpo.optimize.step import run_step
 
 
@@ -40,8 +40,10 @@ async def _run(ctx: RunContext) -> OptimizationResult:
     restored: RunState | None = None
     if saved is not None:
         try:
-            restored = RunState.from_dict(saved)
-            restored.check(ctx.total)
+            check_saved(saved)
+            candidate = RunState.from_dict(saved)
+            candidate.check(ctx.total)
+            restored = candidate
         except Exception as exc:  # a hand-edited or foreign checkpoint is data, not a crash
             problem = bad_state(exc)
     stopped: str | None = None

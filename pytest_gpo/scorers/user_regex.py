@@ -5,7 +5,8 @@ Python's ``re`` backtracks: ``^(a+)+$`` against 37 ``a`` and a ``!`` runs for mi
 pattern's memory (8 MiB). It lacks what needs backtracking (backreferences, lookaround,
 possessive and atomic groups, ``(?x)``); such a pattern is refused with the reason, so it is a
 suite error, not a hang. Python's behaviour is kept where the two differ in spelling: the
-``ignore_case``/``multiline``/``dotall`` flags, ``fullmatch`` and ``\\Z`` (RE2's ``\\z``).
+``ignore_case``/``multiline``/``dotall`` flags, ``fullmatch``, ``\\Z`` (RE2's ``\\z``) and
+``\\uXXXX``.
 ``\\d``, ``\\w``, ``\\s`` and ``\\b`` are ASCII in RE2 (Unicode in Python): use ``\\p{L}``,
 ``\\p{N}`` and friends for other scripts.
 """
@@ -77,14 +78,24 @@ def _encodable(text: str) -> str:
     return text
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def _translate(pattern: str) -> str:
-    """Python spellings RE2 writes otherwise: ``\\Z`` (end of text) is RE2's ``\\z``."""
+    """Python spellings RE2 writes otherwise: ``\\Z`` (end of text) is RE2's ``\\z``, and
+    ``\\u00e9`` / ``\\U0001f600`` are RE2's ``\\x{00e9}`` / ``\\x{0001f600}``."""
     out: list[str] = []
     i = 0
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\" and i + 1 < len(pattern):
             nxt = pattern[i + 1]
+            width = {"u": 4, "U": 8}.get(nxt, 0)
+            digits = pattern[i + 2 : i + 2 + width]
+            if width and len(digits) == width and set(digits) <= _HEX:
+                out.append("\\x{" + digits + "}")
+                i += 2 + width
+                continue
             out.append("\\z" if nxt == "Z" else ch + nxt)
             i += 2
             continue
@@ -127,7 +138,7 @@ def compile_user_regex(pattern: str, flags: int = 0) -> UserRegex:
             re.compile(pattern, flags)
         except (re.error, OverflowError, RecursionError) as py_exc:
             raise RegexError(f"invalid regular expression: {py_exc}") from None
-        if "repetition" in reason or "too large" in reason or "too big" in reason:
+        if "repetition size" in reason or "too large" in reason or "too big" in reason:
             why = "RE2 bounds repetition counts to 1,000 and a compiled pattern to 8 MiB"
         else:
             why = UNSUPPORTED
