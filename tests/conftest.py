@@ -51,6 +51,22 @@ SLOW: dict[str, float] = {
     # measured alone under a load average of 6 (four pytest subprocesses / two)
     "test_score_cache.py::test_fully_cached_semantic_run_loads_no_embedding_model": 21.1,
     "test_score_cache.py::test_replay_with_a_missing_score_is_an_error_naming_the_case": 8.6,
+    # bounds and errors (issue 12), measured together under a load average of about 8
+    "test_reliability_redis.py::"
+    "test_pytest_with_a_stalled_redis_finishes_in_bounded_time_with_one_warning": 30.7,
+    "test_reliability_errors.py::"
+    "test_control_characters_in_answers_are_escaped_in_terminal_markdown_and_junit": 16.1,
+    "test_reliability_adversarial.py::test_hostile_suite_files_end_to_end_no_internal_error": 15.4,
+    "test_reliability_errors.py::test_duplicate_suite_names_are_an_error_on_both_files_naming_both": 14.0,
+    "test_reliability_errors.py::"
+    "test_unwritable_report_is_one_error_and_the_baseline_is_still_written": 13.9,
+    "test_reliability_errors.py::test_unwritable_cache_folder_warns_and_the_run_passes": 12.3,
+    "test_reliability_adversarial.py::"
+    "test_a_damaged_checkpoint_is_ignored_with_one_note_and_the_run_starts_afresh": 11.7,
+    "test_reliability_adversarial.py::"
+    "test_hostile_templates_are_rendered_bounded_or_suite_errors": 10.3,
+    "test_reliability_errors.py::"
+    "test_unwritable_baseline_is_one_error_and_the_reports_are_still_written": 9.0,
 }
 
 
