@@ -57,7 +57,8 @@ SLOW: dict[str, float] = {
     "test_reliability_errors.py::"
     "test_control_characters_in_answers_are_escaped_in_terminal_markdown_and_junit": 16.1,
     "test_reliability_adversarial.py::test_hostile_suite_files_end_to_end_no_internal_error": 15.4,
-    "test_reliability_errors.py::test_duplicate_suite_names_are_an_error_on_both_files_naming_both": 14.0,
+    "test_reliability_errors.py::"
+    "test_duplicate_suite_names_are_an_error_on_both_files_naming_both": 14.0,
     "test_reliability_errors.py::"
     "test_unwritable_report_is_one_error_and_the_baseline_is_still_written": 13.9,
     "test_reliability_errors.py::test_unwritable_cache_folder_warns_and_the_run_passes": 12.3,
