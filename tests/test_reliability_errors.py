@@ -107,6 +107,7 @@ def test_unwritable_cache_folder_warns_and_the_run_passes(
     assert result.ret == 0
     result.assert_outcomes(passed=1)
     assert "WARNING: the response cache failed" in out and "cache write failed" in out
+    assert "blocker/cache" in out and "fix: make the cache location writable" in out
 
 
 def test_duplicate_suite_names_are_an_error_on_both_files_naming_both(

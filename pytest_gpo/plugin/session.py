@@ -367,7 +367,8 @@ class GpoSession:
         elif cache_errors:
             warnings.append(
                 f"the response cache failed {len(cache_errors)} time(s); answers were not "
-                f"cached (first: {cache_errors[0]})"
+                f"cached (first: {cache_errors[0]}); fix: make the cache location writable "
+                "(gpo_cache_dir, or gpo_cache_url's server) or run with --gpo-cache off"
             )
         record.warnings = warnings
 
