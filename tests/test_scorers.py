@@ -293,7 +293,7 @@ def test_regex_expected_as_pattern_and_flags() -> None:
     )
     assert run(make("regex", ignore_case=True), "Order 55 shipped", r"order \d+").passed
     res = run(make("regex"), "abc", "a(")
-    assert not res.passed and "not a valid regex" in res.reason
+    assert not res.passed and "not a usable regex 'a('" in res.reason
 
 
 def test_regex_full() -> None:
@@ -306,7 +306,7 @@ def test_regex_full() -> None:
 def test_regex_invalid_pattern_is_a_config_error() -> None:
     err = config_error("regex", pattern="(unclosed")
     assert err.key == "pattern"
-    assert "invalid regular expression '(unclosed'" in err.message
+    assert "regular expression '(unclosed' refused: invalid regular expression" in err.message
     assert "missing ), unterminated subpattern" in err.message
 
 

@@ -419,8 +419,8 @@ class BaselineStore:
         writer loses another's suites. Returns the baseline as written; the file is not
         rewritten when its text would not change.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._lock():
                 current = self._read()
                 merged = dict(current.suites)
@@ -444,6 +444,12 @@ class BaselineStore:
                 f"timed out after {self.lock_timeout:g}s waiting for the lock {self.lock_path}",
                 path=self.path,
                 fix="another process is updating the baseline; if none is, delete the lock file",
+            ) from exc
+        except OSError as exc:  # the folder or the lock file cannot be created
+            raise BaselineError(
+                f"cannot write the baseline file: {exc}; the previous file is unchanged",
+                path=self.path,
+                fix="make the baseline's folder writable, or point gpo_baseline elsewhere",
             ) from exc
         self._loaded = baseline
         return baseline

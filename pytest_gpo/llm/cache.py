@@ -25,6 +25,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -264,12 +265,26 @@ class FileCache:
                 os.unlink(path)
 
 
+#: Seconds a Redis connect or command may take before it counts as a failure.
+REDIS_TIMEOUT = 2.0
+#: Failures (timeouts, refused connections, errors) within :data:`REDIS_WINDOW` seconds after
+#: which Redis is not used again in this process: the run goes on without a cache.
+REDIS_MAX_FAILURES = 3
+REDIS_WINDOW = 60.0
+
+
 class RedisCache:
     """Entries in Redis (``redis://host:port/db``), same format and checksum rule as files.
 
     redis-py is imported when the cache is created, never at module import. ``ttl`` (seconds)
     lets Redis expire old entries; ``client`` injects a ready redis client (tests). The client
     is thread-safe (a connection pool), so reads may run on worker threads.
+
+    Every connect and command times out after ``timeout`` seconds, without redis-py's own
+    retries. A circuit breaker then bounds a Redis that stalls or goes away: after
+    ``max_failures`` failed calls within ``window`` seconds the cache is *tripped*, reads are
+    misses and writes are dropped for the rest of the run, and :attr:`warning` says so (once,
+    with the URL's password hidden). Failures before the trip raise, as before.
     """
 
     #: Every read is a network round trip: the model client runs it off the event loop.
@@ -282,50 +297,95 @@ class RedisCache:
         prefix: str = "pytest-gpo:response:",
         ttl: int | None = None,
         client: Any = None,
+        timeout: float = REDIS_TIMEOUT,
+        max_failures: int = REDIS_MAX_FAILURES,
+        window: float = REDIS_WINDOW,
     ) -> None:
         self.url = url
         self.prefix = prefix
         self.ttl = ttl
+        self.max_failures = max_failures
+        self.window = window
+        self._failures: list[float] = []
+        self._lock = threading.Lock()
+        #: Why Redis is no longer used (``None`` while it is).
+        self.warning: str | None = None
         if client is None:
             try:
                 import redis
+                from redis.backoff import NoBackoff
+                from redis.retry import Retry
             except ImportError as exc:  # pragma: no cover - depends on the environment
                 raise ImportError(
                     f"a Redis response cache ({_redact_url(url)}) needs redis-py: "
                     "pip install 'pytest-gpo[redis]'"
                 ) from exc
-            client = redis.Redis.from_url(url)
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+            )
         self._client = client
 
     def __repr__(self) -> str:
         return f"RedisCache({_redact_url(self.url)!r})"
 
+    @property
+    def tripped(self) -> bool:
+        """Whether the circuit breaker stopped using Redis."""
+        return self.warning is not None
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One Redis command through the circuit breaker; ``None`` once it has tripped."""
+        if self.warning is not None:
+            return None
+        try:
+            return getattr(self._client, method)(*args, **kwargs)
+        except Exception as exc:
+            now = time.monotonic()
+            with self._lock:
+                self._failures = [t for t in self._failures if now - t < self.window]
+                self._failures.append(now)
+                if len(self._failures) >= self.max_failures and self.warning is None:
+                    self.warning = (
+                        f"the Redis response cache {_redact_url(self.url)} failed "
+                        f"{len(self._failures)} times within {self.window:g}s (last: "
+                        f"{type(exc).__name__}: {exc}); the rest of the run used no cache "
+                        "(answers were fetched and not cached)"
+                    )
+            if self.warning is not None:
+                return None
+            raise
+
     def get(self, key: str) -> dict[str, Any] | None:
         """The payload under ``key``; a corrupt entry is deleted and is a miss."""
         _check_key(key)
         name = self.prefix + key
-        data = self._client.get(name)
+        data = self._call("get", name)
         if data is None:
             return None
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         payload = decode_entry(key, raw)
         if payload is None:
             # Delete only if nobody rewrote it meanwhile (a benign race either way: a miss).
-            again = self._client.get(name)
+            again = self._call("get", name)
             if again == data:
-                self._client.delete(name)
+                self._call("delete", name)
         return payload
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         """Store the entry (one atomic SET)."""
         _check_key(key)
-        self._client.set(self.prefix + key, encode_entry(key, entry), ex=self.ttl)
+        self._call("set", self.prefix + key, encode_entry(key, entry), ex=self.ttl)
 
     def close(self) -> None:
         """Close the connection pool."""
         close = getattr(self._client, "close", None)
         if callable(close):
-            close()
+            with contextlib.suppress(Exception):
+                close()
 
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

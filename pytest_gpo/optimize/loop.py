@@ -17,7 +17,7 @@ from typing import Any
 
 from pytest_gpo.errors import ConfigError
 from pytest_gpo.llm.types import Embedder, ModelClient
-from pytest_gpo.optimize.checkpoint import load_checkpoint
+from pytest_gpo.optimize.checkpoint import bad_state, ignored_message, read_checkpoint
 from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.optimize.context import Abort, CandidateFilter, EvaluateFn, RunContext, StopFn
 from pytest_gpo.optimize.estimate import plan_run
@@ -27,21 +27,29 @@ from pytest_gpo.optimize.repeat import repeat_runs
 from pytest_gpo.optimize.result import OptimizationResult
 from pytest_gpo.optimize.retrieval import TrajectoryEntry
 from pytest_gpo.optimize.schedule import batch_for_step
-from pytest_gpo.optimize.state import RunState
+from pytest_gpo.optimize.state import RunState, check_saved
 from pytest_gpo.optimize.step import run_step
 
 
 async def _run(ctx: RunContext) -> OptimizationResult:
     """Start or resume, run the steps until done or stopped, then the final scoring."""
     resumed_from: int | None = None
-    saved = (
-        load_checkpoint(ctx.checkpoint_dir, ctx.fingerprint)
-        if ctx.checkpoint_dir is not None
-        else None
-    )
-    stopped: str | None = None
+    saved: dict[str, Any] | None = None
+    problem: str | None = None
+    if ctx.checkpoint_dir is not None:
+        saved, problem = read_checkpoint(ctx.checkpoint_dir, ctx.fingerprint)
+    restored: RunState | None = None
     if saved is not None:
-        ctx.state = RunState.from_dict(saved)
+        try:
+            check_saved(saved)
+            candidate = RunState.from_dict(saved)
+            candidate.check(ctx.total)
+            restored = candidate
+        except Exception as exc:  # a hand-edited or foreign checkpoint is data, not a crash
+            problem = bad_state(exc)
+    stopped: str | None = None
+    if restored is not None:
+        ctx.state = restored
         ctx.embedding_base = ctx.state.embedding_seconds
         resumed_from = ctx.state.t
         ctx.emit("resume", message=f"{ctx.state.evaluations} evaluations reused")
@@ -49,6 +57,8 @@ async def _run(ctx: RunContext) -> OptimizationResult:
         ctx.state = RunState(
             t=0, current=TrajectoryEntry(ctx.initial, 0.0), trajectory=[], scores={}
         )
+        if problem is not None and ctx.checkpoint_dir is not None:
+            ctx.emit("note", message=ignored_message(ctx.checkpoint_dir, problem))
         train, eval_, test = ctx.splits.sizes()
         ctx.emit("start", message=f"cases: train {train}, eval {eval_}, test {test}")
         try:

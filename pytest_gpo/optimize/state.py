@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,6 +13,72 @@ from pytest_gpo.llm.types import Usage
 from pytest_gpo.optimize.result import StepRecord
 from pytest_gpo.optimize.retrieval import TrajectoryEntry
 from pytest_gpo.serial import from_data, to_data
+
+#: The fields of a saved state (:meth:`RunState.to_dict`), every one always written.
+FIELDS = frozenset(
+    {
+        "t",
+        "current",
+        "trajectory",
+        "scores",
+        "steps",
+        "rejected",
+        "duplicates",
+        "optimizer_usage",
+        "task_usage",
+        "optimizer_requests",
+        "reflection_requests",
+        "evaluations",
+        "embedding_seconds",
+        "task_model",
+    }
+)
+_COUNTS = ("t", "duplicates", "optimizer_requests", "reflection_requests", "evaluations")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _pair(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and (_number(value[1]))
+    )
+
+
+def check_saved(d: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first field of a saved state that is missing, extra or
+    of the wrong type (a checkpoint edited by hand, or from another version)."""
+    missing, extra = sorted(FIELDS - set(d)), sorted(set(d) - FIELDS)
+    if missing or extra:
+        raise ValueError(f"fields missing {missing} / unknown {extra}")
+    for name in _COUNTS:
+        if not _count(d[name]):
+            raise ValueError(f"'{name}' must be a whole number >= 0, not {d[name]!r}")
+    if not _number(d["embedding_seconds"]) or d["embedding_seconds"] < 0:
+        raise ValueError("'embedding_seconds' must be a number >= 0")
+    if not _pair(d["current"]):
+        raise ValueError("'current' must be a [prompt, score] pair")
+    for name in ("trajectory", "scores"):
+        if not isinstance(d[name], list) or not d[name] or not all(map(_pair, d[name])):
+            raise ValueError(f"'{name}' must be a non-empty list of [prompt, score] pairs")
+    rejected = d["rejected"]
+    if not isinstance(rejected, dict) or not all(map(_count, rejected.values())):
+        raise ValueError("'rejected' must map reasons to counts")
+    for name in ("optimizer_usage", "task_usage"):
+        if not isinstance(d[name], dict):
+            raise ValueError(f"'{name}' must be an object")
+    if not isinstance(d["steps"], list):
+        raise ValueError("'steps' must be a list")
+    if d["task_model"] is not None and not isinstance(d["task_model"], str):
+        raise ValueError("'task_model' must be a string or null")
 
 
 @dataclass
@@ -39,6 +107,22 @@ class RunState:
             if entry.score > best.score:
                 best = entry
         return best
+
+    def check(self, total: int) -> None:
+        """Raise ``ValueError`` when a restored state cannot be resumed (a step count outside
+        ``0..total``, no trajectory, a score that is not a finite number, a value that would
+        not save again as strict JSON)."""
+        if not 0 <= self.t <= total:
+            raise ValueError(f"step {self.t} is outside 0..{total}")
+        if not self.trajectory:
+            raise ValueError("its trajectory is empty")
+        if len(self.steps) != self.t:
+            raise ValueError(f"it records {len(self.steps)} step(s) for step {self.t}")
+        numbers = [self.current.score, *(e.score for e in self.trajectory), *self.scores.values()]
+        if not all(math.isfinite(x) for x in numbers):
+            raise ValueError("a score is not a finite number")
+        # it must save again: strict JSON (no NaN) of the types it is made of
+        json.dumps(self.to_dict(), allow_nan=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The checkpoint's ``state``: its own format (scores as pairs: prompts are keys)."""

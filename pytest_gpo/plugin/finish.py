@@ -7,6 +7,7 @@ report are each written once, by one process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,71 +209,89 @@ def _build_report(
     return report
 
 
-def _write_html(gs: GpoSession, report: Report) -> tuple[Path | None, GpoError | None]:
-    """Write the HTML report when one is asked for: (its path, or the error that stopped it).
-
-    A failure does not stop the markdown and JSON reports; it is reported after them.
-    """
-    target = gs.settings.html_path
-    if target is None:
-        return None, None
-    from pytest_gpo.report.files import write_html_report
-
+def _attempt(out: Outcome, step: Callable[[], int | None]) -> tuple[bool, int | None]:
+    """Run one of the session's writes; a :class:`GpoError` or ``OSError`` becomes an error
+    line (path, reason, fix) so the writes after it still happen. ``(ok, status)``."""
     try:
-        return write_html_report(target, report), None
+        return True, step()
     except GpoError as exc:
-        return None, exc
+        out.lines.append("ERROR: " + exc.render())
+    except OSError as exc:  # a write no GpoError wraps yet: still a line, not a traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        out.lines.append(f"ERROR: cannot write{where}: {exc.strerror or exc}")
+    return False, None
 
 
 def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
-    """Update the baseline, write prompts back, write reports; a new exit status or None."""
+    """Update the baseline, write prompts back, write reports; a new exit status or None.
+
+    Each write is attempted even when an earlier one failed (an unwritable baseline still
+    gets its report); a failed write the user asked for makes the exit status non-zero.
+    """
     out = Outcome()
     gs.outcome = out
     status: int | None = None
-    html_error: GpoError | None = None
     if not gs.records:
         return None
-    try:
-        if gs.settings.update_baseline:
-            _update_baseline(gs, out)
-        if gs.settings.optimize:
-            status = _write_back(gs, out)
-        path = gs.settings.report_path
-        final = status if status is not None and exitstatus in (0, 1) else exitstatus
-        reason = "prompt files were rewritten; re-run pytest to check them" if status else None
-        report = _build_report(gs, out.writes, final, reason if final == status else None)
-        out.report = report
-        html, html_error = _write_html(gs, report)
-        if html is not None:
-            out.lines.append(f"HTML report: {display(html)}")
-        if path is not None:
-            from pytest_gpo.report.files import write_reports
-
-            def hook(payload: dict[str, Any]) -> None:
-                if gs.hook is not None:
-                    gs.hook.pytest_gpo_report(report=payload)
-
-            written = write_reports(path, report, json_hook=hook, html=html)
-            out.lines.append(f"report: {display(written.markdown)} (and {written.json.name})")
-            if written.step_summary_error:
-                out.lines.append(written.step_summary_error)
-        else:
-            from pytest_gpo.report.files import append_step_summary
-            from pytest_gpo.report.markdown import render_markdown
-
-            try:
-                append_step_summary(render_markdown(report))
-            except OSError as exc:
-                out.lines.append(f"cannot append to $GITHUB_STEP_SUMMARY: {exc}")
-    except GpoError as exc:
-        out.lines.append("ERROR: " + exc.render())
-        return 1 if exitstatus == 0 else None
-    if html_error is not None:
-        out.lines.append("ERROR: " + html_error.render())
+    ok = True
+    if gs.settings.update_baseline:
+        done, _ = _attempt(out, lambda: _update_baseline(gs, out))
+        ok = ok and done
+    if gs.settings.optimize:
+        done, status = _attempt(out, lambda: _write_back(gs, out))
+        ok = ok and done
+    final = status if status is not None and exitstatus in (0, 1) else exitstatus
+    if not ok and final == 0:
+        final = 1
+    reason = "prompt files were rewritten; re-run pytest to check them" if status else None
+    report = _build_report(gs, out.writes, final, reason if final == status else None)
+    out.report = report
+    html: list[Path] = []
+    if gs.settings.html_path is not None:
+        done, _ = _attempt(out, lambda: _write_html(gs, out, report, html))
+        ok = ok and done
+    done, _ = _attempt(out, lambda: _write_reports(gs, out, report, html[0] if html else None))
+    ok = ok and done
+    if not ok:
         return 1 if exitstatus == 0 else None
     if status is not None and exitstatus in (0, 1):
         return status
     return None
+
+
+def _write_html(gs: GpoSession, out: Outcome, report: Report, written: list[Path]) -> None:
+    """Write the HTML report (``--gpo-html``); its path goes into ``written``."""
+    target = gs.settings.html_path
+    if target is None:
+        return
+    from pytest_gpo.report.files import write_html_report
+
+    path = write_html_report(target, report)
+    written.append(path)
+    out.lines.append(f"HTML report: {display(path)}")
+
+
+def _write_reports(gs: GpoSession, out: Outcome, report: Report, html: Path | None) -> None:
+    path = gs.settings.report_path
+    if path is not None:
+        from pytest_gpo.report.files import write_reports
+
+        def hook(payload: dict[str, Any]) -> None:
+            if gs.hook is not None:
+                gs.hook.pytest_gpo_report(report=payload)
+
+        written = write_reports(path, report, json_hook=hook, html=html)
+        out.lines.append(f"report: {display(written.markdown)} (and {written.json.name})")
+        if written.step_summary_error:
+            out.lines.append(written.step_summary_error)
+    else:
+        from pytest_gpo.report.files import append_step_summary
+        from pytest_gpo.report.markdown import render_markdown
+
+        try:
+            append_step_summary(render_markdown(report))
+        except OSError as exc:
+            out.lines.append(f"cannot append to $GITHUB_STEP_SUMMARY: {exc}")
 
 
 def summary_lines(gs: GpoSession) -> list[str]:
@@ -305,4 +324,6 @@ def summary_lines(gs: GpoSession) -> list[str]:
         lines.append("WARNING: " + warning)
     if any(rec.model.startswith(SIM_PREFIX) for rec in gs.records.values()):
         lines.append(SIM_NOTE)
-    return lines
+    from pytest_gpo.report.controls import visible
+
+    return [visible(line) for line in lines]

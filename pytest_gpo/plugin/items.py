@@ -66,6 +66,7 @@ class SuiteFile(pytest.File):
             return
         item = SuiteItem.from_parent(self, name=suite.name, suite=suite)
         gs.record(item.nodeid, suite)
+        gs.suite_paths.setdefault(suite.name, []).append(self.path)
         yield item
 
 
@@ -88,7 +89,9 @@ class BrokenSuiteItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         """The error text, no traceback."""
         if isinstance(excinfo.value, GpoError):
-            return "invalid suite: " + excinfo.value.render()
+            from pytest_gpo.report.controls import visible
+
+            return "invalid suite: " + visible(excinfo.value.render())
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
@@ -115,6 +118,11 @@ class SuiteItem(pytest.Item):
         """Run the model calls (not when optimizing: the optimizer makes its own)."""
         gs = self.gs
         record = gs.record(self.nodeid, self.suite)
+        duplicate = gs.duplicate_name_error(self.suite)
+        if duplicate is not None:  # collection is complete: every file with the name is known
+            record.error = duplicate.render()
+            set_junit_properties(self, record)
+            pytest.fail(record.error, pytrace=False)
         if gs.settings.optimize or self.config.option.setuponly:
             return
         before = gs.usage_now()
@@ -210,10 +218,14 @@ class SuiteItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         """A table of failing cases and the score against the threshold, no traceback."""
+        from pytest_gpo.report.controls import visible  # answers may hold ANSI escapes
+
         if isinstance(excinfo.value, SuiteFailed):
-            return excinfo.value.text
+            return visible(excinfo.value.text)
+        if isinstance(excinfo.value, pytest.fail.Exception):  # a setup error's message
+            return visible(excinfo.value.msg or "")
         if isinstance(excinfo.value, GpoError):
-            return excinfo.value.render()
+            return visible(excinfo.value.render())
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:

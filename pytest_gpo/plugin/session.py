@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-from pytest_gpo.errors import ConfigError, GpoError
+from pytest_gpo.errors import ConfigError, GpoError, SuiteError
 from pytest_gpo.llm.types import Embedder, ModelClient, Usage
 from pytest_gpo.results import SuiteRun
 from pytest_gpo.scorers.base import ScorerRegistry
@@ -122,6 +122,9 @@ class GpoSession:
     _scores: ScoreCache | None = None
     #: what finishing the session did (written by :func:`.finish.finish_session`)
     outcome: Outcome | None = None
+    #: the suite files collected under each suite name (a name must be unique: it keys the
+    #: baseline)
+    suite_paths: dict[str, list[Path]] = field(default_factory=dict)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -141,6 +144,20 @@ class GpoSession:
         """Load and validate a suite file."""
         confinement = Confinement(self.settings.rootdir, self.settings.allowed_folders)
         return load_suite(path, self.registry, confinement)
+
+    def duplicate_name_error(self, suite: Suite) -> SuiteError | None:
+        """The error of a suite whose ``name`` another collected suite file also has."""
+        paths = sorted(set(self.suite_paths.get(suite.name, ())))
+        if len(paths) < 2:
+            return None
+        files = ", ".join(display(p) for p in paths)
+        return SuiteError(
+            f"suite name '{suite.name}' is used by {len(paths)} suite files ({files}); they "
+            "would share one baseline entry, so none of them is run",
+            path=suite.path,
+            key="name",
+            fix="give each suite file its own 'name:' (a name defaults to the file's stem)",
+        )
 
     # -- models -------------------------------------------------------------------------------
 
@@ -346,10 +363,15 @@ class GpoSession:
             *getattr(self._client, "cache_errors", ()),
             *(self._scores.errors if self._scores else ()),
         ]
-        if cache_errors:
+        stores = (getattr(self._client, "cache", None), getattr(self._scores, "store", None))
+        tripped = [w for s in stores if isinstance(w := getattr(s, "warning", None), str)]
+        if tripped:  # the Redis circuit breaker: one warning instead of the failure count
+            warnings.extend(tripped)
+        elif cache_errors:
             warnings.append(
                 f"the response cache failed {len(cache_errors)} time(s); answers were not "
-                f"cached (first: {cache_errors[0]})"
+                f"cached (first: {cache_errors[0]}); fix: make the cache location writable "
+                "(gpo_cache_dir, or gpo_cache_url's server) or run with --gpo-cache off"
             )
         record.warnings = warnings
 

@@ -37,6 +37,7 @@ from pytest_gpo.report.cells import (
     threshold_text,
     usage_cells,
 )
+from pytest_gpo.report.controls import visible
 from pytest_gpo.report.model import Report, SuiteReport
 from pytest_gpo.results import CaseResult, SuiteRun, runs_rule
 
@@ -320,7 +321,8 @@ def render_markdown(
         ]
     for section in report.sections:
         out += ["", f"## {md_text(section.title)}", "", section.markdown.strip()]
-    return "\n".join(out).rstrip() + "\n"
+    # answers, reasons and prompts may hold ANSI escapes, NUL bytes or bidi overrides
+    return visible("\n".join(out).rstrip() + "\n")
 
 
 def _meta_value(value: Any) -> str:

@@ -20,6 +20,7 @@ from pytest_gpo.report.cells import (
     usage_cells,
     value_text,
 )
+from pytest_gpo.report.controls import visible
 from pytest_gpo.report.model import Report, SuiteReport
 
 _STATUS_TERM = {
@@ -92,6 +93,8 @@ def terminal_table(suites: Report | Sequence[SuiteReport]) -> str:
                 total.cost_text(),
             ]
         )
+    # escaped before tabulate measures the columns (an ESC is zero-width on a terminal)
+    rows = [[visible(cell) for cell in row] for row in rows]
     return tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
 
 
@@ -104,7 +107,7 @@ def terminal_lines(report: Report, *, show_all: bool = False) -> list[str]:
     if show_all:
         for s in report.suites:
             lines += ["", *all_cases_lines(s)]
-    return lines
+    return [visible(line) for line in lines]
 
 
 def _indented(label: str, text: str, indent: str) -> list[str]:
@@ -123,7 +126,7 @@ def all_cases_lines(s: SuiteReport) -> list[str]:
     if s.run is None:
         lines = [f"{head}: no cases were scored"]
         return lines + (_indented("", v.error, "  ") if v.error else [])
-    lines = [f"{head}, every case:"]
+    lines = [f"{head}, every case:"]  # terminal_lines escapes control characters
     for c in s.run.cases:
         lines.append(f"  {c.case_id}: {case_verdict_text(c)}, score {format_score(c.score)}")
         for key, value in c.vars.items():

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
 from pytest_gpo.scorers.common import OptionScorer, as_text, fmt_score, quote, result
+from pytest_gpo.scorers.user_regex import RegexError, UserRegex, compile_user_regex
 from pytest_gpo.suites.model import Case
 
 
@@ -121,18 +121,14 @@ class ContainsScorer(OptionScorer):
         )
 
 
-@functools.lru_cache(maxsize=256)
-def _compile(pattern: str, flags: int) -> re.Pattern[str]:
-    return re.compile(pattern, flags)
-
-
 class RegexScorer(OptionScorer):
     """Passes when a regular expression matches the output.
 
     The pattern is the ``pattern`` option, or else the case's ``expected``. Options:
     ``ignore_case`` (default false), ``full`` (the whole output must match, after stripping
     surrounding whitespace; default false: a match anywhere), ``multiline``/``dotall``
-    (the ``re`` flags, default false). Score 1 or 0.
+    (the ``re`` flags, default false). Score 1 or 0. Patterns run on RE2
+    (:mod:`pytest_gpo.scorers.user_regex`): linear time, no backreferences or lookaround.
     """
 
     type_name: ClassVar[str] = "regex"
@@ -156,22 +152,41 @@ class RegexScorer(OptionScorer):
         self.full = self.opt_bool("full", False)
         pattern = self.options.get("pattern")
         if pattern is not None and not isinstance(pattern, str):
-            raise self.bad_type("pattern", "a string (a Python regular expression)", pattern)
-        self.pattern: re.Pattern[str] | None = None
+            raise self.bad_type("pattern", "a string (a regular expression)", pattern)
+        self.pattern: UserRegex | None = None
         if pattern is not None:
             try:
-                self.pattern = _compile(pattern, self.flags)
-            except re.error as exc:
+                self.pattern = compile_user_regex(pattern, self.flags)
+            except RegexError as exc:
                 raise self.fail(
-                    f"invalid regular expression {pattern!r}: {exc}",
+                    f"regular expression {pattern!r} refused: {exc}",
                     key="pattern",
                     fix="quote the pattern in YAML with single quotes and escape regex "
-                    "metacharacters with a backslash",
+                    "metacharacters with a backslash; rewrite backreferences and lookaround "
+                    "(or score with a python scorer)",
                 ) from exc
 
     def requires_expected(self) -> bool:
         """Only when no ``pattern`` option is given."""
         return self.pattern is None
+
+    def check_cases(self, cases: Sequence[Case]) -> None:
+        """Without ``pattern``, every case's ``expected`` must be a pattern RE2 can run (checked
+        when the suite loads, so a bad one is a suite error naming the case)."""
+        if self.pattern is not None:
+            return
+        for case in cases:
+            if not case.has_expected:
+                continue
+            source = as_text(case.expected)
+            try:
+                compile_user_regex(source, self.flags)
+            except RegexError as exc:
+                raise self.fail(
+                    f"case '{case.id}': expected pattern {source!r} refused: {exc}",
+                    key="expected",
+                    fix="rewrite the case's expected pattern without backreferences or lookaround",
+                ) from None
 
     async def score(self, output: str, case: Case, ctx: ScoreContext) -> ScoreResult:
         """1 when the pattern matches, else 0."""
@@ -182,9 +197,9 @@ class RegexScorer(OptionScorer):
         if pattern is None:
             source = as_text(case.expected)
             try:
-                pattern = _compile(source, self.flags)
-            except re.error as exc:
-                return result(0.0, False, f"expected is not a valid regex {source!r}: {exc}")
+                pattern = compile_user_regex(source, self.flags)
+            except RegexError as exc:
+                return result(0.0, False, f"expected is not a usable regex {source!r}: {exc}")
         text = output.strip() if self.full else output
         match = pattern.fullmatch(text) if self.full else pattern.search(text)
         shown = f"/{pattern.pattern}/"

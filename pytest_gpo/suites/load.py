@@ -421,6 +421,9 @@ class _Loader:
                         case=lacking[0],
                         fix="add 'expected' to those cases, or use a scorer that does not need it",
                     )
+            check_cases = getattr(scorer, "check_cases", None)
+            if callable(check_cases):  # e.g. regex: each case's expected must compile
+                check_cases(cases)
             specs.append(ScorerSpec(scorer=scorer, weight=float(weight), label=str(label)))
         return tuple(specs)
 

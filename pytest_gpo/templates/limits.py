@@ -32,10 +32,29 @@ MAX_WIDTH = 10_000
 MAX_SECONDS = 5.0
 #: ``lipsum``: at most this many paragraphs, of at most this many words each.
 MAX_LIPSUM = (100, 1_000)
+#: Jinja2 tokens a template source may hold. Parsing and compiling grow with the tokens (not
+#: the characters: plain text is one token), and a compile cannot be interrupted, so the
+#: count is capped before the parser sees more; a hand-written prompt holds a few hundred.
+MAX_TOKENS = 20_000
 
 
 class RenderLimit(SecurityError):
     """A render would go past one of this module's bounds."""
+
+
+def bounded_tokens(tokens: Iterable[Any]) -> Iterator[Any]:
+    """Pass a template's tokens to the parser, stopping past :data:`MAX_TOKENS` tokens or
+    :data:`MAX_SECONDS` of lexing and parsing (checked every 256 tokens)."""
+    deadline = time.monotonic() + MAX_SECONDS
+    for count, token in enumerate(tokens, 1):
+        if count > MAX_TOKENS:
+            raise RenderLimit(
+                f"the template has more than {MAX_TOKENS:,} Jinja2 tokens (expressions, "
+                "operators, tags)"
+            )
+        if count % 256 == 0 and time.monotonic() > deadline:
+            raise RenderLimit(f"parsing the template took more than {MAX_SECONDS:g} s")
+        yield token
 
 
 class _Budget:

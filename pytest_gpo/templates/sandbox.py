@@ -20,7 +20,8 @@ import jinja2.sandbox
 import jinja2.utils
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
+from jinja2.lexer import TokenStream
+from jinja2.runtime import Context, LoopContext
 from jinja2.visitor import NodeTransformer
 
 from pytest_gpo.errors import SuiteError
@@ -47,6 +48,17 @@ class _BoundedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
     """
 
     intercepted_binops = frozenset({"*", "**", "+", "-", "/", "//", "%"})
+
+    def _tokenize(
+        self,
+        source: str,
+        name: str | None,
+        filename: str | None = None,
+        state: str | None = None,
+    ) -> TokenStream:
+        # the parser reads tokens as it goes: counting them bounds the parse (and the compile)
+        stream = super()._tokenize(source, name, filename, state)
+        return TokenStream(limits.bounded_tokens(stream), name, filename)
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
@@ -78,6 +90,8 @@ class _BoundedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
             limits.check_lipsum(args, kwargs)
         elif name not in ("format", "format_map", _LOOP, _CONCAT, "range", "safe_range"):
             limits.check_call_args(name, args, kwargs)
+        if isinstance(__obj, LoopContext) and args:  # a recursive loop's inner iterations
+            args = (limits.bounded_loop(args[0]), *args[1:])
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
             if name in _GROWING or name == "join":
@@ -174,6 +188,12 @@ def template_variables(text: str, *, where: str | None = None) -> frozenset[str]
             path=where,
             fix="flatten the nested brackets or blocks of the template",
         ) from None
+    except limits.RenderLimit as exc:
+        raise SuiteError(
+            f"template stopped at a parse bound: {exc}",
+            path=where,
+            fix="templates parse bounded (docs/reliability.md); write a shorter template",
+        ) from None
 
 
 def check_syntax(text: str) -> str | None:
@@ -184,6 +204,8 @@ def check_syntax(text: str) -> str | None:
         return f"line {exc.lineno}: {exc.message}"
     except RecursionError:
         return "nested too deeply to parse"
+    except limits.RenderLimit as exc:
+        return str(exc)
     except ValueError as exc:
         return str(exc)
     return None
