@@ -82,7 +82,7 @@ def _evaluator(
 
 
 def test_selection_moves_to_the_best_new_candidate_and_final_is_best_by_eval() -> None:
-    cfg = _config()
+    cfg = _config(racing="off")  # every candidate on all of eval in one call (no racing)
     evaluator = _evaluator(cfg, test_scores={P0: 0.5, E: 0.7})
     client = ScriptedClient(steps_script(SCRIPT))
     result = _run(cfg, evaluator, client)
@@ -287,7 +287,7 @@ def test_input_errors_raise_before_any_call() -> None:
 
 
 def test_resume_from_a_checkpoint_does_not_rescore_completed_steps(tmp_path: Path) -> None:
-    cfg = _config(steps=5)
+    cfg = _config(steps=5, racing="off")  # scorings counted on all of eval at once
     script = [[A, B], [E, F], [G], [A, F], [E]]
     steps_done: list[int] = []
 

@@ -27,6 +27,10 @@ RETRIEVALS: tuple[str, ...] = ("relevance", "recency", "importance", "none")
 SCHEDULES: tuple[str, ...] = ("cosine", "linear", "fixed", "none")
 UPDATES: tuple[str, ...] = ("generation", "edit")
 
+# experiments and selection (F)
+Racing = Literal["on", "exact", "off"]
+RACINGS: tuple[str, ...] = ("on", "exact", "off")
+
 #: Keys that change what a run computes. The caps only decide when a run stops, so raising
 #: them lets an interrupted run resume from its checkpoint.
 _NON_TRAJECTORY_KEYS = frozenset({"max_calls", "max_cost"})
@@ -69,6 +73,11 @@ class OptimizeConfig:
     optimizer_model: str | None = None
     max_calls: int | None = None
     max_cost: float | None = None
+    # experiments and selection (F): see docs/optimize.md, "Repeatable experiments" and "Racing"
+    optimizer_seed: int | None = None
+    runs: int = 1
+    racing: Racing = "on"
+    race_delta: float = 0.05
     written: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -146,7 +155,7 @@ class OptimizeConfig:
         values["written"] = merged
         if "splits" in values:
             values["splits"] = _parse_splits(values["splits"], where)
-        for name in ("temperature", "min_gain", "alpha", "max_cost"):
+        for name in ("temperature", "min_gain", "alpha", "max_cost", "race_delta"):
             if isinstance(values.get(name), int) and not isinstance(values[name], bool):
                 # an integer too large for a float is as unusable as .inf: refused as one
                 values[name] = float(values[name]) if abs(values[name]) < 2**1023 else math.inf
@@ -172,6 +181,11 @@ class OptimizeConfig:
         if "splits" in values:
             values["splits"] = tuple(float(x) for x in values["splits"])
         return cls(**values, written=dict(values))
+
+    @property
+    def sampling_seed(self) -> int:
+        """The optimizer's sampling seed: ``optimizer_seed``, or ``seed`` when it is unset."""
+        return self.seed if self.optimizer_seed is None else self.optimizer_seed
 
     def fingerprint_dict(self) -> dict[str, Any]:
         """The settings that change what a run computes (checkpoints must match on them)."""
@@ -336,6 +350,18 @@ def _check(config: OptimizeConfig, where: str | Path | None) -> None:
             "min_words",
             f"min_words ({config.min_words}) is larger than max_words ({config.max_words})",
             "the budget decays from max_words down to min_words; swap them",
+        )
+    # experiments and selection (F)
+    _int(config, "optimizer_seed", where, minimum=0, optional=True)
+    _int(config, "runs", where, minimum=1)
+    _choice(config, "racing", RACINGS, where)
+    _float(config, "race_delta", where, low=0.0, high=1.0)
+    if config.race_delta <= 0.0 or config.race_delta >= 1.0:
+        raise _fail(
+            where,
+            "race_delta",
+            f"'race_delta' must be strictly between 0 and 1, got {config.race_delta!r}",
+            "set race_delta to an error rate such as 0.05 (or racing: exact for no error)",
         )
     model = config.optimizer_model
     if model is not None and (not isinstance(model, str) or not model.strip()):

@@ -259,6 +259,11 @@ class RunContext:
                 )
         return None
 
+    def affordable(self, calls: int) -> bool:
+        """Whether the call cap leaves room for ``calls`` more calls."""
+        cap = self.config.max_calls
+        return cap is None or self.client.usage.calls + calls <= cap
+
     def train_affordable(self) -> bool:
         """Whether the call cap leaves room to score both prompts on train (report only)."""
         cfg = self.config

@@ -6,12 +6,12 @@ bounds: rejected and duplicate candidates and cached responses make the real cou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.optimize.schedule import total_steps
-from pytest_gpo.optimize.splits import Splits, split_cases
+from pytest_gpo.optimize.splits import Splits, predefined_splits, split_cases
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,19 @@ class RunPlan:
     total_steps: int
 
 
-def plan_run(case_ids: Sequence[str], config: OptimizeConfig) -> RunPlan:
-    """Split the cases and count the steps (raises ``SuiteError`` for fewer than 3 cases)."""
-    splits = split_cases(case_ids, config.splits, config.seed)
+def plan_run(
+    case_ids: Sequence[str],
+    config: OptimizeConfig,
+    split_by_id: Mapping[str, str] | None = None,
+) -> RunPlan:
+    """Split the cases and count the steps (raises ``SuiteError`` for fewer than 3 cases).
+
+    ``split_by_id`` (the cases' predefined ``split`` fields) wins over the hash split.
+    """
+    if split_by_id:
+        splits = predefined_splits(case_ids, split_by_id)
+    else:
+        splits = split_cases(case_ids, config.splits, config.seed)
     return RunPlan(
         splits=splits,
         total_steps=total_steps(config, len(splits.train)),

@@ -13,6 +13,7 @@ from pytest_gpo.optimize.budget import REJECTIONS
 from pytest_gpo.optimize.context import Abort, RunContext
 from pytest_gpo.optimize.guard import held_out_verdict
 from pytest_gpo.optimize.result import CaseOutcome, OptimizationResult, SplitScore
+from pytest_gpo.optimize.select import select_best
 from pytest_gpo.results import SuiteRun
 
 
@@ -33,7 +34,8 @@ async def final_result(
     """
     assert ctx.state is not None
     st = ctx.state
-    best = st.best()
+    selection = await select_best(ctx)
+    best = selection.best
     changed = best.prompt != ctx.initial
     scores = {
         "train": SplitScore(),
@@ -80,15 +82,18 @@ async def final_result(
     except Abort as abort:
         verdict_reason = f"not accepted: the held-out test could not be scored ({abort.reason})"
         stopped = stopped or abort.reason
-    if not ctx.budget_hit and ctx.train_affordable():
+    known = selection.train
+    if ctx.initial in known and best.prompt in known:
+        scores["train"] = SplitScore(known[ctx.initial], known[best.prompt])
+    elif not ctx.budget_hit and ctx.train_affordable():
         prompts = [ctx.initial, best.prompt] if changed else [ctx.initial]
         train_runs = await asyncio.gather(
-            *(ctx.evaluate(p, ctx.splits.train) for p in prompts), return_exceptions=True
+            *(_train_score(ctx, p, known) for p in prompts), return_exceptions=True
         )
         first, last = train_runs[0], train_runs[-1]
         # train scores only inform the report: a failure here leaves them unknown
-        if isinstance(first, SuiteRun) and isinstance(last, SuiteRun):
-            scores["train"] = SplitScore(first.score, last.score)
+        if isinstance(first, float) and isinstance(last, float):
+            scores["train"] = SplitScore(first, last)
     return OptimizationResult(
         suite=ctx.suite,
         initial_prompt=ctx.initial,
@@ -118,7 +123,15 @@ async def final_result(
         embedding_seconds=ctx.embedding_seconds(),
         paired_test=paired_name,
         paired_p=paired_p,
+        selection_note=selection.note,
     )
+
+
+async def _train_score(ctx: RunContext, prompt: str, known: Mapping[str, float]) -> float:
+    if prompt in known:
+        return known[prompt]
+    run = await ctx.evaluate(prompt, ctx.splits.train)
+    return run.score
 
 
 def unscored_result(ctx: RunContext, reason: str) -> OptimizationResult:

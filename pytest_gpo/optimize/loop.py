@@ -23,6 +23,7 @@ from pytest_gpo.optimize.context import Abort, CandidateFilter, EvaluateFn, RunC
 from pytest_gpo.optimize.estimate import plan_run
 from pytest_gpo.optimize.final import final_result, unscored_result
 from pytest_gpo.optimize.progress import ProgressCallback
+from pytest_gpo.optimize.repeat import repeat_runs
 from pytest_gpo.optimize.result import OptimizationResult
 from pytest_gpo.optimize.retrieval import TrajectoryEntry
 from pytest_gpo.optimize.schedule import batch_for_step
@@ -99,6 +100,7 @@ async def optimize(
     dataset_hash: str = "",
     repeats: int = 1,
     candidate_filter: CandidateFilter | None = None,
+    split_by_id: Mapping[str, str] | None = None,
 ) -> OptimizationResult:
     """Optimize one suite's prompt with GPO (or the preset in ``config``).
 
@@ -112,6 +114,8 @@ async def optimize(
     settings there is ignored and overwritten). Input errors (fewer than 3 cases, no
     optimizer model, relevance without an embedder, a broken template) raise
     :class:`~pytest_gpo.errors.GpoError` before any call; model faults never raise.
+    ``split_by_id`` are the cases' predefined splits (all cases or none). With ``config.runs``
+    above 1 the run is repeated on the same split (optimize/repeat.py).
     """
     model = optimizer_model or config.optimizer_model
     if not model:
@@ -126,23 +130,30 @@ async def optimize(
             key="optimize.retrieval",
             fix="install sentence-transformers, or set retrieval: recency",
         )
-    plan = plan_run(case_ids, config)
-    ctx = RunContext(
-        suite_name=suite_name,
-        initial_prompt=initial_prompt,
-        plan=plan,
-        expected_by_id=expected_by_id,
-        vars_by_id=vars_by_id,
-        evaluate=evaluate,
-        client=client,
-        optimizer_model=model,
-        embedder=embedder,
-        config=config,
-        progress=progress,
-        checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir),
-        should_stop=should_stop,
-        dataset_hash=dataset_hash,
-        repeats=repeats,
-        candidate_filter=candidate_filter,
-    )
-    return await _run(ctx)
+    plan = plan_run(case_ids, config, split_by_id)
+
+    async def run_one(cfg: OptimizeConfig, where: Path | None) -> OptimizationResult:
+        ctx = RunContext(
+            suite_name=suite_name,
+            initial_prompt=initial_prompt,
+            plan=plan,
+            expected_by_id=expected_by_id,
+            vars_by_id=vars_by_id,
+            evaluate=evaluate,
+            client=client,
+            optimizer_model=model,
+            embedder=embedder,
+            config=cfg,
+            progress=progress,
+            checkpoint_dir=where,
+            should_stop=should_stop,
+            dataset_hash=dataset_hash,
+            repeats=repeats,
+            candidate_filter=candidate_filter,
+        )
+        return await _run(ctx)
+
+    where = None if checkpoint_dir is None else Path(checkpoint_dir)
+    if config.runs > 1:
+        return await repeat_runs(config, where, run_one)
+    return await run_one(config, where)

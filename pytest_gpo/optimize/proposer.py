@@ -62,7 +62,7 @@ def with_trailing_whitespace(candidate: str, like: str) -> str:
 
 def step_sample(config: OptimizeConfig, t: int) -> int:
     """The sample index of step ``t``'s optimizer requests (distinct per seed and step)."""
-    return config.seed * _SEED_STRIDE + t
+    return config.sampling_seed * _SEED_STRIDE + t
 
 
 def candidate_request(meta_prompt: str, *, model: str, config: OptimizeConfig, t: int) -> Request:

@@ -21,13 +21,17 @@ from pytest_gpo.results import CaseResult, RunResult
 class CandidateRecord:
     """One candidate of a step: words changed, status (``accepted``, ``duplicate`` or a
     rejection reason: a built-in one or a ``pytest_gpo_filter_candidate`` hook's), a detail
-    text, and its eval score when it has one."""
+    text, and its eval score when it has one. A candidate the race stopped early
+    (optimize/race.py) has no ``score``: ``partial_score`` is its mean on the
+    ``dropped_after`` eval cases it was scored on."""
 
     text: str
     words: int
     status: str
     detail: str = ""
     score: float | None = None
+    partial_score: float | None = None
+    dropped_after: int | None = None
 
     @property
     def rejected(self) -> bool:
@@ -41,6 +45,9 @@ class StepRecord:
 
     ``chosen`` indexes ``candidates`` (``None``: no valid candidate, the prompt stayed).
     ``retrieved`` are the eval scores of the trajectory prompts shown (current last).
+    ``eval_calls`` are the task calls made scoring the step's new candidates on eval (cache
+    hits included) and ``eval_calls_full`` what scoring each on all of eval would take: the
+    difference is what racing saved.
     """
 
     t: int
@@ -53,6 +60,13 @@ class StepRecord:
     retrieved: list[float] = field(default_factory=list)
     reflection: str | None = None
     completions: int = 0
+    eval_calls: int = 0
+    eval_calls_full: int = 0
+
+    @property
+    def calls_saved(self) -> int:
+        """Task calls racing saved in this step against scoring every new candidate fully."""
+        return self.eval_calls_full - self.eval_calls
 
     @property
     def valid(self) -> int:
@@ -127,6 +141,22 @@ class SplitScore:
 
 
 @dataclass
+class RunSummary:
+    """One of the ``runs: N`` repeats on the same split (optimizer seed ``seed + i``)."""
+
+    run: int
+    optimizer_seed: int
+    eval_best: float | None
+    train_best: float | None
+    test_before: float | None
+    test_after: float | None
+    accepted: bool
+    changed: bool
+    steps: int
+    calls_saved: int = 0
+
+
+@dataclass
 class OptimizationResult:
     """The outcome of optimizing one suite's prompt.
 
@@ -165,6 +195,19 @@ class OptimizationResult:
     embedding_seconds: float = 0.0
     paired_test: str | None = None
     paired_p: float | None = None
+    selection_note: str | None = None
+    runs: list[RunSummary] = field(default_factory=list)
+    chosen_run: int | None = None
+
+    @property
+    def calls_saved(self) -> int:
+        """Task calls racing saved over all steps (against scoring every new candidate fully)."""
+        return sum(s.calls_saved for s in self.steps)
+
+    @property
+    def eval_calls_full(self) -> int:
+        """Task calls scoring every step's new candidates on all of eval would have taken."""
+        return sum(s.eval_calls_full for s in self.steps)
 
     @property
     def seed(self) -> int:

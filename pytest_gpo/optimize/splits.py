@@ -1,4 +1,8 @@
-"""Train/eval/test splits of a suite's cases by a stable hash of the case id.
+"""Train/eval/test splits of a suite's cases: predefined by the cases, or by a stable hash.
+
+When the cases carry ``split: train|eval|test`` (all of them; the case loader checks), those
+are the splits (:func:`predefined_splits`) and the fractions and seed do not matter.
+Otherwise:
 
 Cases are ranked by ``sha256(f"{seed}:{case_id}")`` and the ranking is cut at the configured
 fractions. The result depends only on the ids, the fractions and the seed: the same on every
@@ -9,7 +13,7 @@ most a few others across a boundary.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,4 +88,34 @@ def split_cases(case_ids: Sequence[str], fractions: Sequence[float], seed: int =
         train=tuple(i for i in ids if i in train),
         eval=tuple(i for i in ids if i in eval_),
         test=tuple(i for i in ids if i not in train and i not in eval_),
+    )
+
+
+def predefined_splits(case_ids: Sequence[str], split_by_id: Mapping[str, str]) -> Splits:
+    """The splits the cases name (``split_by_id[case_id]`` is ``train``, ``eval`` or ``test``).
+
+    Raises :class:`SuiteError` when a case has no split or a split would be empty.
+    """
+    ids = list(case_ids)
+    groups: dict[str, list[str]] = {"train": [], "eval": [], "test": []}
+    for cid in ids:
+        name = split_by_id.get(cid)
+        if name not in groups:
+            raise SuiteError(
+                f"case '{cid}' has split {name!r}; with predefined splits every case needs "
+                "train, eval or test",
+                key="cases",
+                case=cid,
+                fix="give every case split: train, eval or test",
+            )
+        groups[name].append(cid)
+    empty = [name for name, members in groups.items() if not members]
+    if empty:
+        raise SuiteError(
+            f"no case has split: {empty[0]} (predefined splits need train, eval and test cases)",
+            key="cases",
+            fix=f"mark some cases split: {empty[0]}, or remove 'split' from every case",
+        )
+    return Splits(
+        train=tuple(groups["train"]), eval=tuple(groups["eval"]), test=tuple(groups["test"])
     )

@@ -8,7 +8,6 @@ best-scoring candidate becomes the current prompt.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from pytest_gpo.optimize.budget import check_candidate
@@ -25,6 +24,7 @@ from pytest_gpo.optimize.proposer import (
     reflection_request,
     with_trailing_whitespace,
 )
+from pytest_gpo.optimize.race import RaceOutcome, race
 from pytest_gpo.optimize.result import CandidateRecord, StepRecord
 from pytest_gpo.optimize.retrieval import TrajectoryEntry, retrieve
 from pytest_gpo.optimize.schedule import edit_budget
@@ -71,22 +71,18 @@ async def run_step(ctx: RunContext, t: int, batch: tuple[str, ...]) -> StepRecor
         if check.status == "accepted":
             new.append(text)
             seen.add(text)
-    outcomes = await asyncio.gather(
-        *(ctx.evaluate(text, ctx.splits.eval, candidate=True) for text in new),
-        return_exceptions=True,
-    )
+    raced = await _score_new(ctx, t, new, records)
     unrenderable: dict[str, str] = {}
-    for text, outcome in zip(new, outcomes, strict=True):
-        if isinstance(outcome, RenderRejected):
-            unrenderable[text] = outcome.detail
-        elif isinstance(outcome, BaseException):
-            raise outcome
-        else:
-            st.scores[text] = outcome.score
+    for text, error in raced.errors.items():
+        assert isinstance(error, RenderRejected)
+        unrenderable[text] = error.detail
+    st.scores.update(raced.scores)
     for record in records:
         if record.text in unrenderable and record.status in ("accepted", "duplicate"):
             record.status = "template_error"
             record.detail = unrenderable[record.text]
+        elif record.text in raced.dropped and record.status == "accepted":
+            record.partial_score, record.dropped_after = raced.dropped[record.text]
     chosen: int | None = None
     for i, record in enumerate(records):
         if record.rejected:
@@ -94,6 +90,8 @@ async def run_step(ctx: RunContext, t: int, batch: tuple[str, ...]) -> StepRecor
             continue
         if record.status == "duplicate":
             st.duplicates += 1
+        if record.text not in st.scores:
+            continue  # dropped by the race (a duplicate of it too): it cannot be the choice
         record.score = st.scores[record.text]
         best = None if chosen is None else records[chosen].score
         if best is None or record.score > best:
@@ -114,6 +112,33 @@ async def run_step(ctx: RunContext, t: int, batch: tuple[str, ...]) -> StepRecor
         retrieved=[e.score for e in retrieved],
         reflection=feedback,
         completions=len(replies),
+        eval_calls=raced.case_evals * ctx.repeats,
+        eval_calls_full=raced.full_case_evals * ctx.repeats,
+    )
+
+
+async def _score_new(
+    ctx: RunContext, t: int, new: Sequence[str], records: Sequence[CandidateRecord]
+) -> RaceOutcome:
+    """Score the step's new candidates on eval, raced as ``racing`` says (optimize/race.py)."""
+    assert ctx.state is not None
+    scores = ctx.state.scores
+    known = {r.text: scores[r.text] for r in records if r.status == "duplicate" and r.text in scores}
+
+    async def score_cases(text: str, case_ids: Sequence[str]) -> dict[str, float]:
+        run = await ctx.evaluate(text, case_ids, candidate=True)
+        return {c.case_id: c.score for c in run.cases}
+
+    return await race(
+        new,
+        ctx.splits.eval,
+        score_cases,
+        mode=ctx.config.racing,
+        delta=ctx.config.race_delta,
+        seed=ctx.config.sampling_seed,
+        t=t,
+        known=known,
+        candidate_errors=(RenderRejected,),
     )
 
 

@@ -75,9 +75,16 @@ def run_dir(rootdir: Path, suite: Suite, key: str) -> Path:
 
 def suite_estimate(suite: Suite, config: OptimizeConfig, repeats: int = 1) -> Estimate:
     """Upper bounds of the calls optimizing this suite can make."""
-    plan = plan_run([c.id for c in suite.cases], config)
+    plan = plan_run([c.id for c in suite.cases], config, split_map(suite))
     train, eval_, test = plan.splits.sizes()
     return estimate_calls(config, eval_, test, train, plan.total_steps, repeats=repeats)
+
+
+def split_map(suite: Suite) -> dict[str, str] | None:
+    """The cases' predefined splits (``split:`` on every case), or ``None`` to split by hash."""
+    if not suite.cases or suite.cases[0].split is None:
+        return None
+    return {c.id: c.split for c in suite.cases if c.split is not None}
 
 
 def _hook_filter(session: GpoSession, suite: Suite) -> CandidateFilter | None:
@@ -117,7 +124,9 @@ def optimize_suite(
     except SuiteError as exc:
         if exc.path is not None:
             raise
-        raise SuiteError(exc.message, path=suite.path, key=exc.key, fix=exc.fix) from None
+        raise SuiteError(
+            exc.message, path=suite.path, key=exc.key, case=exc.case, fix=exc.fix
+        ) from None
     progress(f"{suite.name}: preset {config.preset}, at most {estimate.summary()}")
 
     cases = {c.id: c for c in suite.cases}
@@ -166,5 +175,6 @@ def optimize_suite(
             dataset_hash=suite.dataset_hash(),
             repeats=options.repeat,
             candidate_filter=_hook_filter(session, suite),
+            split_by_id=split_map(suite),
         )
     )

@@ -123,11 +123,13 @@ def _read_csv(text: str, path: Path, where: str) -> list[tuple[Any, str]]:
             )
         record = dict(zip(header, row, strict=True))
         case: dict[str, Any] = {
-            "vars": {k: v for k, v in record.items() if k not in ("id", "expected")}
+            "vars": {k: v for k, v in record.items() if k not in ("id", "expected", "split")}
         }
         if "id" in record and record["id"].strip():
             case["id"] = record["id"]
         if "expected" in record:
             case["expected"] = record["expected"]
+        if record.get("split", "").strip():
+            case["split"] = record["split"].strip()
         out.append((case, f"{path.name}:{lineno}"))
     return out

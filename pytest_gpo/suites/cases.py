@@ -12,7 +12,9 @@ from pytest_gpo.suites.model import Case, derive_case_id
 from pytest_gpo.suites.paths import Confinement, resolve_path
 
 #: The keys a case may have.
-CASE_KEYS = ("id", "vars", "expected", "tags", "description")
+CASE_KEYS = ("id", "vars", "expected", "tags", "description", "split")
+#: The values of a case's ``split`` (a predefined optimization split).
+SPLIT_NAMES = ("train", "eval", "test")
 
 
 def load_cases(
@@ -69,7 +71,24 @@ def load_cases(
                 f"{{{{ {missing[0]} }}}} from the prompt",
             )
         cases.append(case)
+    _check_splits(cases, where)
     return tuple(cases)
+
+
+def _check_splits(cases: list[Case], where: str) -> None:
+    """Predefined splits are all or nothing: a case without one would silently join no split."""
+    with_split = [c for c in cases if c.split is not None]
+    if not with_split or len(with_split) == len(cases):
+        return
+    odd = next(c for c in cases if c.split is None)
+    raise SuiteError(
+        f"case has no 'split' but {len(with_split)} of {len(cases)} cases do ({odd.source})",
+        path=where,
+        key="cases",
+        case=odd.id,
+        fix="give every case split: train, eval or test, or remove 'split' from all cases "
+        "to split them by hash",
+    )
 
 
 def _case(item: Any, source: str, where: str) -> Case:
@@ -120,4 +139,20 @@ def _case(item: Any, source: str, where: str) -> Case:
             key="cases",
             fix="use ids like 'refund-1'",
         )
-    return Case(id=case_id, vars=vars_, expected=expected, has_expected=has_expected, source=source)
+    split = item.get("split")
+    if split is not None and split not in SPLIT_NAMES:
+        raise SuiteError(
+            f"case 'split' must be train, eval or test, got {split!r} ({source})",
+            path=where,
+            key="cases",
+            case=case_id,
+            fix="write split: train, split: eval or split: test (or leave it out of every case)",
+        )
+    return Case(
+        id=case_id,
+        vars=vars_,
+        expected=expected,
+        has_expected=has_expected,
+        source=source,
+        split=split,
+    )

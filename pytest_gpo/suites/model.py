@@ -29,7 +29,8 @@ class Case:
 
     ``id`` is stable across runs: given in the data, or derived from the content (vars and
     expected), so results and baselines can be compared run to run. ``source`` says where the
-    case was read (``cases.jsonl:12``) for error messages.
+    case was read (``cases.jsonl:12``) for error messages. ``split`` is the case's predefined
+    optimization split (``train``, ``eval`` or ``test``), or ``None`` to split by hash.
     """
 
     id: str
@@ -37,6 +38,7 @@ class Case:
     expected: Any = None
     has_expected: bool = False
     source: str = ""
+    split: str | None = None
 
 
 def derive_case_id(vars: Mapping[str, Any], expected: Any, has_expected: bool) -> str:
