@@ -51,6 +51,8 @@ SLOW: dict[str, float] = {
     # measured alone under a load average of 6 (four pytest subprocesses / two)
     "test_score_cache.py::test_fully_cached_semantic_run_loads_no_embedding_model": 21.1,
     "test_score_cache.py::test_replay_with_a_missing_score_is_an_error_naming_the_case": 8.6,
+    # measured alone under a load average of 9 (eight pytest subprocesses)
+    "test_paper_harness.py::test_quick_run_writes_the_table_and_a_second_run_resumes": 86.8,
 }
 
 

@@ -151,8 +151,10 @@ def fetch_archive(cache: Path, archive: Path | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     print(f"[paper] fetching {ARCHIVE_NAME} (358 MB) with pip download into {target.parent}")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-        + [f"bigbench=={VERSION}", "-d", str(target.parent)],
+        [
+            *(sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"),
+            *(f"bigbench=={VERSION}", "-d", str(target.parent)),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -248,6 +250,11 @@ def make_cases(
         split = next(SPLITS[i] for i in range(3) if bounds[i] <= pos < bounds[i + 1])
         question, answer = TASKS[task].render(examples[index], random.Random(f"{task}:{index}"))
         cases.append(
-            {"id": f"{task}-{index}", "vars": {"input": question}, "expected": answer, "split": split}
+            {
+                "id": f"{task}-{index}",
+                "vars": {"input": question},
+                "expected": answer,
+                "split": split,
+            }
         )
     return cases

@@ -42,8 +42,10 @@ class Plan:
 
     def lines(self) -> list[str]:
         """The pre-flight as printed."""
-        cost = "unknown (no price for a model: pass --price IN OUT)" if self.cost is None else (
-            f"<= ${self.cost:,.2f}"
+        cost = (
+            "unknown (no price for a model: pass --price IN OUT)"
+            if self.cost is None
+            else (f"<= ${self.cost:,.2f}")
         )
         out = [
             f"pre-flight: {self.units} runs; at most {self.optimizer_requests} optimizer requests "
@@ -112,6 +114,8 @@ def estimate(
                 keys: dict[str, Any] = {**method.optimize, "candidates": settings.candidates}
                 if settings.steps is not None:
                     keys["steps"] = settings.steps
+                if settings.racing is not None:
+                    keys["racing"] = settings.racing
                 if settings.predefined_splits:
                     tr, ev, te, steps_train = n_train, n_eval, n_test, n_train
                 else:
@@ -144,7 +148,9 @@ def estimate(
                 if task_price is None or (opt_price is None and reqs):
                     plan.cost = None
                 else:
-                    plan.cost += n * calls * (call_in * task_price[0] + settings.max_tokens * task_price[1])
+                    plan.cost += (
+                        n * calls * (call_in * task_price[0] + settings.max_tokens * task_price[1])
+                    )
                     if opt_price is not None:
                         plan.cost += n * (opt_in * opt_price[0] + opt_out * opt_price[1])
     return plan

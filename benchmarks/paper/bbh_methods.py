@@ -53,9 +53,7 @@ METHODS: Mapping[str, Method] = {
         Method("gpo", "gpo", optimize=_gpo()),
         Method("retrieval-none", "retrieval ablation", optimize=_gpo(retrieval="none")),
         Method("retrieval-recency", "retrieval ablation", optimize=_gpo(retrieval="recency")),
-        Method(
-            "retrieval-importance", "retrieval ablation", optimize=_gpo(retrieval="importance")
-        ),
+        Method("retrieval-importance", "retrieval ablation", optimize=_gpo(retrieval="importance")),
         Method("budget-none", "budget ablation", optimize=_gpo(schedule="none")),
         Method("budget-fixed", "budget ablation", optimize=_gpo(schedule="fixed")),
         Method("budget-linear", "budget ablation", optimize=_gpo(schedule="linear")),

@@ -52,6 +52,7 @@ class RunSettings:
     concurrency: int | None
     predefined_splits: bool
     provenance_sha256: str
+    racing: str | None = None
 
     def record(self) -> dict[str, Any]:
         """The settings as recorded next to every result."""
@@ -63,6 +64,13 @@ def predefined_splits_supported() -> bool:
     from pytest_gpo.suites.model import Case
 
     return "split" in {f.name for f in dataclasses.fields(Case)}
+
+
+def racing_supported() -> bool:
+    """True when the installed pytest-gpo has the ``racing`` optimize key."""
+    from pytest_gpo.optimize.config import OptimizeConfig
+
+    return "racing" in OptimizeConfig.setting_names()
 
 
 def prompt_text(instruction: str) -> str:
@@ -179,8 +187,10 @@ def _optimization(report: Mapping[str, Any], task: str) -> Mapping[str, Any] | N
 def _suite_score(report: Mapping[str, Any], task: str) -> tuple[float | None, str | None]:
     for suite in report.get("suites", []):
         if suite.get("suite") == task:
-            error = None if suite.get("status") != "error" else "; ".join(
-                suite.get("verdict", {}).get("message", [])
+            error = (
+                None
+                if suite.get("status") != "error"
+                else "; ".join(suite.get("verdict", {}).get("message", []))
             )
             return suite.get("score"), error
     return None, f"no result for suite {task} (exit status {report.get('_exit')})"
@@ -224,6 +234,8 @@ def run_unit(
         optimize["candidates"] = settings.candidates
         if settings.steps is not None:
             optimize["steps"] = settings.steps
+        if settings.racing is not None:
+            optimize["racing"] = settings.racing
         if settings.predefined_splits:
             opt_cases = [dict(c) for c in cases]
         else:
@@ -284,4 +296,3 @@ def run_unit(
         result.update(status="error", error=error or "no score")
     stored.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     return result
-

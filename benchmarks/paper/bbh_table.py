@@ -62,7 +62,9 @@ def aggregate(
             "status": "ok" if ok else "no results",
             "tasks": per_task,
             "avg": _stats(per_seed) if per_seed else None,
-            "errors": [f"{r['task']} seed {r['seed']}: {r.get('error')}" for r in runs if r not in ok],
+            "errors": [
+                f"{r['task']} seed {r['seed']}: {r.get('error')}" for r in runs if r not in ok
+            ],
             "efficiency": _efficiency(opt) if opt else None,
         }
     cot = table.get("cot", {}).get("avg")

@@ -22,11 +22,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bbh_data  # noqa: E402
-import bbh_estimate  # noqa: E402
-import bbh_methods  # noqa: E402
-import bbh_run  # noqa: E402
-import bbh_table  # noqa: E402
+import bbh_data
+import bbh_estimate
+import bbh_methods
+import bbh_run
+import bbh_table
 
 QUICK_SIZES = (8, 8, 16)
 
@@ -53,27 +53,50 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--task-model", help="litellm name of the task model (e.g. hosted_vllm/...)")
     p.add_argument("--optimizer-model", help="litellm name of the optimizer model")
     p.add_argument("--tasks", default=None, help="comma list, 'lite' (default) or 'all'")
-    p.add_argument("--methods", default=None, help="comma list of methods or groups "
-                   "(table5, table2, table3, all); default table5")
+    p.add_argument(
+        "--methods",
+        default=None,
+        help="comma list of methods or groups (table5, table2, table3, all); default table5",
+    )
     p.add_argument("--seeds", type=_seeds, default=None, help="a count (3: seeds 0,1,2) or a list")
     p.add_argument("--work", type=Path, default=Path("paper-runs"), help="work directory")
     p.add_argument("--data-dir", type=Path, default=bbh_data.DEFAULT_CACHE)
-    p.add_argument("--bigbench-archive", type=Path, default=None,
-                   help="an existing bigbench-1.0.0.tar.gz instead of pip download")
+    p.add_argument(
+        "--bigbench-archive",
+        type=Path,
+        default=None,
+        help="an existing bigbench-1.0.0.tar.gz instead of pip download",
+    )
     p.add_argument("--sizes", type=_sizes, default=None, help="train,eval,test (48,48,144)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the case sampling")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: 3 epochs)")
-    p.add_argument("--candidates", type=int, default=8)
+    p.add_argument("--candidates", type=int, default=None, help="per step (default 8)")
     p.add_argument("--max-tokens", type=int, default=512, help="task model's max_tokens")
     p.add_argument("--max-calls", type=int, default=None, help="cap per optimize run")
     p.add_argument("--max-cost", type=float, default=None, help="cap per optimize run, USD")
     p.add_argument("--concurrency", type=int, default=None)
-    p.add_argument("--price", type=float, nargs=2, metavar=("IN", "OUT"), default=None,
-                   help="USD per million input/output tokens for the estimate, both models")
+    p.add_argument(
+        "--racing",
+        choices=("on", "exact", "off"),
+        default="exact",
+        help="candidate racing, where pytest-gpo has it (default exact: the winner "
+        "full evaluation picks, fewer calls)",
+    )
+    p.add_argument(
+        "--price",
+        type=float,
+        nargs=2,
+        metavar=("IN", "OUT"),
+        default=None,
+        help="USD per million input/output tokens for the estimate, both models",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the pre-flight estimate only")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke test: committed data extract, sizes 8,8,16, 2 steps, 4 candidates, "
-                   "1 seed, simulated models unless given")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: committed data extract, sizes 8,8,16, 2 steps, 4 candidates, "
+        "1 seed, simulated models unless given",
+    )
     p.add_argument("--out", type=Path, default=None, help="results stem (default WORK/results)")
     args = p.parse_args(argv)
     if args.quick:
@@ -84,13 +107,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.seeds = args.seeds or [0]
         args.sizes = args.sizes or QUICK_SIZES
         args.steps = args.steps or 2
-        args.candidates = 4 if args.candidates == 8 else args.candidates
+        args.candidates = args.candidates or 4
     if not args.task_model or not args.optimizer_model:
         p.error("--task-model and --optimizer-model are required (or --quick)")
     args.tasks = args.tasks or "lite"
     args.methods = args.methods or "table5"
     args.seeds = args.seeds or [0, 1, 2]
     args.sizes = args.sizes or bbh_data.PAPER_SIZES
+    args.candidates = args.candidates or 8
     return args
 
 
@@ -128,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         predefined_splits=bbh_run.predefined_splits_supported(),
         provenance_sha256=str(provenance.get("sha256")),
+        racing=args.racing if bbh_run.racing_supported() else None,
     )
     print(
         f"[paper] data: {provenance.get('archive')} sha256 {provenance.get('sha256')}"
@@ -154,8 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         if missing is not None:
             print(f"{label}: {missing}")
             results.append(
-                {"task": task, "method": name, "seed": seed, "status": "unavailable",
-                 "error": missing}
+                {
+                    "task": task,
+                    "method": name,
+                    "seed": seed,
+                    "status": "unavailable",
+                    "error": missing,
+                }
             )
             continue
         started = time.monotonic()
