@@ -106,8 +106,8 @@ def test_dry_run_prints_the_products_call_bounds_and_runs_nothing(tmp_path: Path
     )
     assert proc.returncode == 0, proc.stderr
     # cot: the 16 test cases; gpo: eval 8 + 18 steps x 8 candidates x 8 + 2 x (16 + 8) + 16
-    assert "cot on navigate: <= 16 task calls" in proc.stdout
-    assert "gpo on navigate: <= 1224 task calls" in proc.stdout
+    assert "pre-flight: cot: <= 16 task calls" in proc.stdout
+    assert "pre-flight: gpo: <= 1,224 task calls" in proc.stdout
     assert "simulated models: plumbing check, not the paper's numbers" in proc.stdout
     assert not (tmp_path / "runs").exists()
 

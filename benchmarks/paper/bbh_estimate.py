@@ -35,18 +35,21 @@ class Plan:
     task_calls: int = 0
     task_tokens: int = 0
     optimizer_tokens: int = 0
-    cost: float | None = 0.0
+    task_cost: float | None = 0.0
+    optimizer_cost: float | None = 0.0
     per_unit_task_calls: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     prices: str = ""
 
     def lines(self) -> list[str]:
         """The pre-flight as printed."""
-        cost = (
-            "unknown (no price for a model: pass --price IN OUT)"
-            if self.cost is None
-            else (f"<= ${self.cost:,.2f}")
-        )
+
+        def usd(value: float | None) -> str:
+            return (
+                "unknown (no price: pass --price IN OUT)" if value is None else f"<= ${value:,.2f}"
+            )
+
+        cost = f"task model {usd(self.task_cost)}, optimizer {usd(self.optimizer_cost)}"
         out = [
             f"pre-flight: {self.units} runs; at most {self.optimizer_requests} optimizer requests "
             f"({self.completions} completions), {self.reflection_requests} reflection requests, "
@@ -55,7 +58,7 @@ class Plan:
             f"optimizer; cost {cost} ({self.prices})",
         ]
         for key, calls in self.per_unit_task_calls.items():
-            out.append(f"pre-flight: {key}: <= {calls} task calls per task and seed")
+            out.append(f"pre-flight: {key}: <= {calls:,} task calls per task and seed")
         out += [f"pre-flight: skipped {s}" for s in self.skipped]
         return out
 
@@ -135,7 +138,7 @@ def estimate(
                     META_OVERHEAD + config.batch_size * (call_in + settings.max_tokens)
                 )
                 opt_out = comps * OPT_COMPLETION + refl * OPT_COMPLETION
-            plan.per_unit_task_calls[f"{name} on {task}"] = calls
+            plan.per_unit_task_calls[name] = max(calls, plan.per_unit_task_calls.get(name, 0))
             n = len(seeds)
             plan.units += n
             plan.optimizer_requests += n * reqs
@@ -144,13 +147,13 @@ def estimate(
             plan.task_calls += n * calls
             plan.task_tokens += n * calls * (call_in + settings.max_tokens)
             plan.optimizer_tokens += n * (opt_in + opt_out)
-            if plan.cost is not None:
-                if task_price is None or (opt_price is None and reqs):
-                    plan.cost = None
-                else:
-                    plan.cost += (
-                        n * calls * (call_in * task_price[0] + settings.max_tokens * task_price[1])
-                    )
-                    if opt_price is not None:
-                        plan.cost += n * (opt_in * opt_price[0] + opt_out * opt_price[1])
+            if task_price is None:
+                plan.task_cost = None
+            elif plan.task_cost is not None:
+                tokens_in, tokens_out = n * calls * call_in, n * calls * settings.max_tokens
+                plan.task_cost += tokens_in * task_price[0] + tokens_out * task_price[1]
+            if opt_price is None:
+                plan.optimizer_cost = None if reqs else plan.optimizer_cost
+            elif plan.optimizer_cost is not None:
+                plan.optimizer_cost += n * (opt_in * opt_price[0] + opt_out * opt_price[1])
     return plan

@@ -53,6 +53,7 @@ class RunSettings:
     predefined_splits: bool
     provenance_sha256: str
     racing: str | None = None
+    task_api_base: str | None = None
 
     def record(self) -> dict[str, Any]:
         """The settings as recorded next to every result."""
@@ -85,6 +86,8 @@ def settings_hash(
     record = settings.record()
     for key in ("max_calls", "max_cost", "concurrency"):
         record.pop(key)
+    if record.get("task_api_base") is None:
+        record.pop("task_api_base", None)  # results stored before the option keep their hash
     payload = {
         "task": task,
         "method": dataclasses.asdict(method),
@@ -219,7 +222,9 @@ def run_unit(
     common = ["--gpo-model", settings.task_model]
     if settings.concurrency:
         common += ["--gpo-concurrency", str(settings.concurrency)]
-    params = {"temperature": 0, "max_tokens": settings.max_tokens}
+    params: dict[str, Any] = {"temperature": 0, "max_tokens": settings.max_tokens}
+    if settings.task_api_base:
+        params["api_base"] = settings.task_api_base
     result: dict[str, Any] = {
         "task": task,
         "method": method.name,

@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task-model", help="litellm name of the task model (e.g. hosted_vllm/...)")
     p.add_argument("--optimizer-model", help="litellm name of the optimizer model")
+    p.add_argument(
+        "--task-api-base",
+        default=None,
+        help="endpoint of the task model only (the suites' params.api_base), e.g. a vLLM "
+        "server at http://127.0.0.1:8000/v1",
+    )
     p.add_argument("--tasks", default=None, help="comma list, 'lite' (default) or 'all'")
     p.add_argument(
         "--methods",
@@ -153,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         predefined_splits=bbh_run.predefined_splits_supported(),
         provenance_sha256=str(provenance.get("sha256")),
         racing=args.racing if bbh_run.racing_supported() else None,
+        task_api_base=args.task_api_base,
     )
     print(
         f"[paper] data: {provenance.get('archive')} sha256 {provenance.get('sha256')}"
