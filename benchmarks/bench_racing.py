@@ -15,7 +15,12 @@ after the run: the best prompt when accepted, else the initial one), and the mea
 (test split) score of what is written back.
 
     .venv/bin/python benchmarks/bench_racing.py [--seeds 20] [--mode on|exact]
-        [--suites ticket_router,contact_extraction,order_total] [--delta 0.05] [--json PATH]
+        [--suites ticket_router,contact_extraction,order_total] [--delta 0.05] [--rounds 4]
+        [--json PATH]
+
+``--rounds`` changes the number of rounds a step's race is cut into (the shipped value is
+``pytest_gpo.optimize.race.ROUNDS``): more rounds stop candidates sooner but make a step wait
+for more rounds of calls one after the other.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from tabulate import tabulate  # noqa: E402
 from pytest_gpo import sim  # noqa: E402
 from pytest_gpo.evaluate import EvalOptions, evaluate  # noqa: E402
 from pytest_gpo.llm.types import Completion, Request, Usage  # noqa: E402
+from pytest_gpo.optimize import race  # noqa: E402
 from pytest_gpo.optimize.config import OptimizeConfig  # noqa: E402
 from pytest_gpo.optimize.loop import optimize  # noqa: E402
 from pytest_gpo.optimize.progress import ProgressEvent  # noqa: E402
@@ -183,8 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("on", "exact"), default="on")
     parser.add_argument("--delta", type=float, default=OptimizeConfig().race_delta)
     parser.add_argument("--suites", default=",".join(SUITES))
+    parser.add_argument("--rounds", type=int, default=race.ROUNDS)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    race.ROUNDS = max(1, args.rounds)
     started = time.perf_counter()
     rows = [bench_suite(s, args.seeds, args.mode, args.delta) for s in args.suites.split(",")]
     off = sum(r["_off_calls"] for r in rows)
@@ -192,7 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     same = sum(r["_same"] for r in rows)
     runs = args.seeds * len(rows)
     shown = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    print(f"racing: {args.mode}, race_delta {args.delta}, {args.seeds} seeds per suite")
+    print(
+        f"racing: {args.mode}, race_delta {args.delta}, {race.ROUNDS} rounds, "
+        f"{args.seeds} seeds per suite"
+    )
     print(tabulate(shown, headers="keys", tablefmt="github", disable_numparse=True))
     print(
         f"\nall suites: {1 - on / off:.1%} fewer task calls in the steps; same write-back in "
@@ -200,7 +211,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.json is not None:
         args.json.write_text(
-            json.dumps({"mode": args.mode, "delta": args.delta, "rows": rows}, indent=2) + "\n",
+            json.dumps(
+                {"mode": args.mode, "delta": args.delta, "rounds": race.ROUNDS, "rows": rows},
+                indent=2,
+            )
+            + "\n",
             encoding="utf-8",
         )
     return 0

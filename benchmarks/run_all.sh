@@ -16,3 +16,6 @@ if command -v py-spy >/dev/null || [ -x /tmp/tools/bin/py-spy ]; then
   .venv/bin/python benchmarks/profile_cold_run.py --json "$out/profile_cold_run.json" \
     2>"$out/profile_cold_run.log" | tee "$out/profile_cold_run.md"
 fi
+# Racing a step's candidates vs full evaluation (task calls counted at the simulated models).
+.venv/bin/python benchmarks/bench_racing.py --json "$out/racing.json" 2>"$out/racing.log" \
+  | tee "$out/racing.md"

@@ -114,7 +114,8 @@ def test_estimate_counts_calls_per_preset() -> None:
     gpo = estimate_calls(OptimizeConfig(), n_eval=36, n_test=36, n_train=48, total=18)
     assert gpo.optimizer_calls == 18 and gpo.reflection_calls == 0
     assert gpo.completions == 18 * 8
-    assert gpo.task_calls_max == 36 + 18 * 8 * 36 + 2 * (36 + 48)
+    # the final: both prompts on test, and on train up to 5 (the initial + 4 tied on eval)
+    assert gpo.task_calls_max == 36 + 18 * 8 * 36 + 2 * 36 + 5 * 48
     assert "18 steps" in gpo.summary()
     apo = estimate_calls(OptimizeConfig.from_mapping({"preset": "apo"}), 36, 36, 48, 18, repeats=2)
     assert apo.reflection_calls == 18

@@ -13,6 +13,9 @@ from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.optimize.schedule import total_steps
 from pytest_gpo.optimize.splits import Splits, predefined_splits, split_cases
 
+#: At most this many prompts tied on eval at the end are scored on train to break the tie.
+TIE_BREAK_MAX = 4
+
 
 @dataclass(frozen=True)
 class RunPlan:
@@ -96,14 +99,17 @@ def estimate_calls(
     """Upper bounds of the calls of a run with these split sizes and ``total`` steps.
 
     ``repeats`` is the suite's samples per case (each case evaluation is that many calls).
+    ``config.runs`` repeats multiply everything; prompts tied on eval at the end are scored on
+    train to break the tie (at most ``TIE_BREAK_MAX`` of them).
     """
     batch = min(config.batch_size, n_train) if config.reflection else 0
+    runs = config.runs
     return Estimate(
-        steps=total,
-        optimizer_calls=total,
-        reflection_calls=total if config.reflection else 0,
-        completions=total * config.candidates,
-        task_calls_initial=n_eval * repeats,
+        steps=total * runs,
+        optimizer_calls=total * runs,
+        reflection_calls=total * runs if config.reflection else 0,
+        completions=total * runs * config.candidates,
+        task_calls_initial=n_eval * repeats * runs,
         task_calls_per_step=(config.candidates * n_eval + batch) * repeats,
-        task_calls_final=2 * (n_test + n_train) * repeats,
+        task_calls_final=(2 * n_test + (1 + TIE_BREAK_MAX) * n_train) * repeats * runs,
     )

@@ -66,9 +66,7 @@ class RaceOutcome:
 
 def race_order(case_ids: Sequence[str], seed: int, t: int) -> list[str]:
     """The step's case order: by sha256 of ``"{seed}:{t}:{case_id}"``."""
-    return sorted(
-        case_ids, key=lambda c: hashlib.sha256(f"{seed}:{t}:{c}".encode()).hexdigest()
-    )
+    return sorted(case_ids, key=lambda c: hashlib.sha256(f"{seed}:{t}:{c}".encode()).hexdigest())
 
 
 def _rounds(order: Sequence[str], mode: str) -> list[list[str]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pytest_gpo.optimize.budget import word_edit_distance
 from pytest_gpo.optimize.context import RunContext
+from pytest_gpo.optimize.estimate import TIE_BREAK_MAX
 from pytest_gpo.optimize.retrieval import TrajectoryEntry
 from pytest_gpo.results import SuiteRun
 
@@ -45,32 +46,37 @@ async def select_best(ctx: RunContext) -> Selection:
     if len(tied) == 1:
         return Selection(tied[0])
     train: dict[str, float] = {}
-    need = ctx.repeats * len(tied) * len(ctx.splits.train)
+    contenders = tied[:TIE_BREAK_MAX]
+    need = ctx.repeats * len(contenders) * len(ctx.splits.train)
     if not ctx.budget_hit and ctx.affordable(need + ctx.repeats * 2 * len(ctx.splits.test)):
         runs = await asyncio.gather(
-            *(ctx.evaluate(e.prompt, ctx.splits.train) for e in tied), return_exceptions=True
+            *(ctx.evaluate(e.prompt, ctx.splits.train) for e in contenders),
+            return_exceptions=True,
         )
-        for entry, run in zip(tied, runs, strict=True):
+        for entry, run in zip(contenders, runs, strict=True):
             # a failed train scoring only loses the tie-break; the held-out test still guards
             if isinstance(run, SuiteRun):
                 train[entry.prompt] = run.score
     order = {e.prompt: i for i, e in enumerate(entries.values())}
 
-    def rank(e: TrajectoryEntry) -> tuple[float, int, int]:
+    def rank(e: TrajectoryEntry) -> tuple[int, float, int, int]:
         t = train.get(e.prompt)
         return (
+            0 if t is not None else 1,
             -_key(t) if t is not None else 0.0,
             word_edit_distance(ctx.initial, e.prompt),
             order[e.prompt],
         )
 
     best = min(tied, key=rank)
-    what = f"eval saturated: {len(tied)} candidates tied at {top:.3f}" if top >= 1.0 else (
-        f"{len(tied)} candidates tied on eval at {top:.3f}"
+    what = (
+        f"eval saturated: {len(tied)} candidates tied at {top:.3f}"
+        if top >= 1.0
+        else (f"{len(tied)} candidates tied on eval at {top:.3f}")
     )
-    if len(train) == len(tied):
+    if train and best.prompt in train:
         best_train = _key(train[best.prompt])
-        still = sum(1 for e in tied if _key(train[e.prompt]) == best_train)
+        still = sum(1 for p, v in train.items() if _key(v) == best_train)
         how = (
             "chosen by train"
             if still == 1
@@ -78,6 +84,8 @@ async def select_best(ctx: RunContext) -> Selection:
         )
     else:
         how = "chosen by the smallest edit (no call budget left to score them on train)"
+    if len(tied) > len(contenders) and train:
+        how += f" (the first {len(contenders)} of them scored on train)"
     note = f"{what}; {how}"
     if everything_tied:
         note = f"no signal on eval: every prompt tried scored {top:.3f}; " + note

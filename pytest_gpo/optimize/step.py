@@ -123,7 +123,9 @@ async def _score_new(
     """Score the step's new candidates on eval, raced as ``racing`` says (optimize/race.py)."""
     assert ctx.state is not None
     scores = ctx.state.scores
-    known = {r.text: scores[r.text] for r in records if r.status == "duplicate" and r.text in scores}
+    known = {
+        r.text: scores[r.text] for r in records if r.status == "duplicate" and r.text in scores
+    }
 
     async def score_cases(text: str, case_ids: Sequence[str]) -> dict[str, float]:
         run = await ctx.evaluate(text, case_ids, candidate=True)

@@ -26,6 +26,11 @@ from pytest_gpo.llm.types import Usage
 from pytest_gpo.optimize.budget import REJECTION_TEXT, word_edit_distance
 from pytest_gpo.optimize.result import CaseOutcome, OptimizationResult, SplitScore
 from pytest_gpo.report.cells import outcome_text, sample_text
+from pytest_gpo.report.experiments import (
+    experiment_json,
+    experiment_markdown,
+    experiment_terminal_lines,
+)
 from pytest_gpo.results import runs_rule
 from pytest_gpo.serial import to_data
 
@@ -136,6 +141,7 @@ def _steps_table(result: OptimizationResult) -> str:
                 format_score(None if chosen is None else chosen.score, _MISSING),
                 format_score(step.current_score, _MISSING),
                 format_score(step.best_score, _MISSING),
+                f"{step.eval_calls} ({step.calls_saved} saved)",
             ]
         )
     return _table(
@@ -147,6 +153,7 @@ def _steps_table(result: OptimizationResult) -> str:
             "chosen eval",
             "current eval",
             "best eval",
+            "eval calls",
         ],
         rows,
     )
@@ -299,6 +306,7 @@ def optimize_markdown(result: OptimizationResult, session: Usage | None = None) 
     out += [_table(["split", "cases", "before", "after", "change"], rows), ""]
     if result.paired_p is not None:
         out += [f"Paired test on test: {result.paired_test}, p = {result.paired_p:.3g}.", ""]
+    out += experiment_markdown(result, _table)
 
     flips = result.flipped()
     if flips:
@@ -377,6 +385,7 @@ def optimize_json(result: OptimizationResult) -> dict[str, Any]:
         }
         for f in result.flipped()
     ]
+    data.update(experiment_json(result))
     return data
 
 
@@ -412,4 +421,5 @@ def optimize_terminal_lines(result: OptimizationResult, session: Usage | None = 
         lines.append(f"  prompt: {words} words changed, {action}")
     if result.stopped_reason:
         lines.append(f"  stopped early: {result.stopped_reason}")
+    lines += experiment_terminal_lines(result)
     return lines

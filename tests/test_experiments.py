@@ -1,0 +1,448 @@
+"""Repeatable experiments and selection (issue #13, parts 7-9): the optimizer seed apart from
+the split seed, ``runs: N``, predefined ``split:`` fields, eval ties broken by train, and
+racing a step's candidates (never dropping the full-evaluation winner under the exact rule)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import shutil
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_optimize_fakes import BagOfWordsEmbedder, ScriptedClient, steps_script
+
+from pytest_gpo import sim
+from pytest_gpo.errors import SuiteError
+from pytest_gpo.evaluate import EvalOptions, evaluate
+from pytest_gpo.llm.types import Completion, Request, Usage
+from pytest_gpo.optimize.config import OptimizeConfig
+from pytest_gpo.optimize.estimate import plan_run
+from pytest_gpo.optimize.loop import optimize
+from pytest_gpo.optimize.race import race, worst_case_tail
+from pytest_gpo.optimize.result import OptimizationResult
+from pytest_gpo.report.optimization import optimize_markdown
+from pytest_gpo.results import CaseResult, RunResult, SuiteRun
+from pytest_gpo.scorers.registry import builtin_registry
+from pytest_gpo.suites.load import load_suite
+
+pytest_plugins = ["pytester"]
+
+EXAMPLE = Path(__file__).resolve().parent / "fixtures" / "support_desk"
+ROUTER = EXAMPLE / "suites" / "ticket_router.gpo.yaml"
+
+
+# --- racing: the exact rule never drops the winner ---------------------------------------
+
+
+def _full_winner(matrix: Sequence[Sequence[float]], known: Sequence[float]) -> tuple[str, float]:
+    """What full evaluation picks: the first candidate with the highest mean (known ones are
+    listed after the new ones, as only their score matters here)."""
+    means = [sum(row) / len(row) for row in matrix]
+    best = max(means)
+    if known and max(known) > best + 1e-9:
+        return "known", max(known)
+    return f"p{means.index(best)}", best
+
+
+@settings(
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    st.integers(min_value=1, max_value=6).flatmap(
+        lambda k: st.integers(min_value=1, max_value=14).flatmap(
+            lambda n: st.lists(
+                st.lists(
+                    st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0)),
+                    min_size=n,
+                    max_size=n,
+                ),
+                min_size=k,
+                max_size=k,
+            )
+        )
+    ),
+    st.lists(st.floats(0.0, 1.0), max_size=2),
+    st.integers(min_value=0, max_value=50),
+)
+def test_exact_race_picks_the_full_evaluation_winner_with_no_more_calls(
+    matrix: list[list[float]], known: list[float], seed: int
+) -> None:
+    n = len(matrix[0])
+    ids = [f"c{i}" for i in range(n)]
+    prompts = [f"p{i}" for i in range(len(matrix))]
+    table = {p: dict(zip(ids, row, strict=True)) for p, row in zip(prompts, matrix, strict=True)}
+    calls: list[int] = []
+
+    async def score_cases(prompt: str, case_ids: Sequence[str]) -> Mapping[str, float]:
+        calls.append(len(case_ids))
+        return {c: table[prompt][c] for c in case_ids}
+
+    known_map = {f"k{i}": v for i, v in enumerate(known)}
+    out = asyncio.run(
+        race(prompts, ids, score_cases, mode="exact", delta=0.05, seed=seed, t=1, known=known_map)
+    )
+    winner, best = _full_winner(matrix, known)
+    if winner != "known":
+        # the survivors' first best is full evaluation's choice, with its exact mean
+        top = max(out.scores.values())
+        assert next(p for p in prompts if out.scores.get(p) == top) == winner
+        assert out.scores[winner] == pytest.approx(best)
+    else:
+        assert all(s <= best + 1e-9 for s in out.scores.values())
+    for p, full in out.scores.items():
+        assert full == pytest.approx(sum(table[p].values()) / n)
+    assert sum(calls) == out.case_evals <= out.full_case_evals == len(prompts) * n
+
+
+def test_race_drops_a_hopeless_candidate_early_and_off_scores_everything() -> None:
+    ids = [f"c{i}" for i in range(40)]
+    table = {"good": dict.fromkeys(ids, 1.0), "bad": dict.fromkeys(ids, 0.0)}
+
+    async def score_cases(prompt: str, case_ids: Sequence[str]) -> Mapping[str, float]:
+        return {c: table[prompt][c] for c in case_ids}
+
+    # 4 rounds of 10: exact drops "bad" once it can at best tie (after 20 cases), the paired
+    # test once a 10-0 lead is too unlikely for a candidate that could still win (after 10)
+    for mode, evals in (("exact", 40 + 20), ("on", 40 + 10), ("off", 80)):
+        out = asyncio.run(
+            race(["good", "bad"], ids, score_cases, mode=mode, delta=0.05, seed=0, t=1)
+        )
+        assert out.scores == ({"good": 1.0, "bad": 0.0} if mode == "off" else {"good": 1.0})
+        assert out.case_evals == evals, mode
+        assert ("bad" in out.dropped) == (mode != "off")
+        assert out.saved == 80 - evals
+
+
+def test_the_paired_bound_is_a_probability_that_falls_with_the_lead() -> None:
+    tails = [worst_case_tail(20, 10, lead) for lead in range(0, 11)]
+    assert tails[0] == 1.0 and all(0.0 <= t <= 1.0 for t in tails)
+    assert all(a >= b for a, b in itertools.pairwise(tails))
+    assert tails[10] < 0.01 < tails[2]
+
+
+# --- selection: ties on eval broken by train, then by the smaller edit ----------------------
+
+CASES = [f"c{i:02d}" for i in range(20)]
+P0 = "Answer the question. Question: {{ q }}"
+SHORT = "Answer the question now. Question: {{ q }}"
+LONGER = "Answer the question now, carefully and well. Question: {{ q }}"
+
+
+class SplitTables:
+    """Scores a prompt by which split a case is in: one table per split."""
+
+    def __init__(self, splits: Any, tables: Mapping[str, Mapping[str, float]]) -> None:
+        self.where = {c: name for name in ("train", "eval", "test") for c in getattr(splits, name)}
+        self.tables = tables
+        self.calls: list[tuple[str, str]] = []
+
+    async def __call__(self, prompt: str, case_ids: Sequence[str]) -> SuiteRun:
+        cases = []
+        usage = Usage()
+        for cid in case_ids:
+            split = self.where[cid]
+            self.calls.append((prompt, split))
+            score = self.tables[split].get(prompt, 0.0)
+            usage.add(Completion(texts=("x",), prompt_tokens=1, completion_tokens=1))
+            cases.append(
+                CaseResult(cid, {"q": cid}, "yes", [RunResult(0, "x", score, score >= 0.5, "")])
+            )
+        return SuiteRun("s", "task/model", prompt, cases, usage=usage)
+
+
+def _select_run(
+    tables: Mapping[str, Mapping[str, float]], script: list[list[str]]
+) -> OptimizationResult:
+    """Two steps, one candidate each: both join the trajectory (step winners)."""
+    cfg = OptimizeConfig.from_mapping({"steps": 2, "retrieval": "recency"})
+    evaluator = SplitTables(plan_run(CASES, cfg).splits, tables)
+    return asyncio.run(
+        optimize(
+            suite_name="qa",
+            initial_prompt=P0,
+            case_ids=CASES,
+            expected_by_id=dict.fromkeys(CASES, "yes"),
+            vars_by_id={c: {"q": c} for c in CASES},
+            evaluate=evaluator,
+            client=ScriptedClient(steps_script(script)),
+            optimizer_model="opt/model",
+            config=cfg,
+        )
+    )
+
+
+def test_saturated_eval_is_decided_by_train_and_the_report_says_so() -> None:
+    result = _select_run(
+        {
+            "eval": {P0: 0.8, SHORT: 1.0, LONGER: 1.0},
+            "train": {P0: 0.7, SHORT: 0.8, LONGER: 1.0},
+            "test": {P0: 0.5, SHORT: 0.6, LONGER: 0.9},
+        },
+        [[SHORT], [LONGER]],
+    )
+    # SHORT joined the trajectory first; the tie at 1.000 on eval went to train, not order
+    assert [e.prompt for e in result.trajectory] == [P0, SHORT, LONGER]
+    assert result.best_prompt == LONGER and result.accepted
+    assert result.selection_note == ("eval saturated: 2 candidates tied at 1.000; chosen by train")
+    assert result.scores["train"].after == 1.0
+    assert "Selection: eval saturated: 2 candidates tied at 1.000; chosen by train." in (
+        optimize_markdown(result)
+    )
+
+
+def test_ties_on_train_too_go_to_the_smaller_edit_and_no_signal_is_named() -> None:
+    result = _select_run(
+        {
+            "eval": {P0: 1.0, SHORT: 1.0, LONGER: 1.0},
+            "train": {P0: 0.9, SHORT: 1.0, LONGER: 1.0},
+            "test": {P0: 0.5, SHORT: 0.6, LONGER: 0.9},
+        },
+        [[LONGER], [SHORT]],
+    )
+    assert [e.prompt for e in result.trajectory] == [P0, LONGER, SHORT]
+    assert result.best_prompt == SHORT  # 1 word changed, against 4 for the earlier LONGER
+    note = result.selection_note or ""
+    assert note.startswith("no signal on eval: every prompt tried scored 1.000")
+    assert "chosen by the smallest edit (2 also tied on train at 1.000)" in note
+
+
+def test_without_a_tie_eval_decides_and_there_is_no_note() -> None:
+    result = _select_run(
+        {
+            "eval": {P0: 0.5, SHORT: 0.9, LONGER: 0.7},
+            "train": {P0: 0.5, SHORT: 0.6, LONGER: 1.0},
+            "test": {P0: 0.5, SHORT: 0.6, LONGER: 0.9},
+        },
+        [[SHORT], [LONGER]],
+    )
+    assert result.best_prompt == SHORT and result.selection_note is None
+
+
+# --- seeds: the split seed and the optimizer seed are independent -------------------------
+
+
+class SimClient:
+    """The simulated models in-process."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.requests: list[Request] = []
+
+    async def complete(self, request: Request) -> Completion:
+        self.requests.append(request)
+        texts = sim.simulate(
+            request.model,
+            [dict(m) for m in request.messages],
+            temperature=request.params.get("temperature"),
+            sample=request.sample,
+            n=request.n,
+        )
+        completion = Completion(texts=tuple(texts), prompt_tokens=1, completion_tokens=1)
+        self.usage.add(completion)
+        return completion
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _router_run(**settings_: Any) -> tuple[OptimizationResult, SimClient]:
+    suite = load_suite(ROUTER, builtin_registry())
+    client = SimClient()
+    cases = {c.id: c for c in suite.cases}
+    options = EvalOptions(model=sim.TASK_MODEL)
+
+    async def evaluate_prompt(prompt: str, case_ids: Sequence[str]) -> SuiteRun:
+        return await evaluate(
+            suite, client, options, prompt_text=prompt, cases=[cases[i] for i in case_ids]
+        )
+
+    cfg = OptimizeConfig.from_mapping({"steps": 2, "candidates": 4, **settings_})
+    result = asyncio.run(
+        optimize(
+            suite_name=suite.name,
+            initial_prompt=suite.prompt_text,
+            case_ids=list(cases),
+            expected_by_id={c.id: c.expected for c in suite.cases},
+            vars_by_id={c.id: c.vars for c in suite.cases},
+            evaluate=evaluate_prompt,
+            client=client,
+            config=cfg,
+            optimizer_model=sim.OPTIMIZER_MODEL,
+            embedder=BagOfWordsEmbedder(),
+        )
+    )
+    return result, client
+
+
+def _candidates(result: OptimizationResult) -> list[list[str]]:
+    return [[c.text for c in s.candidates] for s in result.steps]
+
+
+def test_optimizer_seed_changes_the_samples_but_not_the_split() -> None:
+    base, base_client = _router_run(seed=3)
+    other, other_client = _router_run(seed=3, optimizer_seed=11)
+    again, _ = _router_run(seed=3, optimizer_seed=3)  # the default: optimizer_seed = seed
+
+    assert base.split_sizes == other.split_sizes
+    cfg = OptimizeConfig.from_mapping({"seed": 3})
+    assert (
+        plan_run([f"x{i}" for i in range(30)], cfg).splits
+        == plan_run([f"x{i}" for i in range(30)], cfg.replace(optimizer_seed=11)).splits
+    )
+    samples = [r.sample for r in base_client.requests if r.purpose == "optimizer"]
+    other_samples = [r.sample for r in other_client.requests if r.purpose == "optimizer"]
+    assert samples != other_samples
+    assert _candidates(base) != _candidates(other)  # different candidates on the same split
+    # the same seeds repeat the run exactly
+    assert _candidates(again) == _candidates(base)
+    assert again.best_prompt == base.best_prompt and again.trajectory == base.trajectory
+    assert again.scores == base.scores
+
+
+def test_optimizer_seed_is_validated() -> None:
+    with pytest.raises(SuiteError, match="optimizer_seed"):
+        OptimizeConfig.from_mapping({"optimizer_seed": -1})
+    with pytest.raises(SuiteError, match="runs"):
+        OptimizeConfig.from_mapping({"runs": 0})
+    with pytest.raises(SuiteError, match="did you mean 'exact'"):
+        OptimizeConfig.from_mapping({"racing": "exakt"})
+    with pytest.raises(SuiteError, match="race_delta"):
+        OptimizeConfig.from_mapping({"race_delta": 0})
+
+
+# --- end to end through pytest ------------------------------------------------------------
+
+
+@pytest.fixture
+def router_project(pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "prompts").mkdir()
+    shutil.copy(EXAMPLE / "prompts" / "router.txt", pytester.path / "prompts" / "router.txt")
+    for name in ("ticket_router.gpo.yaml", "tickets.jsonl"):
+        shutil.copy(EXAMPLE / "suites" / name, pytester.path / "suites" / name)
+    pytester.makeini(
+        textwrap.dedent(f"""
+        [pytest]
+        gpo_model = gpo-sim/task
+        gpo_optimizer_model = gpo-sim/optimizer
+        gpo_cache_dir = {tmp_path_factory.mktemp("cache")}
+    """)
+    )
+    return pytester
+
+
+def _set_optimize(project: pytest.Pytester, mapping: str) -> None:
+    suite = project.path / "suites" / "ticket_router.gpo.yaml"
+    text = suite.read_text(encoding="utf-8")
+    suite.write_text(
+        text.replace("optimize: {steps: 6, candidates: 8}", f"optimize: {mapping}"),
+        encoding="utf-8",
+    )
+
+
+def _record(project: pytest.Pytester) -> dict[str, Any]:
+    report = json.loads((project.path / ".gpo" / "report.json").read_text(encoding="utf-8"))
+    section = next(s for s in report["sections"] if s.get("title") == "Optimization")
+    data: dict[str, Any] = section["data"]["ticket_router"]
+    return data
+
+
+def _mark_splits(project: pytest.Pytester, pick: Any) -> list[dict[str, Any]]:
+    path = project.path / "suites" / "tickets.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    for i, row in enumerate(rows):
+        split = pick(i, row)
+        if split is not None:
+            row["split"] = split
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return rows
+
+
+def test_predefined_splits_are_used_as_written(router_project: pytest.Pytester) -> None:
+    rows = _mark_splits(router_project, lambda i, _: ("train", "eval", "test")[i % 3])
+    _set_optimize(router_project, "{steps: 1, candidates: 3}")
+    result = router_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize", "--gpo-dry-run")
+    assert result.ret == 0, result.stdout.str()
+    record = _record(router_project)
+    expected = {name: sum(1 for r in rows if r["split"] == name) for name in ("train", "eval")}
+    assert record["split_sizes"]["train"] == expected["train"]
+    assert record["split_sizes"]["eval"] == expected["eval"]
+    test_ids = {c["case_id"] for c in record["test_before"]}
+    assert test_ids == {r["id"] for r in rows if r["split"] == "test"}
+    # the gate ignores the field: every case still runs
+    router_project.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("pick", "message"),
+    [
+        (lambda i, _: "train" if i else None, "case has no 'split' but 61 of 62 cases do"),
+        (lambda i, _: "validation" if i == 5 else "train", "must be train, eval or test"),
+        (lambda i, _: ("train", "test")[i % 2], "no case has split: eval"),
+    ],
+)
+def test_bad_predefined_splits_are_clear_errors(
+    router_project: pytest.Pytester, pick: Any, message: str
+) -> None:
+    rows = _mark_splits(router_project, pick)
+    _set_optimize(router_project, "{steps: 1, candidates: 3}")
+    result = router_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize", "--gpo-dry-run")
+    out = result.stdout.str()
+    assert result.ret != 0 and "INTERNALERROR" not in out and "Traceback" not in out
+    assert message in out and "ticket_router.gpo.yaml" in out
+    if "no 'split'" in message:
+        assert rows[0]["id"] in out  # the case without one is named
+    if "validation" in str(pick(5, None)):
+        assert rows[5]["id"] in out
+
+
+def test_runs_report_mean_and_spread_and_calls_saved(router_project: pytest.Pytester) -> None:
+    _set_optimize(router_project, "{steps: 2, candidates: 4, runs: 3}")
+    result = router_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize", "--gpo-dry-run")
+    assert result.ret == 0, result.stdout.str()
+    out = result.stdout.str()
+    assert "runs: held-out (test) score of each run's best prompt:" in out
+    assert "(sample std, 3 runs; min" in out
+    assert "racing (on):" in out and "task calls saved scoring candidates on eval" in out
+    record = _record(router_project)
+    runs = record["runs"]
+    assert [r["optimizer_seed"] for r in runs] == [0, 1, 2]
+    assert record["chosen_run"] in (1, 2, 3)
+    chosen = runs[record["chosen_run"] - 1]
+    assert chosen["eval_best"] == max(r["eval_best"] for r in runs)
+    assert record["scores"]["eval"]["after"] == chosen["eval_best"]
+    held = [r["test_after"] for r in runs]
+    assert record["runs_test"]["mean"] == pytest.approx(sum(held) / 3)
+    assert record["runs_test"]["min"] == min(held) and record["runs_test"]["max"] == max(held)
+    assert len(record["calls_saved_per_step"]) == 2
+    assert record["calls_saved"] == sum(record["calls_saved_per_step"])
+    md = (router_project.path / ".gpo" / "report.md").read_text(encoding="utf-8")
+    assert "#### Runs" in md and "| optimizer seed" in md.replace("|  ", "| ")
+    assert "eval calls" in md and "saved)" in md
+
+
+def test_runs_and_racing_figures_survive_the_json_round_trip() -> None:
+    from pytest_gpo.optimize.repeat import repeat_runs
+    from pytest_gpo.serial import from_data, to_data
+
+    async def one(cfg: OptimizeConfig, where: Path | None) -> OptimizationResult:
+        result, _ = await asyncio.to_thread(_router_run, optimizer_seed=cfg.sampling_seed)
+        return result
+
+    result = asyncio.run(repeat_runs(OptimizeConfig.from_mapping({"runs": 2}), None, one))
+    assert [r.optimizer_seed for r in result.runs] == [0, 1]
+    assert result.config.runs == 2 and result.chosen_run in (1, 2)
+    back = from_data(OptimizationResult, to_data(result))
+    assert back.runs == result.runs and back.chosen_run == result.chosen_run
+    assert back.calls_saved == result.calls_saved > 0
+    assert [s.eval_calls for s in back.steps] == [s.eval_calls for s in result.steps]
