@@ -6,8 +6,8 @@ deduplication and rejected candidates make the real counts lower. Tokens are rou
 bounds: a task call is its rendered prompt (characters / 4) plus ``max_tokens``; an optimizer
 request is a meta-prompt of about 400 tokens plus the shown prompts and 3 examples, answered by
 ``candidates`` completions of at most 512 tokens (the reference code's limit); a reflection
-request shows a train batch with the model's outputs. Prices come from ``--price`` or
-litellm's price list; a model without a price gives an unknown cost.
+request shows a train batch with the model's outputs. Prices come from litellm's price
+list, else ``--price``; a model without either gives an unknown cost.
 """
 
 from __future__ import annotations
@@ -68,16 +68,17 @@ class Plan:
 
 
 def _price(model: str, given: Sequence[float] | None) -> tuple[float, float] | None:
-    if given is not None:
-        return given[0] / 1e6, given[1] / 1e6
+    """USD per token (input, output): litellm's price, else ``given`` (per million), else None."""
     if model.startswith("gpo-sim/"):
         return 0.0, 0.0
     import litellm
 
     info = litellm.model_cost.get(model) or litellm.model_cost.get(model.split("/", 1)[-1])
-    if not info or info.get("input_cost_per_token") is None:
-        return None
-    return float(info["input_cost_per_token"]), float(info.get("output_cost_per_token") or 0)
+    if info and info.get("input_cost_per_token") is not None:
+        return float(info["input_cost_per_token"]), float(info.get("output_cost_per_token") or 0)
+    if given is not None:
+        return given[0] / 1e6, given[1] / 1e6
+    return None
 
 
 def estimate(

@@ -94,7 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs=2,
         metavar=("IN", "OUT"),
         default=None,
-        help="USD per million input/output tokens for the estimate, both models",
+        help="USD per million input/output tokens, for the estimate of a model litellm has no "
+        "price for",
     )
     p.add_argument("--dry-run", action="store_true", help="print the pre-flight estimate only")
     p.add_argument(
