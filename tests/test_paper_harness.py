@@ -153,3 +153,19 @@ def test_quick_run_writes_the_table_and_a_second_run_resumes(tmp_path: Path) -> 
     assert {p: p.stat().st_size for p in logs} == logs  # no pytest ran again
     again = json.loads((tmp_path / "results.json").read_text())
     assert again["table"] == table
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--methods", "gpo,gpoo"), "unknown method 'gpoo'"),
+        (("--tasks", "navigat"), "unknown task(s) navigat"),
+        (("--sizes", "30,30,30"), "navigate: 40 examples, the splits need 90"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    proc = _run("--dry-run", *args, work=tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
