@@ -20,13 +20,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+# the pytest-gpo of this checkout, which the pytest runs use too (bbh_run puts it on PYTHONPATH)
+sys.path.insert(1, str(HERE.parent.parent))
 
-import bbh_data
-import bbh_estimate
-import bbh_methods
-import bbh_run
-import bbh_table
+import bbh_data  # noqa: E402
+import bbh_estimate  # noqa: E402
+import bbh_methods  # noqa: E402
+import bbh_run  # noqa: E402
+import bbh_table  # noqa: E402
 
 QUICK_SIZES = (8, 8, 16)
 
