@@ -411,6 +411,7 @@ def test_runs_report_mean_and_spread_and_calls_saved(router_project: pytest.Pyte
     result = router_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize", "--gpo-dry-run")
     assert result.ret == 0, result.stdout.str()
     out = result.stdout.str()
+    assert "gpo ticket_router: run 2/3, optimizer seed 1" in out
     assert "runs: held-out (test) score of each run's best prompt:" in out
     assert "(sample std, 3 runs; min" in out
     assert "racing (on):" in out and "task calls saved scoring candidates on eval" in out
@@ -446,3 +447,44 @@ def test_runs_and_racing_figures_survive_the_json_round_trip() -> None:
     assert back.runs == result.runs and back.chosen_run == result.chosen_run
     assert back.calls_saved == result.calls_saved > 0
     assert [s.eval_calls for s in back.steps] == [s.eval_calls for s in result.steps]
+
+
+def test_a_csv_split_column_is_the_case_field_not_a_variable(tmp_path: Path) -> None:
+    (tmp_path / "p.txt").write_text("Q: {{ q }}\n", encoding="utf-8")
+    rows = ["id,q,expected,split"] + [
+        f"c{i},question {i},yes,{('train', 'eval', 'test')[i % 3]}" for i in range(6)
+    ]
+    (tmp_path / "cases.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    suite_file = tmp_path / "s.gpo.yaml"
+    suite_file.write_text(
+        "name: s\nprompt: p.txt\ncases: cases.csv\nscorers: [{type: exact}]\n", encoding="utf-8"
+    )
+    suite = load_suite(suite_file, builtin_registry())
+    assert [c.split for c in suite.cases] == ["train", "eval", "test"] * 2
+    assert all(set(c.vars) == {"q"} for c in suite.cases)
+    plan = plan_run(
+        [c.id for c in suite.cases], OptimizeConfig(), {c.id: c.split or "" for c in suite.cases}
+    )
+    assert plan.splits.eval == ("c1", "c4") and plan.splits.test == ("c2", "c5")
+
+
+def test_the_paired_bound_covers_every_population_where_the_candidate_still_wins() -> None:
+    """Brute force for small eval splits: over every population of n differences in
+    {-1, 0, 1} summing to at most 0, the chance of a sample lead >= L (m drawn without
+    replacement) never exceeds the bound racing uses."""
+    from math import comb
+
+    for n in range(1, 9):
+        for m in range(1, n + 1):
+            for lead in range(1, m + 1):
+                bound = worst_case_tail(n, m, lead)
+                for plus in range(n + 1):
+                    for minus in range(plus, n - plus + 1):  # sum = plus - minus <= 0
+                        zeros = n - plus - minus
+                        p = sum(
+                            comb(plus, x) * comb(minus, y) * comb(zeros, m - x - y)
+                            for x in range(m + 1)
+                            for y in range(m - x + 1)
+                            if x - y >= lead
+                        ) / comb(n, m)
+                        assert p <= bound + 1e-12, (n, m, lead, plus, minus)

@@ -22,7 +22,7 @@ from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.optimize.context import Abort, CandidateFilter, EvaluateFn, RunContext, StopFn
 from pytest_gpo.optimize.estimate import plan_run
 from pytest_gpo.optimize.final import final_result, unscored_result
-from pytest_gpo.optimize.progress import ProgressCallback
+from pytest_gpo.optimize.progress import ProgressCallback, ProgressEvent
 from pytest_gpo.optimize.repeat import repeat_runs
 from pytest_gpo.optimize.result import OptimizationResult
 from pytest_gpo.optimize.retrieval import TrajectoryEntry
@@ -133,6 +133,10 @@ async def optimize(
     plan = plan_run(case_ids, config, split_by_id)
 
     async def run_one(cfg: OptimizeConfig, where: Path | None) -> OptimizationResult:
+        if config.runs > 1 and progress is not None:
+            run = cfg.sampling_seed - config.sampling_seed + 1
+            message = f"run {run}/{config.runs}, optimizer seed {cfg.sampling_seed}"
+            progress(ProgressEvent("note", suite_name, 0, plan.total_steps, message=message))
         ctx = RunContext(
             suite_name=suite_name,
             initial_prompt=initial_prompt,
