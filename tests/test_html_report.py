@@ -322,4 +322,8 @@ def test_unwritable_html_path_is_a_clear_error_and_the_summary_still_prints(
     assert "ticket_router" in out and "model calls:" in out  # the summary is still printed
     assert not re.search(r"^HTML report:", out, re.M)
     md = (pytester.path / "r.md").read_text(encoding="utf-8")
-    assert "HTML report" not in md  # the markdown links only a file that was written
+    assert "r.html)" not in md  # the markdown links only a file that was written
+    data = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+    # pytest exits 1, so no report may say the run passed
+    assert data["passed"] is False and data["exit_status"] == 1
+    assert "HTML report could not be written" in data["summary"] and "✅" not in md.splitlines()[3]

@@ -77,7 +77,8 @@ def test_unwritable_baseline_is_one_error_and_the_reports_are_still_written(
     assert "blocker/baseline.json" in errors[0] and "fix:" in out
     assert "good " in out and "PASS" in out  # the summary table
     report = json.loads((pytester.path / "out" / "report.json").read_text(encoding="utf-8"))
-    assert report["exit_status"] == 1
+    assert report["exit_status"] == 1 and report["passed"] is False
+    assert "could not be written" in report["summary"]
     assert (pytester.path / "out" / "report.md").is_file()
 
 

@@ -247,20 +247,24 @@ def test_suites_a_stopped_session_never_ran_are_listed_as_not_run(
     for name, prompt in (("a_fail", "fail"), ("b_pass", "pass"), ("c_pass", "pass")):
         body = f"name: {name}\nprompt: prompts/{prompt}.txt\n{CASES}threshold: 0.75\n"
         (recorded.path / f"{name}.gpo.yaml").write_text(body, encoding="utf-8")
+    (recorded.path / "d_bad.gpo.yaml").write_text(INVALID["yaml"], encoding="utf-8")
     result = _run(recorded, "-x")
     assert result.ret == 1
     expected = {
         "a_fail.gpo.yaml": "below_threshold",
         "b_pass.gpo.yaml": "not_run",
         "c_pass.gpo.yaml": "not_run",
+        "d_bad.gpo.yaml": "invalid",
     }
     data = check_one_verdict(recorded, result, expected)
     junit = ET.parse(recorded.path / "out" / "junit.xml").getroot()
     skipped = [c for c in junit.iter("testcase") if c.find("skipped") is not None]
     assert len(skipped) == 2
     assert all("stopped early" in c.find("skipped").get("message", "") for c in skipped)  # type: ignore[union-attr]
+    failed = {c.get("name") for c in junit.iter("testcase") if c.find("failure") is not None}
+    assert failed == {"a_fail", "d_bad"}  # the file that is no suite fails though not run
     assert data["passed"] is False and data["totals"]["not_run"] == 2
-    assert data["summary"].startswith("❌ 1 of 3 suites failed, 2 not run")
+    assert data["summary"].startswith("❌ 2 of 4 suites failed, 2 not run")
     b_pass = next(s for s in data["suites"] if s["suite"] == "b_pass")
     assert b_pass["threshold"] == 0.75 and b_pass["score"] is None
     assert b_pass["verdict"]["cases"] == 2  # its cases, though none was scored

@@ -241,15 +241,20 @@ def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
         done, status = _attempt(out, lambda: _write_back(gs, out))
         ok = ok and done
     final = status if status is not None and exitstatus in (0, 1) else exitstatus
+    reason = "prompt files were rewritten; re-run pytest to check them" if status else None
     if not ok and final == 0:
         final = 1
-    reason = "prompt files were rewritten; re-run pytest to check them" if status else None
-    report = _build_report(gs, out.writes, final, reason if final == status else None)
+        reason = "a file pytest-gpo was asked to write could not be written (see the ERROR line)"
+    report = _build_report(gs, out.writes, final, reason if final == status or not ok else None)
     out.report = report
     html: list[Path] = []
     if gs.settings.html_path is not None:
         done, _ = _attempt(out, lambda: _write_html(gs, out, report, html))
         ok = ok and done
+        if not done and not report.exit_status:
+            # the reports written next must not say "passed" while pytest exits 1
+            report.exit_status = 1
+            report.exit_reason = "the HTML report could not be written"
     done, _ = _attempt(out, lambda: _write_reports(gs, out, report, html[0] if html else None))
     ok = ok and done
     if not ok:

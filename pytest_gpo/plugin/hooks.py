@@ -86,6 +86,19 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(exc.render()) from None
     # The session itself is built on first use (stash.gpo_session), keeping --help light.
     config.stash[SETTINGS_KEY] = settings
+    config.pluginmanager.register(_ReportedSuites(config), "gpo-reported-suites")
+
+
+class _ReportedSuites:
+    """Remembers the suites pytest reported on: the others get a JUnit testcase at the end."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Note ``report``'s node id in the session (only once a suite made the session)."""
+        if has_session(self.config):
+            gpo_session(self.config).reported.add(report.nodeid)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

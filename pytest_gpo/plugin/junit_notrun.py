@@ -8,7 +8,7 @@ testcase carrying the same ``gpo_*`` properties, so every report names every col
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,7 +24,8 @@ def _not_run_reason(session: pytest.Session) -> str:
 
 
 def add_not_run_testcases(session: pytest.Session, gs: GpoSession) -> int:
-    """Add a skipped ``<testcase>`` for every suite that never ran; the number added."""
+    """Add a ``<testcase>`` for every suite pytest's writer has none for (skipped when never
+    run, failed for a file that is no suite); the number added."""
     from _pytest.junitxml import xml_key
     from _pytest.reports import TestReport
 
@@ -35,23 +36,30 @@ def add_not_run_testcases(session: pytest.Session, gs: GpoSession) -> int:
     from pytest_gpo.report.junit import junit_properties
 
     reason = _not_run_reason(session)
+    written = gs.reported
     added = 0
     for record in list(gs.records.values()):
-        if record.ran or record.optimization is not None:
+        if record.nodeid in written or record.optimization is not None:
             continue
         report = suite_report(record)
         if report is None:
             continue
         props = junit_properties(report)
         where = record.path or record.nodeid
-        for when, outcome in (("setup", "skipped"), ("teardown", "passed")):
+        steps: tuple[tuple[str, str, Any], ...]
+        if record.invalid:
+            # a file that is no suite fails wherever it is listed, run or not
+            steps = (("call", "failed", f"invalid suite: {record.invalid}"),)
+        else:
+            steps = (("setup", "skipped", (where, 0, reason)),)
+        for when, outcome, longrepr in (*steps, ("teardown", "passed", None)):
             xml.pytest_runtest_logreport(
                 TestReport(
                     nodeid=record.nodeid,
                     location=(where, None, record.name),
                     keywords={},
                     outcome=outcome,  # type: ignore[arg-type]
-                    longrepr=(where, 0, reason) if outcome == "skipped" else None,
+                    longrepr=longrepr,
                     when=when,  # type: ignore[arg-type]
                     user_properties=props,
                 )
