@@ -58,9 +58,9 @@ def add_not_run_testcases(session: pytest.Session, gs: GpoSession) -> int:
                     nodeid=record.nodeid,
                     location=(where, None, record.name),
                     keywords={},
-                    outcome=outcome,  # type: ignore[arg-type]
+                    outcome=outcome,
                     longrepr=longrepr,
-                    when=when,  # type: ignore[arg-type]
+                    when=when,
                     user_properties=props,
                 )
             )
