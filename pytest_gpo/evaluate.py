@@ -8,6 +8,7 @@ Errors come back as data on each run; nothing here raises for a provider fault.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -71,6 +72,10 @@ def build_messages(suite: Suite, prompt_text: str, case: Case) -> tuple[dict[str
     return ({"role": "user", "content": user},)
 
 
+class NonFiniteScore(Exception):
+    """A scorer returned NaN or an infinity: the case errors instead of being scored."""
+
+
 async def _score(
     suite: Suite, output: str, case: Case, ctx: ScoreContext
 ) -> tuple[float, bool, str]:
@@ -84,6 +89,12 @@ async def _score(
                 raise outcome
             outcome = ScoreResult(0.0, False, f"scorer raised {type(outcome).__name__}: {outcome}")
         results.append((spec.weight, spec.label, outcome))
+    for _, label, r in results:
+        if not isinstance(r.score, int | float) or not math.isfinite(r.score):
+            raise NonFiniteScore(
+                f"scorer {label} returned the score {r.score!r}, not a finite number "
+                f"({r.reason}); fix the scorer: a score must be a number from 0 to 1"
+            )
     total = sum(w for w, _, _ in results)
     # a plugin scorer's NaN counts as 0 (min/max would pass it through as 1.0)
     score = sum(w * (min(1.0, r.score) if r.score > 0 else 0.0) for w, _, r in results) / total
@@ -127,6 +138,10 @@ async def _run_one(
     )
     try:
         score, passed, reason = await _score(suite, output, case, ctx)
+    except NonFiniteScore as exc:
+        # never a pass or a fail: the case errors, so the suite errors and nothing is recorded
+        client.error_kinds.add(ErrorKind.BAD_SCORE)
+        return RunResult(sample, output, 0.0, False, str(exc), error=str(exc))
     except ScoreCacheMiss as exc:
         # like an answer missing in replay: an error of the case, reported as cache_miss
         client.error_kinds.add(ErrorKind.CACHE_MISS)
@@ -168,6 +183,10 @@ async def evaluate(
                 earlier = first_with.setdefault(r.error, (case.id, r.sample))
                 if earlier == (case.id, r.sample):
                     errors.append(f"case '{case.id}': {r.error}")
+                elif earlier[0] == case.id:
+                    errors.append(
+                        f"case '{case.id}' sample {r.sample}: the same error as sample {earlier[1]}"
+                    )
                 else:
                     errors.append(f"case '{case.id}': the same error as case '{earlier[0]}'")
         results.append(
@@ -189,6 +208,7 @@ async def evaluate(
             ErrorKind.FILTERED,
             ErrorKind.EMPTY,
             ErrorKind.PROVIDER,
+            ErrorKind.BAD_SCORE,
         ):
             if candidate in counting.error_kinds:
                 kind = candidate

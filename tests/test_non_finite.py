@@ -401,3 +401,53 @@ def test_end_to_end_weight_inf_is_a_suite_error_not_a_pass(pytester: pytest.Pyte
     assert "s.gpo.yaml" in out and "scorers[0].weight" in out and "not a finite number" in out
     assert "INTERNALERROR" not in out and "Traceback" not in out
     assert not (pytester.path / ".gpo" / "baseline.json").exists()
+
+
+# -- numbers a model or a scorer hands back -------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ['{"value": NaN}', '{"value": Infinity}', '{"value": 1e999}'])
+def test_model_json_holding_a_non_finite_number_is_not_json(text: str) -> None:
+    from pytest_gpo.scorers.json_scorer import extract_json
+
+    value, error, _ = extract_json(text)
+    assert value is None and error is not None, (text, value)
+    fenced, error, _ = extract_json(f"Here:\n```json\n{text}\n```")
+    assert fenced is None and error is not None
+
+
+@pytest.mark.parametrize(
+    "reply", ['{"score": Infinity}', '{"score": NaN}', '{"score": 1e999}', "score: " + "9" * 400]
+)
+def test_a_judge_grade_that_is_not_a_finite_number_is_unreadable(reply: str) -> None:
+    from pytest_gpo.scorers.judge import parse_verdict
+
+    assert parse_verdict(reply) is None
+
+
+@pytest.mark.parametrize(
+    "returned", ["float('inf')", "float('nan')", "{'score': float('inf'), 'passed': False}"]
+)
+def test_end_to_end_a_scorer_returning_a_non_finite_score_errors_the_suite(
+    pytester: pytest.Pytester, returned: str
+) -> None:
+    pytester.makeini("[pytest]\ngpo_model = gpo-sim/task\n")
+    (pytester.path / "p.txt").write_text("Route: {{ t }}", encoding="utf-8")
+    (pytester.path / "checks.py").write_text(
+        f"def bad(output, case, **kw):\n    return {returned}\n", encoding="utf-8"
+    )
+    (pytester.path / "s.gpo.yaml").write_text(
+        "prompt: p.txt\ncases: [{vars: {t: a}, expected: x}]\nthreshold: 0.0\n"
+        'scorers: [{type: python, function: "checks.py:bad"}]\n',
+        encoding="utf-8",
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--gpo-update-baseline", "--gpo-report", "out/r.md"
+    )
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert "not a finite number" in out and "Traceback" not in out
+    data = json.loads((pytester.path / "out" / "r.json").read_text(encoding="utf-8"))
+    assert data["suites"][0]["status"] == "error" and data["passed"] is False
+    assert data["suites"][0]["verdict"]["error_kind"] == "bad_score"
+    assert not (pytester.path / ".gpo" / "baseline.json").exists()

@@ -31,6 +31,8 @@ class ErrorKind(StrEnum):
     EMPTY = "empty_answer"
     #: the provider's content filter withheld the answer (``finish_reason: content_filter``)
     FILTERED = "filtered"
+    #: a scorer returned a score that is not a finite number (NaN, infinity)
+    BAD_SCORE = "bad_score"
 
     @property
     def text(self) -> str:
@@ -46,6 +48,7 @@ _ERROR_TEXT: dict[ErrorKind, str] = {
     ErrorKind.CREDENTIALS: "the API key was missing or refused",
     ErrorKind.EMPTY: "the model returned an empty answer",
     ErrorKind.FILTERED: "the provider's content filter withheld the answer",
+    ErrorKind.BAD_SCORE: "a scorer returned a score that is not a finite number",
 }
 
 

@@ -9,6 +9,7 @@ Plugin scorers may subclass it too.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -22,6 +23,28 @@ from pytest_gpo.suites.model import Case
 LOADER_KEYS: frozenset[str] = frozenset({"type", "weight"})
 
 _MISSING: Any = object()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
+
+
+def strict_json(text: str) -> Any:
+    """``json.loads`` as strict JSON: ``NaN``, ``Infinity`` and numbers past a float's range
+    (``1e999``) are errors (:class:`json.JSONDecodeError`), never a score made of nothing."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            raise
+        raise json.JSONDecodeError(str(exc), text, 0) from None
 
 
 def clamp(score: float) -> float:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
-from pytest_gpo.scorers.common import OptionScorer, fmt_score, quote, result
+from pytest_gpo.scorers.common import OptionScorer, fmt_score, quote, result, strict_json
 from pytest_gpo.suites.model import Case
 
 SCHEMA_KEYWORDS: tuple[str, ...] = (
@@ -114,7 +114,7 @@ def extract_json(output: str, *, fenced: bool = True) -> tuple[Any, str | None, 
     """
     text = output.strip()
     try:
-        return json.loads(text), None, "the whole output"
+        return strict_json(text), None, "the whole output"
     except json.JSONDecodeError as exc:
         error = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
     if not fenced:
@@ -124,7 +124,7 @@ def extract_json(output: str, *, fenced: bool = True) -> tuple[Any, str | None, 
     )
     for block in blocks:
         try:
-            return json.loads(block.group("body")), None, f"a ```{block.group('lang')} block"
+            return strict_json(block.group("body")), None, f"a ```{block.group('lang')} block"
         except json.JSONDecodeError:
             continue
     return None, error, ""

@@ -8,13 +8,21 @@ calls) with temperature 0 and ``purpose="judge"``. The judge answers in a fixed 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pytest_gpo.llm.types import Request
 from pytest_gpo.scorers.base import ScoreContext, ScoreResult
-from pytest_gpo.scorers.common import OptionScorer, as_text, quote, result, versus
+from pytest_gpo.scorers.common import (
+    OptionScorer,
+    as_text,
+    quote,
+    result,
+    strict_json,
+    versus,
+)
 from pytest_gpo.suites.model import Case
 
 JUDGE_SYSTEM = (
@@ -33,10 +41,16 @@ _SCORE_LINE = re.compile(
 _REASON_LINE = re.compile(r"\breason\W{0,3}\s*[:=]\s*(?P<r>.+)", re.IGNORECASE)
 
 
+_NON_FINITE_SCORE = re.compile(
+    r"score[\"']?\s*[:=]\s*[\"']?\s*(-?(nan|inf(inity)?)\b|[-+]?\d[\d.]*e\+?\d{3,})",
+    re.IGNORECASE,
+)
+
+
 def _ratio(numerator: str, denominator: str | None, scale: int) -> float:
     value = float(numerator)
     if denominator and float(denominator) > 0:
-        return value / float(denominator) * scale
+        value = value / float(denominator) * scale
     return value
 
 
@@ -61,18 +75,22 @@ def parse_verdict(reply: str, scale: int = 10) -> tuple[float, str] | None:
     candidates = [reply.strip(), *(m.group(0) for m in _OBJECT.finditer(reply))]
     for candidate in candidates:
         try:
-            data = json.loads(candidate)
+            data = strict_json(candidate)
         except json.JSONDecodeError:
             continue
         if isinstance(data, dict) and "score" in data:
             score = _number(data["score"], scale)
-            if score is not None:
+            if score is not None and math.isfinite(score):
                 return score, str(data.get("reason", "")).strip()
+    if _NON_FINITE_SCORE.search(reply):
+        return None  # "score": NaN / Infinity / 1e999 is no grade, whatever else the reply says
     line = _SCORE_LINE.search(reply)
     if line is not None:
         reason = _REASON_LINE.search(reply)
         text = reason.group("r").strip().strip("\"'") if reason else ""
-        return _ratio(line.group("n"), line.group("d"), scale), text
+        score = _ratio(line.group("n"), line.group("d"), scale)
+        # "score: 1e999" is no grade (a NaN or infinity would read as 0 or full marks)
+        return (score, text) if math.isfinite(score) else None
     return None
 
 

@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import math
 import re
 import sys
 import threading
@@ -73,6 +74,13 @@ def _load_file(path: Path) -> ModuleType:
             raise
         _FILE_MODULES[path] = module
         return module
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 class PythonScorer(OptionScorer):
@@ -202,6 +210,8 @@ class PythonScorer(OptionScorer):
     def _interpret(self, value: Any) -> ScoreResult:
         name = self.function_name
         if isinstance(value, ScoreResult):
+            if not _finite(value.score):
+                return ScoreResult(value.score, False, f"{name} returned {value.score!r}")
             return result(value.score, value.passed, value.reason)
         reason = ""
         passed: bool | None = None
@@ -217,6 +227,9 @@ class PythonScorer(OptionScorer):
             ok = value if passed is None else passed
             return result(score, ok, reason or f"{name} returned {value}")
         if isinstance(value, int | float):
+            if not _finite(value):
+                # handed on unclamped: the run makes the case an error, never a 0 or a 1
+                return ScoreResult(float(value), False, f"{name} returned {value!r}")
             score = clamp(float(value))
             ok = score >= self.min if passed is None else passed
             return result(score, ok, reason or f"{name} returned {versus(score, self.min)}")
