@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_gpo.errors import ConfigError
 from pytest_gpo.llm.pricing import ModelPrice, parse_prices
+from pytest_gpo.llm.trust import parse_trusted_params
 from pytest_gpo.llm.types import CACHE_MODES, CacheMode
 from pytest_gpo.optimize.presets import PRESETS
 
@@ -332,6 +333,18 @@ OPTIONS: tuple[Option, ...] = (
         "MODEL=IN,OUT",
     ),
     Option(
+        "trusted_params",
+        "--gpo-trusted-params",
+        "GPO_TRUSTED_PARAMS",
+        "gpo_trusted_params",
+        parse_trusted_params,
+        None,
+        "request parameters suite files may set besides the sampling ones (api_base, "
+        "api_key, extra_headers, ...), separated by spaces or commas; only for suite files "
+        "you trust like code (see docs/reliability.md#trust-model)",
+        "NAMES",
+    ),
+    Option(
         "seed",
         "--gpo-seed",
         "GPO_SEED",
@@ -373,6 +386,7 @@ class Settings:
     max_calls: int | None = None
     max_cost: float | None = None
     prices: Mapping[str, ModelPrice] | None = None
+    trusted_params: frozenset[str] | None = None
     seed: int = 0
     #: where each value came from, e.g. {"model": "env GPO_MODEL"}
     sources: Mapping[str, str] | None = None

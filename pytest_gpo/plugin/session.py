@@ -112,6 +112,8 @@ class GpoSession:
     #: the pytest hook relay (pytest-gpo's own hooks included); None outside pytest
     hook: pluggy.HookRelay | None = None
     records: dict[str, SuiteRecord] = field(default_factory=dict)
+    #: under xdist, the budget file every worker shares (the caps are the run's)
+    budget_file: str | None = None
     warnings: list[str] = field(default_factory=list)
     _registry: ScorerRegistry | None = None
     _runner: EventLoopRunner | None = None
@@ -138,7 +140,7 @@ class GpoSession:
     def load(self, path: Path) -> Suite:
         """Load and validate a suite file."""
         confinement = Confinement(self.settings.rootdir, self.settings.allowed_folders)
-        return load_suite(path, self.registry, confinement)
+        return load_suite(path, self.registry, confinement, self.settings.trusted_params or ())
 
     # -- models -------------------------------------------------------------------------------
 
@@ -209,6 +211,7 @@ class GpoSession:
             max_cost=s.max_cost,
             router_config=s.router_path,
             prices=s.prices,
+            budget_file=self.budget_file,
         )
 
     def embedder(self, spec: str | None) -> Embedder:
