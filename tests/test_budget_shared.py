@@ -177,3 +177,43 @@ def test_xdist_workers_share_one_cost_cap(tmp_path: Path) -> None:
     assert spent <= cap + 1e-9, spent
     assert "cost budget exhausted" in proc.stdout
     assert report["totals"]["usage"]["cost"] == pytest.approx(spent)
+
+
+def test_embedding_calls_of_a_semantic_scorer_count_against_the_call_cap(tmp_path: Path) -> None:
+    """6 answers, each scored by a litellm embedding model: 12 calls uncapped; with
+    --gpo-max-calls 8 the server sees 8 in all, embeddings included, and the suite errors."""
+    with OpenAIServer() as server:
+        (tmp_path / "p.txt").write_text("Say {{ word }}\n", encoding="utf-8")
+        (tmp_path / "pytest.ini").write_text(
+            "[pytest]\ngpo_model = openai/echo\ngpo_cache = off\n", encoding="utf-8"
+        )
+        rows = "\n".join(
+            f"  - {{id: c{i}, vars: {{word: w{i}}}, expected: w{i}}}" for i in range(6)
+        )
+        (tmp_path / "s.gpo.yaml").write_text(
+            "name: s\nprompt: p.txt\nthreshold: 0\n"
+            "scorers: [{type: semantic, model: openai/text-embedding-3-small, min: 0}]\n"
+            f"cases:\n{rows}\n",
+            encoding="utf-8",
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GPO_", "OPENAI_"))}
+        env.pop("CI", None)
+        env.update(
+            OPENAI_API_KEY="sk-test-embed",
+            OPENAI_BASE_URL=server.base_url,
+            LITELLM_LOCAL_MODEL_COST_MAP="True",
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--gpo-max-calls", "8"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        chat, embeddings = server.chat_requests, server.embedding_requests
+    assert chat == 6 and embeddings >= 1, proc.stdout[-3000:]
+    assert chat + embeddings == 8, (chat, embeddings)
+    # a refused embedding is an error of the suite (kind budget), never a failed score
+    assert proc.returncode == 1 and "1 error" in proc.stdout, proc.stdout[-3000:]
+    assert "call budget exhausted" in proc.stdout

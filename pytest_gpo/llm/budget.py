@@ -22,6 +22,11 @@ from pytest_gpo.llm.ledger import Ledger, MemoryLedger
 _SHARED_POLL_SECONDS = 0.05
 
 
+class BudgetRefused(Exception):
+    """A call outside the model client (an embedding) was refused by a cap: an error of kind
+    ``budget`` for the case, never a failed score."""
+
+
 @dataclass
 class Reservation:
     """Budget held for one attempt while it is in flight."""

@@ -216,9 +216,15 @@ class GpoSession:
 
     def embedder(self, spec: str | None) -> Embedder:
         """A shared embedder for a model spec (``None``: the local all-MiniLM-L6-v2)."""
-        from pytest_gpo.llm.embeddings import get_embedder
+        from pytest_gpo.llm.embeddings import LiteLLMEmbedder, get_embedder
 
-        return get_embedder(spec)
+        embedder = get_embedder(spec)
+        s = self.settings
+        if isinstance(embedder, LiteLLMEmbedder) and (s.max_calls or s.max_cost is not None):
+            # embedding calls count against the run's caps like chat calls
+            embedder.budget = getattr(self.client, "budget", None)
+            embedder.prices = s.prices
+        return embedder
 
     @property
     def scores(self) -> ScoreCache:
