@@ -4,7 +4,7 @@ A suite file (and any other data file that carries litellm parameters, such as a
 promptfoo provider ``config``) is data: it may shape the answer (``temperature``,
 ``max_tokens``, ``tools``, ...) but never choose where a request goes, whose key it carries,
 what it costs or how long it may take. That is an **allowlist** decision: litellm accepts
-over 400 keyword arguments besides the OpenAI ones, and many of them route (``api_base``,
+hundreds of keyword arguments besides the OpenAI ones, and many of them route (``api_base``,
 ``aws_bedrock_runtime_endpoint``, ``vertex_project``), authenticate (``api_key``,
 ``azure_ad_token``, ``aws_secret_access_key``), set a price (``input_cost_per_token``,
 ``base_model``), fake the answer (``mock_response``) or send data to a third party
