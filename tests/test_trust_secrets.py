@@ -123,7 +123,7 @@ def test_every_log_record_is_scrubbed_also_from_child_loggers(caplog: Any) -> No
     remember_params({"api_key": "ZqRouterKey123"})
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("openai._base_client").debug("Request options: %s", {"url": url})
-        logging.getLogger("httpx").info('HTTP Request: POST %s "HTTP/1.1 404"', url)
+        logging.getLogger("some.http.client").info('HTTP Request: POST %s "HTTP/1.1 404"', url)
         logging.getLogger("some.user.module").warning("key ZqRouterKey123 in use")
     text = caplog.text
     assert "POST http://***@127.0.0.1:9/v1?***" in text

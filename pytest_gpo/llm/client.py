@@ -72,7 +72,7 @@ class LiteLLMClient:
     ``cache_mode``: ``rw`` reads and writes the cache, ``replay`` only reads it and never calls
     a provider (a miss is an error), ``off`` ignores it. ``concurrency`` caps provider calls in
     flight. ``timeout`` is per attempt, in seconds: a request's own ``timeout`` param can only
-    shorten it. ``deadline`` bounds one provider call, every attempt and wait included
+    shorten it. ``deadline`` bounds one provider call's attempts and the waits between them
     (default :func:`~pytest_gpo.llm.deadlines.call_deadline`). Retries use exponential backoff
     with full jitter between ``backoff_base`` and ``backoff_max`` seconds, or the provider's
     ``Retry-After`` (up to ``retry_after_max`` and to ``timeout``); a wait that would end past
@@ -333,7 +333,8 @@ class LiteLLMClient:
             return _Attempts(error=message, error_kind=ErrorKind.PROVIDER)
         who = credentials.identity(request, router is not None)
         loop = asyncio.get_running_loop()
-        ends_at: float | None = None  # the deadline runs from the first attempt sent
+        # the deadline counts attempts and waits, not the queue for a concurrency slot
+        left = self.deadline
         attempts = 0
         last_error = ""
         last_kind = ErrorKind.PROVIDER
@@ -361,10 +362,7 @@ class LiteLLMClient:
                     return _Attempts(
                         attempts=attempts, error=refusal, error_kind=ErrorKind.BUDGET, cost=spent
                     )
-                if ends_at is None:
-                    ends_at = loop.time() + self.deadline
-                left = ends_at - loop.time()
-                if left <= 0:  # waiting for the budget took the rest of the deadline
+                if left <= 0:
                     self.budget.release(reservation)
                     return _Attempts(
                         attempts=attempts,
@@ -374,12 +372,14 @@ class LiteLLMClient:
                     )
                 attempts += 1
                 kwargs = deadline_kwargs(kwargs, left)
+                started = loop.time()
                 try:
                     response = await self._send(litellm, kwargs, router)
                 except asyncio.CancelledError:
                     self.budget.settle(reservation, None, charge_estimate=True)
                     raise
                 except Exception as exc:
+                    left -= loop.time() - started
                     fault = classify(litellm, exc, kwargs)
                     self.budget.settle(reservation, None, charge_estimate=fault.may_be_billed)
                     last_error = redact(fault.message, request)
@@ -404,6 +404,7 @@ class LiteLLMClient:
                             cost=spent,
                         )
                 else:
+                    left -= loop.time() - started
                     outcome = self._read_response(litellm, request, response, router)
                     self.budget.settle(
                         reservation, outcome.cost, charge_estimate=outcome.cost is None
@@ -426,8 +427,7 @@ class LiteLLMClient:
                     cost=spent,
                 )
             delay = self._delay(attempts, fault.retry_after)
-            assert ends_at is not None
-            if loop.time() + delay >= ends_at:
+            if delay >= left:
                 # the wait (a provider's Retry-After) would end past the call's deadline
                 waited = "" if fault.retry_after is None else f"; it asked to wait {delay:.0f} s"
                 return _Attempts(
@@ -438,6 +438,7 @@ class LiteLLMClient:
                 )
             # Sleep outside the semaphore: a backing-off request must not hold a slot.
             await asyncio.sleep(delay)
+            left -= delay
 
     # -- pieces ----------------------------------------------------------------------------------
 

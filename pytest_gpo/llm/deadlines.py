@@ -3,7 +3,8 @@
 A data file may shorten an attempt (its ``timeout`` param) but never lengthen it. A provider's
 ``Retry-After`` is honoured up to ``--gpo-timeout``. A call's attempts and the waits between
 them all fit in one deadline (:func:`call_deadline`): each attempt may take ``--gpo-timeout``,
-and the waits together as long again.
+and the waits together as long again. Time queued for a concurrency slot is not counted: it is
+the run's pace, not the provider's.
 """
 
 from __future__ import annotations
