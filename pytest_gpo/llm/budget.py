@@ -161,13 +161,3 @@ class Budget:
         if self._settled is not None and reservation.cost is not None:
             with contextlib.suppress(RuntimeError):  # settled off the loop (a thread)
                 self._settled.set()
-
-    def release(self, reservation: Reservation) -> None:
-        """Give back a reservation whose attempt was never sent (no call, no charge)."""
-
-        def change(state: dict[str, Any]) -> None:
-            self._release(state, reservation)
-            state["calls"] = max(0, int(state["calls"]) - 1)
-
-        self.ledger.update(change)
-        self.calls_made -= 1

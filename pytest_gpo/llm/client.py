@@ -362,14 +362,6 @@ class LiteLLMClient:
                     return _Attempts(
                         attempts=attempts, error=refusal, error_kind=ErrorKind.BUDGET, cost=spent
                     )
-                if left <= 0:
-                    self.budget.release(reservation)
-                    return _Attempts(
-                        attempts=attempts,
-                        error=past_deadline(last_error, attempts, self.deadline),
-                        error_kind=last_kind,
-                        cost=spent,
-                    )
                 attempts += 1
                 kwargs = deadline_kwargs(kwargs, left)
                 started = loop.time()
