@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openai_server import Fault, OpenAIServer
 
 from pytest_gpo.errors import SuiteError
@@ -206,3 +208,21 @@ def test_hangs_and_long_retry_afters_together_stay_within_the_deadline() -> None
             elapsed = time.monotonic() - started
     assert not got.ok
     assert elapsed < client.deadline + 1.5, (elapsed, got.error)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    st.one_of(
+        st.sampled_from(sorted(SAFE_PARAMS)),
+        st.sampled_from(ROUTING_KEYS),
+        st.from_regex(r"[a-z_][a-z0-9_]{0,30}", fullmatch=True),
+    ),
+    st.frozensets(st.sampled_from(["api_base", "api_key", "num_ctx", "extra_headers"])),
+)
+def test_a_key_passes_exactly_when_it_is_safe_or_trusted_and_never_a_price(
+    key: str, trusted: frozenset[str]
+) -> None:
+    refused = bool(untrusted_params({key: 1}, trusted))
+    priced = "cost" in key or key == "base_model"
+    allowed = (key in SAFE_PARAMS or key in trusted) and key not in ("n", "stream")
+    assert refused == (priced or not allowed)
