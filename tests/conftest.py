@@ -51,6 +51,10 @@ SLOW: dict[str, float] = {
     # measured alone under a load average of 6 (four pytest subprocesses / two)
     "test_score_cache.py::test_fully_cached_semantic_run_loads_no_embedding_model": 21.1,
     "test_score_cache.py::test_replay_with_a_missing_score_is_an_error_naming_the_case": 8.6,
+    # measured with -n 2 on a loaded machine (`--durations`, three files of the trust model)
+    "test_trust_secrets.py::test_sentinel_secrets_in_every_place_reach_no_file_and_no_output": 81.0,
+    "test_budget_shared.py::test_xdist_workers_share_one_call_cap": 43.6,
+    "test_budget_shared.py::test_xdist_workers_share_one_cost_cap": 30.8,
 }
 
 
