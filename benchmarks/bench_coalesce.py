@@ -69,8 +69,8 @@ def main() -> None:
         options = EvalOptions(model=harness.BENCH_MODEL)
 
         with EventLoopRunner() as runner:
-            suite = load_suite(one, registry)
-            dup_suite = load_suite(dup, registry)
+            suite = load_suite(one, registry, trusted_params=("api_base",))
+            dup_suite = load_suite(dup, registry, trusted_params=("api_base",))
 
             def in_process(label: str, coro_factory: Any, asked: int) -> None:
                 client = LiteLLMClient(cache_mode="off", concurrency=args.concurrency)

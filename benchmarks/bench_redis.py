@@ -128,7 +128,7 @@ def main() -> None:
         EventLoopRunner() as runner,
     ):
         path = harness.write_suite(tmp, "bench", cases=args.cases, api_base=srv.base_url)
-        suite = load_suite(path, builtin_registry())
+        suite = load_suite(path, builtin_registry(), trusted_params=("api_base",))
         options = EvalOptions(model=harness.BENCH_MODEL)
         stores: dict[str, Any] = {
             "file cache": FileCache(tmp / "cache"),

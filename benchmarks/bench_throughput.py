@@ -115,7 +115,7 @@ class InProcess:
         from pytest_gpo.suites.load import load_suite
 
         self.server = server
-        self.suite = load_suite(suite_path, builtin_registry())
+        self.suite = load_suite(suite_path, builtin_registry(), trusted_params=("api_base",))
         self.runner = EventLoopRunner()
         self.litellm = import_litellm()
         self.round = 0

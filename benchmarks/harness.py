@@ -265,7 +265,12 @@ def write_suite(
 
 
 def write_ini(directory: Path, **keys: Any) -> None:
-    """A ``pytest.ini`` that makes ``directory`` the rootdir (and sets ``gpo_*`` keys)."""
+    """A ``pytest.ini`` that makes ``directory`` the rootdir (and sets ``gpo_*`` keys).
+
+    The benchmark's own suites name the local server in ``params.api_base``: a key the
+    project's ini must trust (docs/reliability.md#trust-model).
+    """
+    keys = {"gpo_trusted_params": "api_base", **keys}
     lines = ["[pytest]"] + [f"{k} = {v}" for k, v in keys.items()]
     (directory / "pytest.ini").write_text("\n".join(lines) + "\n", encoding="utf-8")
 

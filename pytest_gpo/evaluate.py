@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_gpo.errors import GpoError
+from pytest_gpo.llm.budget import BudgetRefused
 from pytest_gpo.llm.types import (
     Completion,
     Embedder,
@@ -85,7 +86,9 @@ async def _score(
     )
     for spec, outcome in zip(suite.scorers, outcomes, strict=True):
         if isinstance(outcome, BaseException):
-            if not isinstance(outcome, Exception) or isinstance(outcome, ScoreCacheMiss):
+            if not isinstance(outcome, Exception) or isinstance(
+                outcome, ScoreCacheMiss | BudgetRefused
+            ):
                 raise outcome
             outcome = ScoreResult(0.0, False, f"scorer raised {type(outcome).__name__}: {outcome}")
         results.append((spec.weight, spec.label, outcome))
@@ -145,6 +148,10 @@ async def _run_one(
     except ScoreCacheMiss as exc:
         # like an answer missing in replay: an error of the case, reported as cache_miss
         client.error_kinds.add(ErrorKind.CACHE_MISS)
+        return RunResult(sample, output, 0.0, False, str(exc), error=str(exc))
+    except BudgetRefused as exc:
+        # an embedding call a cap refused: like a refused model call, an error, not a score
+        client.error_kinds.add(ErrorKind.BUDGET)
         return RunResult(sample, output, 0.0, False, str(exc), error=str(exc))
     return RunResult(sample, output, score, passed, valid_text(reason))
 

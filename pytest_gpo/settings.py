@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_gpo.errors import ConfigError
 from pytest_gpo.llm.pricing import ModelPrice, parse_prices
+from pytest_gpo.llm.trust import parse_trusted_params
 from pytest_gpo.llm.types import CACHE_MODES, CacheMode
 from pytest_gpo.optimize.params import parse_param_mapping
 from pytest_gpo.optimize.presets import PRESETS
@@ -353,6 +354,18 @@ OPTIONS: tuple[Option, ...] = (
         "collect promptfooconfig.yaml files and run them as suites (see docs/promptfoo.md)",
     ),
     Option(
+        "trusted_params",
+        "--gpo-trusted-params",
+        "GPO_TRUSTED_PARAMS",
+        "gpo_trusted_params",
+        parse_trusted_params,
+        None,
+        "request parameters suite files may set besides the sampling ones (api_base, "
+        "api_key, extra_headers, ...), separated by spaces or commas; only for suite files "
+        "you trust like code (see docs/reliability.md#trust-model)",
+        "NAMES",
+    ),
+    Option(
         "seed",
         "--gpo-seed",
         "GPO_SEED",
@@ -423,6 +436,7 @@ class Settings:
     max_calls: int | None = None
     max_cost: float | None = None
     prices: Mapping[str, ModelPrice] | None = None
+    trusted_params: frozenset[str] | None = None
     seed: int = 0
     # optimizer requests (E)
     optimizer_params: Mapping[str, Any] | None = None

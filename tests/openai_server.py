@@ -109,7 +109,8 @@ class OpenAIServer:
     ``extra_choices`` pads the number of choices returned; ``reject_n`` answers 400 to n > 1;
     ``leak_key_in_errors`` echoes the Authorization header in error messages; ``api_keys``
     (when given) are the only keys accepted: any other key, or none, is answered 401 (served
-    as fault ``"401"``, without consuming the script).
+    as fault ``"401"``, without consuming the script). ``prompt_tokens(request_json)`` sets
+    the prompt tokens a reply reports (default: the words of the messages).
 
     Counters: ``requests``, ``chat_requests``, ``embedding_requests``, ``peak_concurrency``,
     ``headers_seen``, ``bodies``, ``arrivals`` (monotonic times) and ``faults_served``.
@@ -132,6 +133,7 @@ class OpenAIServer:
         leak_key_in_errors: bool = False,
         api_keys: Iterable[str] | None = None,
         seed: int = 0,
+        prompt_tokens: Callable[[dict[str, Any]], int] | None = None,
     ) -> None:
         self.responder: Responder = responder or default_responder
         self.latency = latency
@@ -147,6 +149,7 @@ class OpenAIServer:
         self.reject_n = reject_n
         self.leak_key_in_errors = leak_key_in_errors
         self.api_keys = None if api_keys is None else frozenset(api_keys)
+        self.prompt_tokens = prompt_tokens
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._script: deque[Fault] = deque()
@@ -378,6 +381,8 @@ class OpenAIServer:
             prompt_tokens = max(
                 1, sum(_words(str(m.get("content", ""))) for m in body.get("messages", []))
             )
+            if self.prompt_tokens is not None:
+                prompt_tokens = self.prompt_tokens(body)
             completion_tokens = sum(_words(t) for t in texts)
             payload = {
                 "id": f"chatcmpl-{self.requests}",

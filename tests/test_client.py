@@ -185,7 +185,9 @@ def test_retry_after_header_forms() -> None:
 
 
 def test_backoff_is_full_jitter_and_bounded(runner: EventLoopRunner) -> None:
-    client = make_client(runner, backoff_base=0.5, backoff_max=3.0, retry_after_max=10.0)
+    client = make_client(
+        runner, backoff_base=0.5, backoff_max=3.0, retry_after_max=10.0, timeout=60.0
+    )
     for attempt in range(1, 8):
         cap = min(3.0, 0.5 * 2 ** (attempt - 1))
         delays = [client._delay(attempt, None) for _ in range(200)]
@@ -193,6 +195,9 @@ def test_backoff_is_full_jitter_and_bounded(runner: EventLoopRunner) -> None:
         assert max(delays) > cap / 2  # jitter spans the range
     assert 5.0 <= client._delay(1, 5.0) <= 5.5
     assert client._delay(1, 3600.0) <= 10.5
+    # a Retry-After is honoured up to one attempt's timeout, never longer
+    short = make_client(runner, backoff_base=0.5, retry_after_max=10.0, timeout=2.0)
+    assert 2.0 <= short._delay(1, float("inf")) <= 2.5
 
 
 @pytest.mark.parametrize("fault", ["500", "502", "503", "hang", "drop", "malformed"])

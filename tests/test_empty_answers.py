@@ -26,6 +26,14 @@ from pytest_gpo.llm.loop import EventLoopRunner
 from pytest_gpo.llm.setup import import_litellm
 from pytest_gpo.llm.types import ErrorKind, Request
 
+
+@pytest.fixture(autouse=True)
+def _trust_api_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These suites reach the local test server through ``params.api_base``: the user trusts
+    that key here, as a project would in its ini (docs/reliability.md#trust-model)."""
+    monkeypatch.setenv("GPO_TRUSTED_PARAMS", "api_base")
+
+
 pytest_plugins = ["pytester"]
 
 # see tests/test_reliability_faults.py: one litellm for the whole session, imported before any

@@ -29,6 +29,14 @@ from pytest_gpo.scorers.registry import builtin_registry
 from pytest_gpo.stats import cases_needed, sign_test_p
 from pytest_gpo.suites.load import load_suite
 
+
+@pytest.fixture(autouse=True)
+def _trust_api_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These suites reach the local test server through ``params.api_base``: the user trusts
+    that key here, as a project would in its ini (docs/reliability.md#trust-model)."""
+    monkeypatch.setenv("GPO_TRUSTED_PARAMS", "api_base")
+
+
 pytest_plugins = ["pytester"]
 
 

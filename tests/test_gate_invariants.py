@@ -36,6 +36,14 @@ from pytest_gpo.results import CaseResult, RunResult, SuiteRun
 from pytest_gpo.scorers.base import ScoreContext, Scorer, ScoreResult
 from pytest_gpo.suites.model import Case, ScorerSpec, Suite
 
+
+@pytest.fixture(autouse=True)
+def _trust_api_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These suites reach the local test server through ``params.api_base``: the user trusts
+    that key here, as a project would in its ini (docs/reliability.md#trust-model)."""
+    monkeypatch.setenv("GPO_TRUSTED_PARAMS", "api_base")
+
+
 pytest_plugins = ["pytester"]
 
 PROMPT = "{{ q }}"

@@ -10,6 +10,14 @@ import pytest
 from openai_server import OpenAIServer
 from test_plugin import CHATTY_PROMPT, write_suite
 
+
+@pytest.fixture(autouse=True)
+def _trust_api_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These suites reach the local test server through ``params.api_base``: the user trusts
+    that key here, as a project would in its ini (docs/reliability.md#trust-model)."""
+    monkeypatch.setenv("GPO_TRUSTED_PARAMS", "api_base")
+
+
 pytest_plugins = ["pytester"]
 
 

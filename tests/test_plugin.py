@@ -386,7 +386,10 @@ def test_http_end_to_end_with_injected_faults(
     with OpenAIServer(responder=_routing_responder, retry_after=0.05, hang_seconds=5) as server:
         server.script("429", "500", "hang")
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-sentinel")
-        pytester.makeini("[pytest]\ngpo_model = openai/router-model\ngpo_timeout = 1\n")
+        pytester.makeini(
+            "[pytest]\ngpo_model = openai/router-model\ngpo_timeout = 1\n"
+            "gpo_trusted_params = api_base\n"
+        )
         write_suite(pytester, extra=f"params: {{api_base: '{server.base_url}'}}\n")
         result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-concurrency", "1")
         result.assert_outcomes(passed=1)
@@ -400,7 +403,9 @@ def test_provider_failing_every_attempt_is_an_error(
 ) -> None:
     with OpenAIServer(fault_rates={"500": 1.0}) as server:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        pytester.makeini("[pytest]\ngpo_model = openai/router-model\n")
+        pytester.makeini(
+            "[pytest]\ngpo_model = openai/router-model\ngpo_trusted_params = api_base\n"
+        )
         write_suite(pytester, extra=f"params: {{api_base: '{server.base_url}'}}\n")
         write_suite(pytester, "other", extra="model: gpo-sim/task\n")
         result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-max-attempts", "2")

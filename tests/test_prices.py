@@ -26,6 +26,14 @@ from pytest_gpo.llm.setup import import_litellm
 from pytest_gpo.llm.types import Completion, ErrorKind, Request, Usage
 from pytest_gpo.settings import resolve
 
+
+@pytest.fixture(autouse=True)
+def _trust_api_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These suites reach the local test server through ``params.api_base``: the user trusts
+    that key here, as a project would in its ini (docs/reliability.md#trust-model)."""
+    monkeypatch.setenv("GPO_TRUSTED_PARAMS", "api_base")
+
+
 pytest_plugins = ["pytester"]
 
 import_litellm()
@@ -365,8 +373,9 @@ def test_a_suite_file_cannot_declare_a_price(pytester: pytest.Pytester, api_key:
             text.replace("params: {", "params: {input_cost_per_token: 0, "), encoding="utf-8"
         )
         result = pytester.runpytest("-p", "no:cacheprovider")
-        result.assert_outcomes(errors=1)
+        result.assert_outcomes(failed=1)
         out = result.stdout.str()
-        assert "key 'params.input_cost_per_token': a request cannot set the model's price" in out
+        assert "key 'params.input_cost_per_token'" in out
+        assert "a suite file cannot set the model's price" in out
         assert "gpo_prices" in out
         assert server.chat_requests == 0

@@ -240,7 +240,10 @@ def test_pytest_runs_share_the_redis_cache(
     """Two pytest processes (two CI runners) with gpo_cache_url: the second makes no calls."""
     with OpenAIServer() as server:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        pytester.makeini(f"[pytest]\ngpo_model = openai/echo\ngpo_cache_url = {redis_url}\n")
+        pytester.makeini(
+            f"[pytest]\ngpo_model = openai/echo\ngpo_cache_url = {redis_url}\n"
+            "gpo_trusted_params = api_base\n"
+        )
         (pytester.path / "p.txt").write_text("Say {{ word }}\n", encoding="utf-8")
         cases = [{"id": f"c{i}", "vars": {"word": f"w{i}"}, "expected": f"w{i}"} for i in range(6)]
         suite = {

@@ -26,6 +26,14 @@ from pytest_gpo.scorers.registry import builtin_registry
 from pytest_gpo.suites.load import load_suite
 from pytest_gpo.suites.model import Suite
 
+
+@pytest.fixture(autouse=True)
+def _trust_api_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These suites reach the local test server through ``params.api_base``: the user trusts
+    that key here, as a project would in its ini (docs/reliability.md#trust-model)."""
+    monkeypatch.setenv("GPO_TRUSTED_PARAMS", "api_base")
+
+
 pytest_plugins = ["pytester"]
 
 # In-process pytester runs restore sys.modules afterwards: litellm imported inside one would be
@@ -58,7 +66,7 @@ def make_suite(root: Path, n: int, api_base: str, params: str = "") -> Suite:
         f"params: {{api_base: '{api_base}'{params}}}\n",
         encoding="utf-8",
     )
-    return load_suite(root / "s.gpo.yaml", builtin_registry())
+    return load_suite(root / "s.gpo.yaml", builtin_registry(), trusted_params=("api_base",))
 
 
 def run_capped(

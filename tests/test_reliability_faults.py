@@ -28,6 +28,14 @@ from pytest_gpo.results import SuiteRun
 from pytest_gpo.scorers.registry import builtin_registry
 from pytest_gpo.suites.load import load_suite
 
+
+@pytest.fixture(autouse=True)
+def _trust_api_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These suites reach the local test server through ``params.api_base``: the user trusts
+    that key here, as a project would in its ini (docs/reliability.md#trust-model)."""
+    monkeypatch.setenv("GPO_TRUSTED_PARAMS", "api_base")
+
+
 pytest_plugins = ["pytester"]
 
 # In-process pytester runs restore sys.modules afterwards: litellm imported inside one would be
@@ -72,7 +80,11 @@ def outcome(run: SuiteRun) -> list[tuple[str, list[str], float, bool]]:
 def run_direct(
     tmp: Path, server: OpenAIServer, label: str, n: int, timeout: float = 0.5
 ) -> tuple[SuiteRun, Path]:
-    suite = load_suite(write_project(tmp / label, n, server.base_url), builtin_registry())
+    suite = load_suite(
+        write_project(tmp / label, n, server.base_url),
+        builtin_registry(),
+        trusted_params=("api_base",),
+    )
     cache_dir = tmp / label / "cache"
     client = LiteLLMClient(
         cache=FileCache(cache_dir),

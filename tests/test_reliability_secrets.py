@@ -82,7 +82,10 @@ def test_keys_never_reach_files_reports_logs_or_output(tmp_path: Path) -> None:
         seed=3,
     ) as server:
         (project / "pytest.ini").write_text(
-            "[pytest]\ngpo_model = openai/echo\ngpo_timeout = 5\n", encoding="utf-8"
+            "[pytest]\ngpo_model = openai/echo\ngpo_timeout = 5\n"
+            # these suite files are the user's own: they may name the server and a key
+            "gpo_trusted_params = api_base api_key\n",
+            encoding="utf-8",
         )
         for name in ("with_param_key", "with_env_key", "with_bad_key"):
             (project / f"{name}.txt").write_text("Say {{ word }}\n", encoding="utf-8")

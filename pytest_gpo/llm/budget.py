@@ -1,14 +1,30 @@
 """Hard caps on provider attempts and dollars, held before every attempt.
 
-A call slot (and, under a cost cap, a conservative cost estimate) is reserved before each
-attempt and settled when it ends, so calls and retries in flight can never overshoot a cap.
+A call slot (and, under a cost cap, a worst-case cost estimate) is reserved before each
+attempt and settled with the actual cost when it ends, so calls and retries in flight can
+never overshoot a cap, and a call is only sent while what is left of the budget covers its
+worst case. The counts live in a :class:`~pytest_gpo.llm.ledger.Ledger`: this process's
+memory, or a file every pytest-xdist worker shares, so a cap is the run's, not each worker's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from pytest_gpo.llm.ledger import Ledger, MemoryLedger
+
+#: How often a reservation refused for calls in flight in *other* processes looks again.
+_SHARED_POLL_SECONDS = 0.05
+
+
+class BudgetRefused(Exception):
+    """A call outside the model client (an embedding) was refused by a cap: an error of kind
+    ``budget`` for the case, never a failed score."""
 
 
 @dataclass
@@ -23,27 +39,30 @@ class Budget:
     """``max_calls`` caps provider attempts, retries included; ``max_cost`` caps dollars.
 
     None means no cap. Cache hits and answers shared with an identical request in flight never
-    reach the budget: they cost nothing.
+    reach the budget: they cost nothing. ``ledger`` is where the counts live (default: this
+    process only; a :class:`~pytest_gpo.llm.ledger.FileLedger` shares them across processes).
     """
 
-    def __init__(self, max_calls: int | None = None, max_cost: float | None = None) -> None:
+    def __init__(
+        self,
+        max_calls: int | None = None,
+        max_cost: float | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
         if max_calls is not None and max_calls < 0:
             raise ValueError(f"max_calls must be >= 0, got {max_calls}")
         if max_cost is not None and max_cost < 0:
             raise ValueError(f"max_cost must be >= 0, got {max_cost}")
         self.max_calls = max_calls
         self.max_cost = max_cost
-        #: Provider attempts made so far (retries included); never exceeds ``max_calls``.
+        self.ledger: Ledger = ledger or MemoryLedger()
+        #: Provider attempts this budget let through (retries included).
         self.calls_made = 0
         #: Dollars spent on attempts whose price is known (timeouts count their estimate).
         self.cost_spent = 0.0
         #: True once a request was refused because a cap was reached.
         self.exhausted = False
-        self._reserved_cost = 0.0
-        # priced reservations in flight: waiting depends on this count, never on the float sum
-        # (adding and removing estimates leaves residues like 2.8e-17 that would wait forever)
-        self._priced_in_flight = 0
-        self._cost_refusal = False
+        self._owner = f"{os.getpid()}:{id(self)}"
         # set whenever an in-flight reservation settles (created on the client's loop)
         self._settled: asyncio.Event | None = None
 
@@ -55,41 +74,68 @@ class Budget:
         them: they hold pessimistic estimates (the full output limit) and most cost less, so
         refusing at once would make the outcome of a run depend on its concurrency.
         """
+        cost = estimate() if self.max_cost is not None else None
         while True:
-            reservation = self._reserve(model, estimate)
-            waiting = self._cost_refusal and self._priced_in_flight > 0
+            reservation, waiting = self.ledger.update(lambda s: self._reserve(s, model, cost))
             if not (isinstance(reservation, str) and waiting):
                 if isinstance(reservation, str):
                     self.exhausted = True
+                else:
+                    self.calls_made += 1
                 return reservation
             if self._settled is None:
                 self._settled = asyncio.Event()
             self._settled.clear()
-            await self._settled.wait()
+            # another process's settlement is not signalled here: look again shortly
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), _SHARED_POLL_SECONDS)
 
-    def _reserve(self, model: str, estimate: Callable[[], float | None]) -> Reservation | str:
-        self._cost_refusal = False
-        if self.max_calls is not None and self.calls_made >= self.max_calls:
+    def reserve_now(self, model: str, cost: float | None) -> Reservation | str:
+        """:meth:`reserve` without waiting (for synchronous callers such as embeddings)."""
+        cost = cost if self.max_cost is not None else None
+        reservation, _ = self.ledger.update(lambda s: self._reserve(s, model, cost))
+        if isinstance(reservation, str):
+            self.exhausted = True
+        else:
+            self.calls_made += 1
+        return reservation
+
+    def _reserve(
+        self, state: dict[str, Any], model: str, cost: float | None
+    ) -> tuple[Reservation | str, bool]:
+        calls = int(state["calls"])
+        if self.max_calls is not None and calls >= self.max_calls:
             return (
-                f"call budget exhausted: {self.calls_made} of --gpo-max-calls {self.max_calls} "
+                f"call budget exhausted: {calls} of --gpo-max-calls {self.max_calls} "
                 f"provider calls made; model '{model}' not called"
-            )
-        cost: float | None = None
-        if self.max_cost is not None:
-            cost = estimate()
-            if cost is not None and self.cost_spent + self._reserved_cost + cost > self.max_cost:
-                self._cost_refusal = True
+            ), False
+        inflight = state["inflight"]
+        if self.max_cost is not None and cost is not None:
+            spent = float(state["spent"])
+            held = sum(float(v[1]) for v in inflight.values())
+            if spent + held + cost > self.max_cost:
+                waiting = any(int(v[0]) > 0 for v in inflight.values())
                 return (
-                    f"cost budget exhausted: ${self.cost_spent:.4f} spent and "
-                    f"${self._reserved_cost:.4f} in flight of --gpo-max-cost ${self.max_cost:.4f}; "
-                    f"the next call to '{model}' may cost up to ${cost:.4f} "
-                    "(set max_tokens to tighten this estimate)"
-                )
-            if cost is not None:
-                self._reserved_cost += cost
-                self._priced_in_flight += 1
-        self.calls_made += 1
-        return Reservation(cost=cost)
+                    f"cost budget exhausted: ${spent:.4f} spent and ${held:.4f} in flight of "
+                    f"--gpo-max-cost ${self.max_cost:.4f}; the next call to '{model}' may cost "
+                    f"up to ${cost:.4f} (set max_tokens to tighten this estimate)"
+                ), waiting
+        state["calls"] = calls + 1
+        if cost is not None:
+            count, held_here = inflight.get(self._owner, (0, 0.0))
+            inflight[self._owner] = [int(count) + 1, float(held_here) + cost]
+        return Reservation(cost=cost), False
+
+    def _release(self, state: dict[str, Any], reservation: Reservation) -> None:
+        if reservation.cost is None:
+            return
+        inflight = state["inflight"]
+        count, held = inflight.get(self._owner, (1, reservation.cost))
+        if int(count) <= 1:
+            # no float residue: nothing of this owner is in flight any more
+            inflight.pop(self._owner, None)
+        else:
+            inflight[self._owner] = [int(count) - 1, max(0.0, float(held) - reservation.cost)]
 
     def settle(
         self,
@@ -108,14 +154,20 @@ class Budget:
         """
         if not sent:
             self.calls_made -= 1
-        if reservation.cost is not None:
-            self._priced_in_flight -= 1
-            self._reserved_cost = (
-                max(0.0, self._reserved_cost - reservation.cost) if self._priced_in_flight else 0.0
-            )
-            if self._settled is not None:
-                self._settled.set()
+        charge = 0.0
         if actual is not None:
-            self.cost_spent += actual
+            charge = actual
         elif charge_estimate and reservation.cost is not None:
-            self.cost_spent += reservation.cost
+            charge = reservation.cost
+
+        def change(state: dict[str, Any]) -> None:
+            self._release(state, reservation)
+            state["spent"] = float(state["spent"]) + charge
+            if not sent:
+                state["calls"] = max(0, int(state["calls"]) - 1)
+
+        self.ledger.update(change)
+        self.cost_spent += charge
+        if self._settled is not None and reservation.cost is not None:
+            with contextlib.suppress(RuntimeError):  # settled off the loop (a thread)
+                self._settled.set()

@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from pytest_gpo.errors import ConfigError
+from pytest_gpo.llm.redact import install_log_redaction, remember, scrub
 from pytest_gpo.llm.types import Completion, canonical_json
 
 #: Marker and version written into every stored entry.
@@ -392,13 +394,30 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _redact_url(url: str) -> str:
-    return re.sub(r"//[^@/]*@", "//***@", url)
+    return scrub(url)
 
 
 def open_cache(dir_or_url: str | os.PathLike[str]) -> ResponseCache:
     """A :class:`RedisCache` for ``redis://``, ``rediss://`` or ``unix://`` URLs, else a
-    :class:`FileCache` on that directory."""
+    :class:`FileCache` on that directory.
+
+    A URL redis-py cannot parse (``redis://:pw@host:notaport/0``) is a
+    :class:`~pytest_gpo.errors.ConfigError` whose text holds no password or query value.
+    """
     text = os.fspath(dir_or_url)
     if text.startswith(_REDIS_SCHEMES):
-        return RedisCache(text)
+        install_log_redaction()
+        remember([text])
+        try:
+            return RedisCache(text)
+        except ImportError:
+            raise
+        except Exception as exc:
+            problem = scrub(f"{type(exc).__name__}: {exc}")
+        raise ConfigError(
+            f"the shared cache URL {scrub(text)} cannot be used: {problem}",
+            key="gpo_cache_url",
+            fix="write redis://[:PASSWORD@]HOST:PORT/DB (or rediss://, unix://) in "
+            "gpo_cache_url or GPO_CACHE_URL",
+        )
     return FileCache(text)

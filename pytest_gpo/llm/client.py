@@ -23,11 +23,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pytest_gpo.errors import ConfigError
-from pytest_gpo.llm import credentials, pricing, providers, replies
+from pytest_gpo.llm import credentials, providers, replies
 from pytest_gpo.llm.budget import Budget
 from pytest_gpo.llm.cache import ResponseCache, cache_entry, cached_completion
 from pytest_gpo.llm.costs import Costs, plus
+from pytest_gpo.llm.deadlines import (
+    call_deadline,
+    call_kwargs,
+    clamp_timeout,
+    deadline_kwargs,
+    past_deadline,
+)
 from pytest_gpo.llm.faults import Fault, backoff_delay, classify
+from pytest_gpo.llm.ledger import FileLedger
 from pytest_gpo.llm.pricing import ModelPrice
 from pytest_gpo.llm.redact import redact
 from pytest_gpo.llm.router import Routing
@@ -40,9 +48,6 @@ from pytest_gpo.llm.types import (
     Request,
     Usage,
 )
-
-#: Request params that the client sets itself and never takes from a suite.
-_OWNED_PARAMS = frozenset({"n", "stream", "num_retries", "max_retries", "caching", "model"})
 
 
 @dataclass
@@ -66,16 +71,20 @@ class LiteLLMClient:
 
     ``cache_mode``: ``rw`` reads and writes the cache, ``replay`` only reads it and never calls
     a provider (a miss is an error), ``off`` ignores it. ``concurrency`` caps provider calls in
-    flight. ``timeout`` is per attempt, in seconds (a request's own ``timeout`` param wins).
-    Retries use exponential backoff with full jitter between ``backoff_base`` and
-    ``backoff_max`` seconds, or the provider's ``Retry-After`` (up to ``retry_after_max``).
+    flight. ``timeout`` is per attempt, in seconds: a request's own ``timeout`` param can only
+    shorten it. ``deadline`` bounds one provider call's attempts and the waits between them
+    (default :func:`~pytest_gpo.llm.deadlines.call_deadline`). Retries use exponential backoff
+    with full jitter between ``backoff_base`` and ``backoff_max`` seconds, or the provider's
+    ``Retry-After`` (up to ``retry_after_max`` and to ``timeout``); a wait that would end past
+    the deadline ends the call instead.
 
     ``max_calls`` caps provider attempts, retries included; ``max_cost`` caps dollars spent.
     Both are hard: a slot (and a conservative cost estimate) is reserved before every attempt,
     so calls and retries in flight can never overshoot (see :class:`~pytest_gpo.llm.budget.Budget`).
     A model without a known price cannot be checked against ``max_cost``; it is recorded in
     :attr:`unpriced_models` so the caller can warn. Cache hits and answers shared with an
-    identical request in flight cost nothing.
+    identical request in flight cost nothing. ``budget_file`` shares the caps with other
+    processes (xdist workers; see :mod:`~pytest_gpo.llm.ledger`).
 
     ``router_config`` is a YAML/JSON file of litellm Router settings (or the settings as a
     mapping; see :func:`~pytest_gpo.llm.router.load_router_config`). Requests for a model the
@@ -100,11 +109,13 @@ class LiteLLMClient:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         retry_after_max: float = 120.0,
+        deadline: float | None = None,
         max_calls: int | None = None,
         max_cost: float | None = None,
         seed: int | None = None,
         router_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         prices: Mapping[str, ModelPrice] | None = None,
+        budget_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if cache_mode not in CACHE_MODES:
             raise ValueError(f"cache_mode must be one of {CACHE_MODES}, got {cache_mode!r}")
@@ -112,10 +123,13 @@ class LiteLLMClient:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
+        if not timeout > 0 or timeout == float("inf"):
+            raise ValueError(f"timeout must be a finite number > 0, got {timeout}")
+        if deadline is not None and not 0 < deadline < float("inf"):
+            raise ValueError(f"deadline must be a finite number > 0, got {deadline}")
         #: The call and cost caps, and what was spent against them.
-        self.budget = Budget(max_calls, max_cost)
+        ledger = FileLedger(budget_file) if budget_file is not None else None
+        self.budget = Budget(max_calls, max_cost, ledger)
         self.cache = cache
         self.cache_mode: CacheMode = cache_mode
         self.concurrency = concurrency
@@ -124,6 +138,8 @@ class LiteLLMClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
+        #: Seconds one provider call may take in all, attempts and waits included.
+        self.deadline = deadline if deadline is not None else call_deadline(timeout, max_attempts)
         #: Counters of every completion returned (see :class:`~pytest_gpo.llm.types.Usage`).
         self.usage = Usage()
         self._routing = Routing(router_config) if router_config is not None else None
@@ -316,6 +332,9 @@ class LiteLLMClient:
             message = redact(f"cannot prepare the call: {type(exc).__name__}: {exc}", request)
             return _Attempts(error=message, error_kind=ErrorKind.PROVIDER)
         who = credentials.identity(request, router is not None)
+        loop = asyncio.get_running_loop()
+        # the deadline counts attempts and waits, not the queue for a concurrency slot
+        left = self.deadline
         attempts = 0
         last_error = ""
         last_kind = ErrorKind.PROVIDER
@@ -344,12 +363,15 @@ class LiteLLMClient:
                         attempts=attempts, error=refusal, error_kind=ErrorKind.BUDGET, cost=spent
                     )
                 attempts += 1
+                kwargs = deadline_kwargs(kwargs, left)
+                started = loop.time()
                 try:
                     response = await self._send(litellm, kwargs, router)
                 except asyncio.CancelledError:
                     self.budget.settle(reservation, None, charge_estimate=True)
                     raise
                 except Exception as exc:
+                    left -= loop.time() - started
                     fault = classify(litellm, exc, kwargs)
                     self.budget.settle(
                         reservation,
@@ -381,6 +403,7 @@ class LiteLLMClient:
                             cost=spent,
                         )
                 else:
+                    left -= loop.time() - started
                     outcome = self._read_response(litellm, request, response, router)
                     self.budget.settle(
                         reservation, outcome.cost, charge_estimate=outcome.cost is None
@@ -402,8 +425,19 @@ class LiteLLMClient:
                     rejected_n=fault.rejected_n,
                     cost=spent,
                 )
+            delay = self._delay(attempts, fault.retry_after)
+            if delay >= left:
+                # the wait (a provider's Retry-After) would end past the call's deadline
+                waited = "" if fault.retry_after is None else f"; it asked to wait {delay:.0f} s"
+                return _Attempts(
+                    attempts=attempts,
+                    error=past_deadline(last_error + waited, attempts, self.deadline),
+                    error_kind=last_kind,
+                    cost=spent,
+                )
             # Sleep outside the semaphore: a backing-off request must not hold a slot.
-            await asyncio.sleep(self._delay(attempts, fault.retry_after))
+            await asyncio.sleep(delay)
+            left -= delay
 
     # -- pieces ----------------------------------------------------------------------------------
 
@@ -414,32 +448,10 @@ class LiteLLMClient:
         return self._semaphore
 
     def _kwargs(self, request: Request) -> dict[str, Any]:
-        priced = pricing.price_params(request.params)
-        if priced:
-            # litellm would bill at that price: a suite file could make any model look free
-            raise ConfigError(
-                "a request cannot set the model's price",
-                key=f"params.{priced[0]}",
-                fix="declare prices in the ini key gpo_prices or with --gpo-price",
-            )
-        params = {k: v for k, v in request.params.items() if k not in _OWNED_PARAMS}
-        kwargs: dict[str, Any] = {
-            "model": request.model,
-            "messages": [dict(m) for m in request.messages],
-            "timeout": self.timeout,
-        }
-        kwargs.update(params)
-        if request.n > 1:
-            kwargs["n"] = request.n
-        kwargs.update(providers.request_kwargs(request))
-        kwargs["num_retries"] = 0
-        kwargs["max_retries"] = 0
-        kwargs["caching"] = False
-        return kwargs
+        return call_kwargs(request, self.timeout)
 
     async def _send(self, litellm: Any, kwargs: dict[str, Any], router: Any = None) -> Any:
-        timeout = kwargs.get("timeout")
-        limit = float(timeout) if isinstance(timeout, int | float) else self.timeout
+        limit = clamp_timeout(kwargs.get("timeout"), self.timeout)
         send = litellm.acompletion if router is None else router.acompletion
         # A safety net in case a provider path ignores its timeout (litellm's own fires first).
         async with asyncio.timeout(limit * 1.5 + 1.0):
@@ -479,7 +491,8 @@ class LiteLLMClient:
             retry_after,
             base=self.backoff_base,
             cap=self.backoff_max,
-            retry_after_max=self.retry_after_max,
+            # a provider cannot make one wait longer than an attempt may take
+            retry_after_max=min(self.retry_after_max, self.timeout),
         )
 
 

@@ -14,11 +14,13 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_gpo.errors import ScorerError
+from pytest_gpo.llm.budget import Budget, BudgetRefused
+from pytest_gpo.llm.pricing import ModelPrice, declared_price
 from pytest_gpo.llm.types import Embedder
 
 #: Names that mean the bundled offline all-MiniLM-L6-v2 rather than a litellm model.
@@ -328,18 +330,56 @@ class LiteLLMEmbedder(_MemoEmbedder):
         **params: Any,
     ) -> None:
         super().__init__(memo_size)
+        self._last_tokens: int | None = None
         self.model = model
         self.name = model
         self.retries = retries
         self.batch_size = batch_size
         # litellm's own retries need an undeclared dependency and stack on the SDK's.
         self.params = {"num_retries": 0, "max_retries": 0, **params}
+        #: The run's call and cost caps (set by the plugin): every embedding call counts.
+        self.budget: Budget | None = None
+        #: Declared prices (``gpo_prices``), which win over litellm's.
+        self.prices: Mapping[str, ModelPrice] | None = None
 
     def _call(self, batch: list[str]) -> list[Vector]:
         from pytest_gpo.llm.setup import import_litellm
 
         litellm = import_litellm()
+        budget = self.budget
+        if budget is None:
+            return self._send(litellm, batch)
+        price = self._price(litellm)
+        # a token is at least one byte: the texts' bytes bound what the provider can bill
+        estimate = None if price is None else price * sum(len(t.encode()) + 4 for t in batch)
+        reservation = budget.reserve_now(self.model, estimate)
+        if isinstance(reservation, str):
+            raise BudgetRefused(reservation)
+        try:
+            vectors = self._send(litellm, batch)
+        except BaseException:
+            budget.settle(reservation, None, charge_estimate=False)
+            raise
+        tokens = self._last_tokens
+        actual = None if price is None or tokens is None else price * tokens
+        budget.settle(reservation, actual, charge_estimate=True)
+        return vectors
+
+    def _price(self, litellm: Any) -> float | None:
+        declared = declared_price(self.prices, self.model)
+        if declared is not None:
+            return declared.input_per_mtok / 1e6
+        try:
+            value = litellm.get_model_info(model=self.model).get("input_cost_per_token")
+        except Exception:
+            return None
+        return float(value) if isinstance(value, int | float) else None
+
+    def _send(self, litellm: Any, batch: list[str]) -> list[Vector]:
         response = litellm.embedding(model=self.model, input=batch, **self.params)
+        usage = getattr(response, "usage", None)
+        tokens = _field(usage, "prompt_tokens", None) if usage is not None else None
+        self._last_tokens = tokens if isinstance(tokens, int) else None
         items = list(response.data)
         items.sort(key=lambda item: _field(item, "index", 0))
         return [normalize(_field(item, "embedding", [])) for item in items]
@@ -361,6 +401,8 @@ class LiteLLMEmbedder(_MemoEmbedder):
 
 def _transient(exc: BaseException) -> bool:
     """Worth retrying: rate limits, server errors, timeouts and connection faults."""
+    if isinstance(exc, BudgetRefused):  # waiting cannot help
+        return False
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
         return status in (408, 409, 429) or status >= 500

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_gpo.llm.types import Request
+from pytest_gpo.llm.types import Request, canonical_json
 
 #: Output tokens assumed for the cost estimate when neither max_tokens nor the model says.
 DEFAULT_OUTPUT_TOKENS = 4096
@@ -141,6 +141,28 @@ def response_cost(litellm: Any, response: Any) -> float | None:
     return None
 
 
+#: Tokens a chat format may add per message (role markers, separators) and per request.
+_TOKENS_PER_MESSAGE = 4
+_TOKENS_PER_REQUEST = 4
+
+
+def prompt_token_bound(messages: Any) -> int:
+    """The most prompt tokens a provider can honestly bill for ``messages``.
+
+    A byte-level BPE token is at least one byte of UTF-8, so a message's text cannot make more
+    tokens than it has bytes; the chat format adds a few per message. A tokenizer's own count
+    is an estimate that another tokenizer (the provider's) may exceed: this bound is not.
+    """
+    total = _TOKENS_PER_REQUEST
+    for message in messages or ():
+        total += _TOKENS_PER_MESSAGE
+        if isinstance(message, Mapping):
+            for value in message.values():
+                text = value if isinstance(value, str) else canonical_json(value)
+                total += len(text.encode("utf-8", "surrogatepass"))
+    return total
+
+
 def estimate_cost(
     litellm: Any,
     request: Request,
@@ -149,7 +171,10 @@ def estimate_cost(
     model: str | None = None,
     price: ModelPrice | None = None,
 ) -> float | None:
-    """An upper estimate of one attempt's cost; None when the model's price is unknown.
+    """The worst-case cost of one attempt; None when the model's price is unknown.
+
+    Prompt tokens are bounded by :func:`prompt_token_bound`, output tokens by ``max_tokens``
+    (else the model's output limit, else :data:`DEFAULT_OUTPUT_TOKENS`) times ``n``.
 
     ``model`` names the priced model when it differs from the request's (a Router deployment);
     a declared ``price`` wins over litellm's.
@@ -169,10 +194,7 @@ def estimate_cost(
         output_price = info.get("output_cost_per_token")
     if not isinstance(input_price, int | float) or not isinstance(output_price, int | float):
         return None
-    try:
-        prompt_tokens = int(litellm.token_counter(model=model, messages=kwargs["messages"]))
-    except Exception:
-        prompt_tokens = sum(len(str(m.get("content", ""))) for m in request.messages) // 2 + 16
+    prompt_tokens = prompt_token_bound(kwargs["messages"])
     limit = kwargs.get("max_completion_tokens") or kwargs.get("max_tokens")
     if not isinstance(limit, int) or limit <= 0:
         limit = info.get("max_output_tokens") or info.get("max_tokens") or DEFAULT_OUTPUT_TOKENS

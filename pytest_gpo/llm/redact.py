@@ -1,20 +1,101 @@
-"""Secrets out of error texts: what a provider says is reported, never a key it echoed."""
+"""Secrets out of every text pytest-gpo shows or writes: errors, log records, reports.
+
+What counts as a secret: the values of key and header parameters of a request (and of the
+Router file's deployments), every environment variable named like a key (``*_API_KEY``,
+``*_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``, in any case, ``API_KEY`` alone too),
+the user-info (``user:password@``) and query string of any URL (``redis://:pw@host``,
+``http://host/v1?code=...``), and anything shaped like ``sk-...``, ``Bearer ...``,
+``Basic ...`` or ``api_key=...``/``password: ...``. Each becomes ``***``.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from pytest_gpo.llm.types import SECRET_PARAMS, Request
 
 _MAX_ERROR_CHARS = 1000
+#: Secrets shorter than this are not replaced as plain text (they would match everywhere).
+_MIN_SECRET = 6
 _SECRET_PATTERNS = (
+    # URL user-info: scheme://user:password@host (any scheme: http, redis, rediss, unix)
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@'\"<>]+@"), r"\1***@"),
+    # URL query strings: everything after '?' up to whitespace, a quote or a bracket
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s?#'\"<>]*)\?[^\s'\"<>)\]]*"), r"\1?***"),
     (re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}"), "sk-***"),
-    (re.compile(r"(?i)\b(bearer\s+|api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"), r"\1***"),
+    (
+        re.compile(
+            r"(?i)\b(bearer\s+|basic\s+|"
+            r"(?:api[_-]?key|password|passwd|secret|access[_-]?token|auth[_-]?token)"
+            r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
+        ),
+        r"\1***",
+    ),
 )
+_SECRET_SUFFIXES = ("_API_KEY", "_APIKEY", "_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_PASS")
+_SECRET_NAMES = frozenset({"API_KEY", "APIKEY", "KEY", "TOKEN", "SECRET", "PASSWORD"})
+_URL_NAMES = ("_URL", "_URI", "_BASE", "_ENDPOINT", "_HOST")
+
+#: Secrets seen in trusted configuration this run (request keys, headers, Router keys).
+_KNOWN: set[str] = set()
+_KNOWN_LOCK = threading.Lock()
+
+
+def secret_env_name(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret (any letter case)."""
+    upper = name.upper()
+    return upper in _SECRET_NAMES or upper.endswith(_SECRET_SUFFIXES)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The password, user name and query values of a URL (what must never be shown)."""
+    try:
+        parts = urlsplit(url.strip())
+        found = [parts.password or "", parts.username or ""]
+        found += [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
+    except ValueError:
+        return []
+    return [s for s in found if len(s) >= _MIN_SECRET]
+
+
+def remember(values: Iterable[Any]) -> None:
+    """Add secrets from trusted configuration (a key, a header value, a URL with user-info)."""
+    found: list[str] = []
+    for value in values:
+        if isinstance(value, Mapping):
+            found.extend(str(v) for v in value.values())
+        elif isinstance(value, str) and "://" in value:
+            found.extend(url_secrets(value))
+        elif value:
+            found.append(str(value))
+    with _KNOWN_LOCK:
+        _KNOWN.update(s for s in found if len(s) >= _MIN_SECRET)
+
+
+def remember_params(params: Mapping[str, Any]) -> None:
+    """Remember the secrets of request parameters: keys, headers, user-info and query values."""
+    values: list[Any] = [params.get(name) for name in SECRET_PARAMS]
+    values += [v for k, v in params.items() if isinstance(v, str) and "://" in v]
+    values += [v for k, v in params.items() if secret_env_name(str(k)) and isinstance(v, str)]
+    remember(values)
+
+
+def _env_secrets() -> list[str]:
+    found: list[str] = []
+    for name, value in os.environ.items():
+        if not value:
+            continue
+        if secret_env_name(name):
+            found.append(value)
+        elif "://" in value and name.upper().endswith(_URL_NAMES):
+            found.extend(url_secrets(value))
+    return found
 
 
 def _secrets(params: Mapping[str, Any]) -> list[str]:
@@ -25,17 +106,20 @@ def _secrets(params: Mapping[str, Any]) -> list[str]:
             found.extend(str(v) for v in value.values())
         elif value:
             found.append(str(value))
-    for name, value in os.environ.items():
-        if value and name.endswith(("_API_KEY", "_KEY", "_TOKEN", "_SECRET")):
-            found.append(value)
-    return sorted({s for s in found if len(s) >= 6}, key=len, reverse=True)
+    for value in params.values():
+        if isinstance(value, str) and "://" in value:
+            found.extend(url_secrets(value))
+    found.extend(_env_secrets())
+    with _KNOWN_LOCK:
+        found.extend(_KNOWN)
+    return sorted({s for s in found if len(s) >= _MIN_SECRET}, key=len, reverse=True)
 
 
-def scrub(text: str) -> str:
-    """``text`` without ``*_KEY``-style environment values and key-like strings."""
-    for name, value in os.environ.items():
-        if len(value) >= 6 and name.endswith(("_API_KEY", "_KEY", "_TOKEN", "_SECRET")):
-            text = text.replace(value, "***")
+def scrub(text: str, params: Mapping[str, Any] | None = None) -> str:
+    """``text`` without secrets (see the module docstring); ``params``: a request's too."""
+    for secret in _secrets(params or {}):
+        if secret in text:
+            text = text.replace(secret, "***")
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -47,7 +131,7 @@ LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
 
 
 class SecretFilter(logging.Filter):
-    """Takes secrets out of litellm's log records before any handler formats them."""
+    """Takes secrets out of log records before any handler formats them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record's message (and exception text) without secrets; keep it."""
@@ -64,14 +148,35 @@ class SecretFilter(logging.Filter):
 
 
 SECRET_FILTER = SecretFilter()
+_FACTORY_LOCK = threading.Lock()
+_factory_installed = False
+
+
+def install_log_redaction() -> None:
+    """Scrub every log record made in this process from now on (idempotent).
+
+    Filters on named loggers miss their children (``openai._base_client``, ``httpx``'s
+    request lines carrying a URL with its query string): a record factory sees every record
+    of every logger, before any handler (pytest's capture, ``--log-file``, JUnit) formats it.
+    """
+    global _factory_installed
+    with _FACTORY_LOCK:
+        if _factory_installed:
+            return
+        make = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = make(*args, **kwargs)
+            SECRET_FILTER.filter(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _factory_installed = True
 
 
 def redact(message: str, request: Request) -> str:
-    """The message without secrets (request params, ``*_KEY`` env vars, key-like strings)."""
-    for secret in _secrets(request.params):
-        message = message.replace(secret, "***")
-    for pattern, replacement in _SECRET_PATTERNS:
-        message = pattern.sub(replacement, message)
+    """The message without secrets, on one line of at most 1,000 characters."""
+    message = scrub(message, request.params)
     message = " ".join(message.split())
     if len(message) > _MAX_ERROR_CHARS:
         message = message[: _MAX_ERROR_CHARS - 3] + "..."

@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_gpo.errors import ConfigError
 from pytest_gpo.llm import pricing
+from pytest_gpo.llm.redact import remember_params
 from pytest_gpo.llm.types import Request
 
 #: Router settings pytest-gpo owns: its retry policy and response cache replace the Router's.
@@ -205,6 +206,7 @@ def load_router_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> di
                 fix="e.g. {model_name: gpt-4o-mini, litellm_params: {model: openai/gpt-4o-mini,"
                 " api_key: os.environ/OPENAI_API_KEY_2}}",
             )
+        remember_params(params)  # a literal key in the file never reaches a log or report
     return kwargs
 
 

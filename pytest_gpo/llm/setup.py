@@ -57,8 +57,9 @@ def import_litellm() -> Any:
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litellm\.")
     import litellm
 
-    from pytest_gpo.llm.redact import LITELLM_LOGGERS, SECRET_FILTER
+    from pytest_gpo.llm.redact import LITELLM_LOGGERS, SECRET_FILTER, install_log_redaction
 
+    install_log_redaction()
     ignore_litellm_warnings()
     for name in LITELLM_LOGGERS:
         logging.getLogger(name).addFilter(SECRET_FILTER)

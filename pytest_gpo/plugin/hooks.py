@@ -14,7 +14,13 @@ import pytest
 
 from pytest_gpo.errors import GpoError
 from pytest_gpo.plugin import hookspecs
-from pytest_gpo.plugin.stash import SETTINGS_KEY, gpo_session, has_session
+from pytest_gpo.plugin.stash import (
+    BUDGET_FILE_INPUT,
+    BUDGET_FILE_KEY,
+    SETTINGS_KEY,
+    gpo_session,
+    has_session,
+)
 from pytest_gpo.settings import OPTIONS, resolve
 from pytest_gpo.suites.paths import is_suite_file
 from pytest_gpo.suites.promptfoo.names import is_promptfoo_file
@@ -163,6 +169,30 @@ def pytest_sessionfinish_junit_not_run(session: pytest.Session, exitstatus: int)
     from pytest_gpo.plugin.junit_notrun import add_not_run_testcases
 
     add_not_run_testcases(session, gpo_session(config))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: every worker counts calls and cost in one shared budget file."""
+    settings = node.config.stash[SETTINGS_KEY]
+    if settings.max_calls is None and settings.max_cost is None:
+        return
+    path = node.config.stash.get(BUDGET_FILE_KEY, None)
+    if path is None:
+        from pytest_gpo.llm.ledger import new_shared_ledger
+
+        path = str(new_shared_ledger())
+        node.config.stash[BUDGET_FILE_KEY] = path
+    node.workerinput[BUDGET_FILE_INPUT] = path
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """xdist controller: remove the shared budget file."""
+    path = config.stash.get(BUDGET_FILE_KEY, None)
+    if path is not None:
+        from pytest_gpo.llm.ledger import remove_shared_ledger
+
+        remove_shared_ledger(path)
 
 
 @pytest.hookimpl(trylast=True)

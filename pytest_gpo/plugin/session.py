@@ -114,6 +114,8 @@ class GpoSession:
     #: the pytest hook relay (pytest-gpo's own hooks included); None outside pytest
     hook: pluggy.HookRelay | None = None
     records: dict[str, SuiteRecord] = field(default_factory=dict)
+    #: under xdist, the budget file every worker shares (the caps are the run's)
+    budget_file: str | None = None
     warnings: list[str] = field(default_factory=list)
     _registry: ScorerRegistry | None = None
     _runner: EventLoopRunner | None = None
@@ -145,7 +147,7 @@ class GpoSession:
     def load(self, path: Path) -> Suite:
         """Load and validate a suite file."""
         confinement = Confinement(self.settings.rootdir, self.settings.allowed_folders)
-        return load_suite(path, self.registry, confinement)
+        return load_suite(path, self.registry, confinement, self.settings.trusted_params or ())
 
     def duplicate_name_error(self, suite: Suite) -> SuiteError | None:
         """The error of a suite whose ``name`` another collected suite file also has."""
@@ -230,13 +232,20 @@ class GpoSession:
             max_cost=s.max_cost,
             router_config=s.router_path,
             prices=s.prices,
+            budget_file=self.budget_file,
         )
 
     def embedder(self, spec: str | None) -> Embedder:
         """A shared embedder for a model spec (``None``: the local all-MiniLM-L6-v2)."""
-        from pytest_gpo.llm.embeddings import get_embedder
+        from pytest_gpo.llm.embeddings import LiteLLMEmbedder, get_embedder
 
-        return get_embedder(spec)
+        embedder = get_embedder(spec)
+        s = self.settings
+        if isinstance(embedder, LiteLLMEmbedder) and (s.max_calls or s.max_cost is not None):
+            # embedding calls count against the run's caps like chat calls
+            embedder.budget = getattr(self.client, "budget", None)
+            embedder.prices = s.prices
+        return embedder
 
     @property
     def scores(self) -> ScoreCache:

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SESSION_KEY = pytest.StashKey["GpoSession"]()
+#: The xdist controller's shared budget file (see :mod:`pytest_gpo.llm.ledger`).
+BUDGET_FILE_KEY = pytest.StashKey[str]()
+#: Its path in every worker's ``workerinput``.
+BUDGET_FILE_INPUT = "gpo_budget_file"
 
 
 def has_session(config: pytest.Config) -> bool:
@@ -30,6 +34,11 @@ def gpo_session(config: pytest.Config) -> GpoSession:
     if session is None:
         from pytest_gpo.plugin.session import GpoSession
 
-        session = GpoSession(settings=config.stash[SETTINGS_KEY], hook=config.hook)
+        workerinput = getattr(config, "workerinput", None) or {}
+        session = GpoSession(
+            settings=config.stash[SETTINGS_KEY],
+            hook=config.hook,
+            budget_file=workerinput.get(BUDGET_FILE_INPUT),
+        )
         config.stash[SESSION_KEY] = session
     return session

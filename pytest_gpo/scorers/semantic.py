@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pytest_gpo.errors import ScorerError
+from pytest_gpo.llm.budget import BudgetRefused
 from pytest_gpo.llm.embeddings import (
     DEFAULT_ALIASES,
     cosine,
@@ -117,7 +118,7 @@ class SemanticScorer(OptionScorer):
         expected = as_text(case.expected)
         try:
             raw = await self._similarity(output, expected, ctx)
-        except ScoreCacheMiss:
+        except (ScoreCacheMiss, BudgetRefused):
             raise
         except ScorerError as exc:
             if exc.path is None and self.where:

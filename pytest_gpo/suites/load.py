@@ -8,13 +8,14 @@ case and the fix, raised at collection time so a bad suite never costs a model c
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pytest_gpo.errors import GpoError, SuiteError
+from pytest_gpo.llm.trust import check_untrusted_params
 from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.scorers.base import ScorerRegistry
 from pytest_gpo.suites.cases import load_cases
@@ -68,9 +69,14 @@ class _Loader:
     """Loads one suite file; every error names the suite file and the key or case."""
 
     def __init__(
-        self, path: Path, registry: ScorerRegistry, confinement: Confinement | None = None
+        self,
+        path: Path,
+        registry: ScorerRegistry,
+        confinement: Confinement | None = None,
+        trusted_params: Iterable[str] = (),
     ) -> None:
         self.confinement = confinement or Confinement()
+        self.trusted_params = frozenset(trusted_params)
         self.path = path
         self.dir = path.parent
         self.where = display(path)
@@ -361,6 +367,7 @@ class _Loader:
                 key=f"params.{bad}",
                 fix="remove it; use 'repeat: N' to run each case N times",
             )
+        check_untrusted_params(value, trusted=self.trusted_params, where=self.where)
         return dict(value)
 
     # -- scorers ------------------------------------------------------------------------------
@@ -464,11 +471,15 @@ def _is_number(value: Any) -> bool:
 
 
 def load_suite(
-    path: Path, registry: ScorerRegistry, confinement: Confinement | None = None
+    path: Path,
+    registry: ScorerRegistry,
+    confinement: Confinement | None = None,
+    trusted_params: Iterable[str] = (),
 ) -> Suite:
     """Load and validate a suite file (raises :class:`SuiteError` / :class:`ScorerError`).
 
     ``confinement`` says where the suite's files may be (the plugin passes pytest's rootdir);
-    without it, anywhere.
+    without it, anywhere. ``trusted_params`` are the request parameters the user allows suite
+    files to set besides the safe ones (see :mod:`pytest_gpo.llm.trust`).
     """
-    return _Loader(path, registry, confinement).load()
+    return _Loader(path, registry, confinement, trusted_params).load()

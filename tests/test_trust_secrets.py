@@ -1,0 +1,319 @@
+"""Secrets are never printed: URL user-info and query strings, Redis URLs, header values,
+keys under any variable spelling. A property over generated URLs, headers and variable names,
+and one end-to-end run with a sentinel secret in every place a user can put one.
+See docs/reliability.md#secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openai_server import OpenAIServer
+
+from pytest_gpo.llm.redact import install_log_redaction, remember_params, scrub
+
+SECRET = st.text(
+    alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz23456789", min_size=8, max_size=24
+).map(lambda s: "Zq" + s)
+NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
+PROPERTY = settings(
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@st.composite
+def urls(draw: Any) -> tuple[str, list[str]]:
+    """A URL with a password and query values (the secrets), in some scheme and shape."""
+    scheme = draw(st.sampled_from(["http", "https", "redis", "rediss", "unix", "HTTP"]))
+    password = draw(SECRET)
+    user = draw(st.one_of(st.just(""), NAME))
+    host = draw(st.sampled_from(["127.0.0.1", "localhost", "cache.internal", "[::1]"]))
+    port = draw(
+        st.one_of(st.just(""), st.integers(1, 65535).map(lambda p: f":{p}"), st.just(":notaport"))
+    )
+    path = draw(st.sampled_from(["", "/", "/v1", "/0", "/v1/chat/completions"]))
+    values = draw(st.lists(SECRET, min_size=0, max_size=3))
+    keys = draw(st.lists(NAME, min_size=len(values), max_size=len(values)))
+    query = "&".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+    url = f"{scheme}://{user}:{password}@{host}{port}{path}" + (f"?{query}" if query else "")
+    return url, [password, *values]
+
+
+@st.composite
+def messages(draw: Any) -> tuple[str, list[str]]:
+    url, secrets = draw(urls())
+    frame = draw(
+        st.sampled_from(
+            [
+                "Cannot connect to host {u}",
+                "error calling '{u}': 404",
+                '{{"api_base": "{u}", "status": 500}}',
+                "ValueError: bad URL <{u}>",
+                "POST {u} failed (timeout)",
+            ]
+        )
+    )
+    return frame.format(u=url), secrets
+
+
+@PROPERTY
+@given(messages())
+def test_url_user_info_and_query_values_are_always_redacted(case: tuple[str, list[str]]) -> None:
+    text, secrets = case
+    clean = scrub(text)
+    assert not [s for s in secrets if s in clean], clean
+
+
+@PROPERTY
+@given(
+    st.sampled_from(["X-Api-Key", "x-sentinel", "Authorization", "api-key", "Cookie"]),
+    SECRET,
+    st.sampled_from(["extra_headers", "headers"]),
+)
+def test_header_values_are_redacted_in_errors_and_logs(name: str, value: str, key: str) -> None:
+    params = {key: {name: value}}
+    assert value not in scrub(f"sent {name}: {value} and got 400", params)
+    remember_params(params)  # what the client does before litellm logs its kwargs
+    assert value not in scrub(f"litellm kwargs: {{'{key}': {{'{name}': '{value}'}}}}")
+
+
+@PROPERTY
+@given(
+    st.sampled_from(
+        [
+            "OPENAI_API_KEY",
+            "openai_api_key",
+            "OpenAI_Api_Key",
+            "API_KEY",
+            "api_key",
+            "APIKEY",
+            "MY_SERVICE_TOKEN",
+            "my_service_token",
+            "DB_PASSWORD",
+            "db_password",
+            "SECRET",
+            "CLIENT_SECRET",
+            "AZURE_OPENAI_KEY",
+        ]
+    ),
+    SECRET,
+)
+def test_keys_in_variables_of_any_spelling_are_redacted(name: str, value: str) -> None:
+    with mock.patch.dict(os.environ, {name: value}):
+        assert value not in scrub(f"401: invalid key {value}; check {name}")
+
+
+def test_every_log_record_is_scrubbed_also_from_child_loggers(caplog: Any) -> None:
+    install_log_redaction()
+    url = "http://user:Zqpassw0rdXY@127.0.0.1:9/v1?code=ZqQueryValue1"
+    remember_params({"api_key": "ZqRouterKey123"})
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("openai._base_client").debug("Request options: %s", {"url": url})
+        logging.getLogger("some.http.client").info('HTTP Request: POST %s "HTTP/1.1 404"', url)
+        logging.getLogger("some.user.module").warning("key ZqRouterKey123 in use")
+    text = caplog.text
+    assert "POST http://***@127.0.0.1:9/v1?***" in text
+    for secret in ("Zqpassw0rdXY", "ZqQueryValue1", "ZqRouterKey123"):
+        assert secret not in text
+
+
+# -- end to end --------------------------------------------------------------------------------
+
+S_ENV = "sk-SENTINELENV-7d1e4b9a2c"  # OPENAI_API_KEY
+S_LOWER = "SENTINELLOWER-5b2c8e1f"  # a lowercase-named token variable
+S_BASE_PW = "SENTINELBASEPW-3f9a1c"  # OPENAI_BASE_URL user-info
+S_BASE_Q = "SENTINELBASEQ-8e4d2a"  # OPENAI_BASE_URL query value
+S_ROUTER = "sk-SENTINELROUTER-6c3b9f1a"  # a literal key in the router file
+S_INI_PW = "SENTINELINIPW-2a7e5d"  # trusted api_base user-info (allowed by the ini)
+S_HEADER = "SENTINELHEADER-9f1b4c"  # a trusted extra header's value
+S_REDIS = "SENTINELREDIS-4e8a2f"  # GPO_CACHE_URL password
+SENTINELS = [S_ENV, S_LOWER, S_BASE_PW, S_BASE_Q, S_ROUTER, S_INI_PW, S_HEADER, S_REDIS]
+#: httpx sends a URL's user-info as Basic auth: its base64 must not show up either
+BASIC = base64.b64encode(f"suser:{S_INI_PW}".encode()).decode()
+NEEDLES = [*SENTINELS, "SENTINEL", BASIC]
+
+
+def responder(body: dict[str, Any]) -> str:
+    text = " ".join(str(m.get("content", "")) for m in body["messages"])
+    if "<START>" in text:
+        return "<START>Answer with the last word only: {{ word }}<END>"
+    return str(body["messages"][-1]["content"]).split()[-1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _suite(name: str, model: str, params: str) -> str:
+    cases = "\n".join(f"  - {{id: c{i}, vars: {{word: w{i}}}, expected: w{i}}}" for i in range(6))
+    return (
+        textwrap.dedent(f"""\
+        name: {name}
+        prompt: p.txt
+        model: {model}
+        params: {params}
+        threshold: 0
+        optimize: {{steps: 1, candidates: 2, retrieval: none}}
+        cases:
+        """)
+        + cases
+        + "\n"
+    )
+
+
+def _run(project: Path, env_extra: dict[str, str], *args: str) -> tuple[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPO_", "OPENAI_"))}
+    env.pop("CI", None)
+    env.update(env_extra)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return proc.stdout, proc.stderr
+
+
+def test_sentinel_secrets_in_every_place_reach_no_file_and_no_output(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "out").mkdir(parents=True)
+    with OpenAIServer(
+        responder=responder,
+        fault_rates={"429": 0.1, "500": 0.1, "400": 0.05},
+        retry_after=0.01,
+        leak_key_in_errors=True,
+        seed=5,
+    ) as server:
+        port = server.port
+        (project / "p.txt").write_text("Say {{ word }}\n", encoding="utf-8")
+        (project / "pytest.ini").write_text(
+            "[pytest]\ngpo_timeout = 5\ngpo_router = router.yaml\n"
+            "gpo_trusted_params = api_base extra_headers\n",
+            encoding="utf-8",
+        )
+        (project / "router.yaml").write_text(
+            "model_list:\n"
+            + "".join(
+                f"  - model_name: {name}\n    litellm_params:\n      model: openai/{name}\n"
+                f"      api_base: {server.base_url}\n      api_key: {S_ROUTER}\n"
+                for name in ("routed", "optimizer")
+            ),
+            encoding="utf-8",
+        )
+        trusted_base = f"http://suser:{S_INI_PW}@127.0.0.1:{port}/v1"
+        suites = {
+            "trusted": _suite(
+                "trusted",
+                "openai/echo",
+                f"{{api_base: '{trusted_base}', extra_headers: {{X-Sentinel: {S_HEADER}}}}}",
+            ),
+            "routed": _suite("routed", "routed", "{temperature: 0}"),
+            "env_key": _suite("env_key", "openai/echo", f"{{api_base: '{server.base_url}'}}"),
+            # OPENAI_BASE_URL with a query string: the SDK's URLs break, every call fails
+            "env_base": _suite("env_base", "openai/echo", "{temperature: 0}"),
+        }
+        for name, text in suites.items():
+            (project / f"{name}.gpo.yaml").write_text(text, encoding="utf-8")
+        env = {
+            "OPENAI_API_KEY": S_ENV,
+            "my_service_token": S_LOWER,
+            "OPENAI_BASE_URL": f"http://buser:{S_BASE_PW}@127.0.0.1:{port}/v1?code={S_BASE_Q}",
+            "GPO_CACHE_URL": f"redis://:{S_REDIS}@127.0.0.1:{_free_port()}/0",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "GITHUB_STEP_SUMMARY": str(project / "out" / "step_summary.md"),
+        }
+        inputs = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+        common = ["--log-file-level", "DEBUG", "--log-level", "DEBUG", "-rA"]
+        outputs = [
+            _run(
+                project,
+                env,
+                "--gpo-report",
+                "out/report.md",
+                "--junitxml",
+                "out/junit.xml",
+                "-o",
+                "junit_logging=all",
+                "--gpo-update-baseline",
+                "--log-file",
+                "out/run.log",
+                "--gpo-max-attempts",
+                "3",
+                *common,
+            ),
+            _run(
+                project,
+                env,
+                "--gpo-optimize",
+                "--gpo-optimizer-model",
+                "optimizer",
+                "--gpo-report",
+                "out/optimize.md",
+                "--junitxml",
+                "out/optimize.xml",
+                "--log-file",
+                "out/optimize.log",
+                "-k",
+                "trusted or routed or env_key",
+                *common,
+            ),
+            # a cache URL that cannot be parsed: a clear error, no traceback, no password
+            _run(
+                project,
+                {**env, "GPO_CACHE_URL": f"redis://:{S_REDIS}@127.0.0.1:notaport/0"},
+                "--junitxml",
+                "out/badurl.xml",
+                *common,
+            ),
+        ]
+        headers = server.headers_seen
+    # every sentinel really was in play: sent to the server, or in the failing URLs
+    seen = [{k.lower(): v for k, v in h.items()} for h in headers]
+    assert any(h.get("x-sentinel") == S_HEADER for h in seen), seen[:2]
+    assert any(h.get("authorization") == f"Bearer {S_ROUTER}" for h in seen)
+    assert any(h.get("authorization") == f"Bearer {S_ENV}" for h in seen)
+    assert any(h.get("authorization") == f"Basic {BASIC}" for h in seen)  # the ini's user-info
+    assert "you sent Bearer ***" in outputs[0][0]
+    assert "gpo_cache_url" in outputs[2][0] and "Traceback" not in outputs[2][0]
+    written = [
+        p
+        for p in project.rglob("*")
+        if p.is_file() and (p not in inputs or p.read_bytes() != inputs[p])
+    ]
+    names = {p.name for p in written}
+    assert {"report.md", "report.json", "junit.xml", "run.log", "optimize.log"} <= names, names
+    assert any(".gpo/runs" in str(p) for p in written), names  # optimizer checkpoints
+    leaks = [
+        (str(p.relative_to(project)), needle)
+        for p in written
+        for needle in NEEDLES
+        if needle.encode() in p.read_bytes()
+    ]
+    for i, (stdout, stderr) in enumerate(outputs):
+        leaks += [
+            (f"run {i} {stream}", needle)
+            for stream, text in (("stdout", stdout), ("stderr", stderr))
+            for needle in NEEDLES
+            if needle in text
+        ]
+    assert not leaks, leaks
+    # the scan can fail: the inputs the user wrote do hold their secrets
+    assert S_ROUTER.encode() in (project / "router.yaml").read_bytes()
