@@ -304,6 +304,24 @@ def test_provider_config_becomes_params(tmp_path: Path) -> None:
     assert suite.name == "promptfooconfig[prompt1|openai:gpt-4o]"
 
 
+@pytest.mark.parametrize(
+    "config", [{"apiBaseUrl": "http://elsewhere.example/v1"}, {"apiKey": "sk-x"}]
+)
+def test_a_provider_config_cannot_route_or_authenticate_unless_trusted(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    """A config file is data: it may not send the user's key to another host."""
+    body = {"prompts": ["x"], "providers": [{"openai:gpt-4o": {"config": config}}]}
+    with pytest.raises(SuiteError) as err:
+        load(tmp_path, json.dumps(body))
+    assert "providers[0].config" in err.value.render()
+    assert "gpo_trusted_params" in err.value.render()
+    if "apiBaseUrl" in config:
+        path = tmp_path / "promptfooconfig.yaml"
+        (suite,) = load_promptfoo(path, REGISTRY, Confinement(tmp_path), ("api_base",))
+        assert suite.params["api_base"] == "http://elsewhere.example/v1"
+
+
 def test_prompt_labels_filters_and_a_prompt_map(tmp_path: Path) -> None:
     config = """\
         prompts:

@@ -29,7 +29,9 @@ class PromptfooFile(pytest.File):
         settings = gs.settings
         confinement = Confinement(settings.rootdir, settings.allowed_folders)
         try:
-            suites = load_promptfoo(self.path, gs.registry, confinement)
+            suites = load_promptfoo(
+                self.path, gs.registry, confinement, settings.trusted_params or ()
+            )
         except GpoError as exc:
             name = config_stem(self.path, settings.rootdir)
             broken = BrokenSuiteItem.from_parent(self, name=name, error=exc)

@@ -10,6 +10,7 @@ key and the fix, before any model call.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,14 @@ class PromptfooLoader:
     """Loads one promptfoo config into its suites."""
 
     def __init__(
-        self, path: Path, registry: ScorerRegistry, confinement: Confinement | None = None
+        self,
+        path: Path,
+        registry: ScorerRegistry,
+        confinement: Confinement | None = None,
+        trusted_params: Iterable[str] = (),
     ) -> None:
         self.path = path
+        self.trusted_params = frozenset(trusted_params)
         self.where = display(path)
         self.registry = registry
         self.confinement = confinement or Confinement()
@@ -159,7 +165,8 @@ class PromptfooLoader:
     def params(self, provider: Provider, index: int) -> dict[str, Any]:
         """The provider's ``config`` through the suite ``params`` validation (same rules)."""
         try:
-            return _Loader(self.path, self.registry, self.confinement).params(dict(provider.params))
+            loader = _Loader(self.path, self.registry, self.confinement, self.trusted_params)
+            return loader.params(dict(provider.params))
         except SuiteError as exc:
             raise self.err(
                 f"providers[{index}].config: {exc.message}",
@@ -322,7 +329,14 @@ def _selected(test: Test, prompt: Prompt, provider: Provider) -> bool:
 
 
 def load_promptfoo(
-    path: Path, registry: ScorerRegistry, confinement: Confinement | None = None
+    path: Path,
+    registry: ScorerRegistry,
+    confinement: Confinement | None = None,
+    trusted_params: Iterable[str] = (),
 ) -> list[Suite]:
-    """Load a promptfoo config: one suite per prompt x provider (raises :class:`SuiteError`)."""
-    return PromptfooLoader(path, registry, confinement).load()
+    """Load a promptfoo config: one suite per prompt x provider (raises :class:`SuiteError`).
+
+    A provider's ``config`` obeys the suite ``params`` rules: keys that route, authenticate or
+    price a request (``apiBaseUrl``, ``apiKey``, ...) only when ``trusted_params`` allows them.
+    """
+    return PromptfooLoader(path, registry, confinement, trusted_params).load()
