@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pytest_gpo.errors import GpoError
+from pytest_gpo.llm.replies import CUT_NOTE
 from pytest_gpo.llm.types import (
     Completion,
     Embedder,
@@ -131,6 +132,9 @@ async def _run_one(
         # like an answer missing in replay: an error of the case, reported as cache_miss
         client.error_kinds.add(ErrorKind.CACHE_MISS)
         return RunResult(sample, output, 0.0, False, str(exc), error=str(exc))
+    if completion.cut[:1] == (True,):
+        # a runaway answer stopped by the output limit: said first, so a narrow column shows it
+        reason = f"{CUT_NOTE}; {reason}" if reason else CUT_NOTE
     return RunResult(sample, output, score, passed, valid_text(reason))
 
 

@@ -38,7 +38,7 @@ VERSION = 1
 
 #: The only keys a cache entry's payload may hold.
 PAYLOAD_KEYS: frozenset[str] = frozenset(
-    {"texts", "prompt_tokens", "completion_tokens", "cost", "model", "created"}
+    {"texts", "prompt_tokens", "completion_tokens", "cost", "model", "created", "cut", "cut_limit"}
 )
 
 #: The only keys a score entry's payload may hold (``score`` is a finite number).
@@ -106,6 +106,17 @@ def _validate_payload(entry: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(created, int | float) or isinstance(created, bool):
         raise ValueError("cache entry 'created' must be a number")
     payload["created"] = float(created)
+    # optional: answers cut at max_tokens, and the default limit that cut them (llm/limits.py)
+    cut = entry.get("cut")
+    if cut is not None:
+        if not isinstance(cut, list | tuple) or not all(isinstance(c, bool) for c in cut):
+            raise ValueError("cache entry 'cut' must be a list of booleans")
+        payload["cut"] = list(cut)
+    limit = entry.get("cut_limit")
+    if limit is not None:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError("cache entry 'cut_limit' must be a positive int")
+        payload["cut_limit"] = limit
     return payload
 
 
@@ -128,9 +139,12 @@ def _validate_score(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {"score": float(score), "model": model, "created": float(created)}
 
 
-def cache_entry(completion: Completion, model: str) -> dict[str, Any]:
-    """The payload that stores a successful completion of ``model``."""
+def cache_entry(
+    completion: Completion, model: str, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The payload that stores a successful completion of ``model`` (plus ``extra`` fields)."""
     return {
+        **(extra or {}),
         "texts": list(completion.texts),
         "prompt_tokens": completion.prompt_tokens,
         "completion_tokens": completion.completion_tokens,
@@ -146,8 +160,10 @@ def cached_completion(entry: Mapping[str, Any], n: int) -> Completion | None:
     if not isinstance(texts, list) or len(texts) != n:
         return None
     cost = entry.get("cost")
+    cut = entry.get("cut")
     return Completion(
         texts=tuple(str(t) for t in texts),
+        cut=tuple(bool(c) for c in cut) if isinstance(cut, list) and len(cut) == n else (),
         prompt_tokens=int(entry.get("prompt_tokens") or 0),
         completion_tokens=int(entry.get("completion_tokens") or 0),
         cost=float(cost) if isinstance(cost, int | float) else None,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pytest_gpo.errors import ConfigError
-from pytest_gpo.llm import credentials, pricing, providers, replies
+from pytest_gpo.llm import credentials, limits, pricing, providers, replies
 from pytest_gpo.llm.budget import Budget
 from pytest_gpo.llm.cache import ResponseCache, cache_entry, cached_completion
 from pytest_gpo.llm.costs import Costs, plus
@@ -59,6 +59,8 @@ class _Attempts:
     rejected_n: bool = False
     #: the reply held no answer, and another attempt may bring one
     retryable: bool = False
+    #: per text, cut at max_tokens (``finish_reason: length``)
+    cut: tuple[bool, ...] = ()
 
 
 class LiteLLMClient:
@@ -105,6 +107,7 @@ class LiteLLMClient:
         seed: int | None = None,
         router_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         prices: Mapping[str, ModelPrice] | None = None,
+        default_max_tokens: int | None = None,
     ) -> None:
         if cache_mode not in CACHE_MODES:
             raise ValueError(f"cache_mode must be one of {CACHE_MODES}, got {cache_mode!r}")
@@ -124,6 +127,8 @@ class LiteLLMClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
+        #: ``max_tokens`` sent when a request sets no output limit (see :mod:`.limits`).
+        self.default_max_tokens = default_max_tokens
         #: Counters of every completion returned (see :class:`~pytest_gpo.llm.types.Usage`).
         self.usage = Usage()
         self._routing = Routing(router_config) if router_config is not None else None
@@ -236,7 +241,9 @@ class LiteLLMClient:
         except Exception as exc:
             self.cache_errors.append(f"cache read failed: {type(exc).__name__}: {exc}")
             return None
-        return None if entry is None else cached_completion(entry, request.n)
+        if entry is None or not limits.entry_usable(entry, request, self.default_max_tokens):
+            return None
+        return cached_completion(entry, request.n)
 
     async def _fetch_and_store(self, key: str, request: Request) -> Completion:
         try:
@@ -248,7 +255,8 @@ class LiteLLMClient:
             )
             return Completion(error=message, error_kind=ErrorKind.PROVIDER)
         if completion.ok and self.cache is not None and self.cache_mode == "rw":
-            entry = cache_entry(completion, request.model)
+            cut = limits.entry_fields(completion.cut, request, self.default_max_tokens)
+            entry = cache_entry(completion, request.model, cut)
             try:
                 # fsync costs milliseconds: keep it off the event loop.
                 await asyncio.to_thread(self.cache.put, key, entry)
@@ -262,6 +270,7 @@ class LiteLLMClient:
         if problem is not None:
             return Completion(error=problem, error_kind=ErrorKind.PROVIDER)
         texts: list[str] = []
+        cut: list[bool] = []
         prompt_tokens = completion_tokens = attempts = 0
         cost: float | None = 0.0
         use_n = True
@@ -292,6 +301,7 @@ class LiteLLMClient:
                     cost=cost,
                 )
             texts.extend(outcome.texts[:want])
+            cut.extend((outcome.cut or (False,) * len(outcome.texts))[:want])
             prompt_tokens += outcome.prompt_tokens
             completion_tokens += outcome.completion_tokens
         return Completion(
@@ -300,6 +310,7 @@ class LiteLLMClient:
             completion_tokens=completion_tokens,
             cost=cost,
             attempts=attempts,
+            cut=tuple(cut) if any(cut) else (),
         )
 
     async def _call_with_retries(self, request: Request) -> _Attempts:
@@ -422,6 +433,7 @@ class LiteLLMClient:
             "timeout": self.timeout,
         }
         kwargs.update(params)
+        kwargs.update(limits.limit_kwargs(request, self.default_max_tokens))
         if request.n > 1:
             kwargs["n"] = request.n
         kwargs.update(providers.request_kwargs(request))
@@ -441,7 +453,8 @@ class LiteLLMClient:
     def _read_response(
         self, litellm: Any, request: Request, response: Any, router: Any = None
     ) -> _Attempts:
-        texts, bad = replies.answer_texts(response, request.n, request.model)
+        answers, bad = replies.answers(response, request.n, request.model)
+        texts = [a.text for a in answers]
         usage = getattr(response, "usage", None)
         prompt_tokens = _int(getattr(usage, "prompt_tokens", 0))
         completion_tokens = _int(getattr(usage, "completion_tokens", 0))
@@ -463,6 +476,7 @@ class LiteLLMClient:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost=cost,
+            cut=tuple(a.cut for a in answers),
         )
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:

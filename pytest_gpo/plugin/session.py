@@ -209,6 +209,7 @@ class GpoSession:
             max_cost=s.max_cost,
             router_config=s.router_path,
             prices=s.prices,
+            default_max_tokens=s.default_max_tokens or None,
         )
 
     def embedder(self, spec: str | None) -> Embedder:
