@@ -220,6 +220,16 @@ OPTIONS: tuple[Option, ...] = (
         "N",
     ),
     Option(
+        "retry_local_timeouts",
+        "--gpo-retry-local-timeouts",
+        "GPO_RETRY_LOCAL_TIMEOUTS",
+        "gpo_retry_local_timeouts",
+        _flag,
+        False,
+        "retry a timed-out call to a server on this machine (localhost, 127.0.0.1) like any "
+        "other (default: not retried: the server is still generating the abandoned answer)",
+    ),
+    Option(
         "max_attempts",
         "--gpo-max-attempts",
         "GPO_MAX_ATTEMPTS",
@@ -381,6 +391,7 @@ class Settings:
     timeout: float = 60.0
     max_attempts: int = 6
     default_max_tokens: int = DEFAULT_MAX_TOKENS
+    retry_local_timeouts: bool = False
     repeat: int | None = None
     report: str | None = None
     show_all: bool = False

@@ -136,9 +136,15 @@ opt=${PIPESTATUS[0]}
 echo "pytest exit $opt after $(( $(now) - t0 )) s (1: prompts rewritten or suites below threshold)"
 if [ -f .gpo/optimize.json ]; then summary .gpo/optimize.json; else echo "no optimize.json"; status=1; fi
 [ "$opt" -le 1 ] || status=1
-if [ -f .gpo/optimize.md ]; then
-  grep -E -m 8 "step|kept|written|budget|stopped" .gpo/optimize.md | head -8
-fi
+[ -f .gpo/optimize.json ] && "$GPO_PYTHON" - <<'EOF'
+import json
+data = json.load(open(".gpo/optimize.json", encoding="utf-8"))
+for section in data["sections"]:
+    for suite, opt in section["data"].items():
+        print(f"  optimized {suite}: {len(opt['steps'])} of {opt['total_steps']} steps, "
+              f"{opt['optimizer_usage']['calls']} optimizer calls (n={opt['config']['candidates']} "
+              f"asked), {opt['task_usage']['calls']} task calls; {opt['reason']}")
+EOF
 echo "server: $(grep -c 'POST /v1/chat/completions' "$LOG") answered chat requests in its log"
 
 step "5. stop the server"

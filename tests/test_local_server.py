@@ -18,8 +18,8 @@ from llama_like_server import LlamaLikeServer
 
 from pytest_gpo.llm import limits
 from pytest_gpo.llm.client import LiteLLMClient
-from pytest_gpo.llm.faults import classify
-from pytest_gpo.llm.local import loopback_host
+from pytest_gpo.llm.faults import Fault, classify
+from pytest_gpo.llm.local import hold_timeout, loopback_host
 from pytest_gpo.llm.loop import EventLoopRunner
 from pytest_gpo.llm.pricing import ModelPrice
 from pytest_gpo.llm.setup import import_litellm
@@ -181,25 +181,39 @@ def test_which_servers_are_local(kwargs: dict[str, str], env: dict[str, str], ho
     assert loopback_host(kwargs, env) == host
 
 
-def test_a_timeout_against_a_remote_server_is_still_retried(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def held(exc: BaseException, kwargs: dict[str, Any]) -> Fault:
+    fault = classify(import_litellm(), exc, kwargs)
+    hold_timeout(fault, kwargs)
+    return fault
+
+
+def test_only_a_timeout_against_a_local_server_is_held(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_API_BASE", raising=False)
-    litellm = import_litellm()
-    remote = classify(litellm, TimeoutError(), {"model": "openai/x", "timeout": 5})
+    remote = held(TimeoutError(), {"model": "openai/x", "timeout": 5})
     assert remote.retryable and remote.may_be_billed
-    local = classify(
-        litellm,
-        TimeoutError(),
-        {"model": "openai/x", "timeout": 5, "api_base": "http://127.0.0.1:1"},
-    )
+    on_loopback = {"model": "openai/x", "timeout": 5, "api_base": "http://127.0.0.1:1"}
+    local = held(TimeoutError(), on_loopback)
     assert not local.retryable and "not retried" in local.message
     # a refused connection to a local server (not yet started) is still worth another attempt
-    refused = classify(
-        litellm, ConnectionRefusedError(), {"model": "openai/x", "api_base": "http://127.0.0.1:1"}
+    assert held(ConnectionRefusedError(), on_loopback).retryable
+    assert held(OSError("reset"), on_loopback).retryable
+
+
+def test_retry_local_timeouts_restores_the_retries(
+    pytester: pytest.Pytester, local: LlamaLikeServer
+) -> None:
+    local.tokens_per_second = 200  # 400 tokens: 2 s, twice the timeout
+    pytester.makeini(
+        "[pytest]\ngpo_model = openai/llama\ngpo_default_max_tokens = 400\ngpo_timeout = 1\n"
+        "gpo_max_attempts = 2\n"
     )
-    assert refused.retryable
+    write_project(pytester.path, cases=1)
+    run(pytester, "--gpo-retry-local-timeouts").assert_outcomes(errors=1)
+    # the retry queued behind the abandoned answer: two generations of work for one case
+    assert local.chat_requests == 2
+    assert local.wait_idle(15)
+    assert local.abandoned == 2
 
 
 def test_the_cost_estimate_holds_the_default_limit() -> None:

@@ -386,7 +386,10 @@ def test_http_end_to_end_with_injected_faults(
     with OpenAIServer(responder=_routing_responder, retry_after=0.05, hang_seconds=5) as server:
         server.script("429", "500", "hang")
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-sentinel")
-        pytester.makeini("[pytest]\ngpo_model = openai/router-model\ngpo_timeout = 1\n")
+        pytester.makeini(  # the 127.0.0.1 test server stands in for a remote provider
+            "[pytest]\ngpo_model = openai/router-model\ngpo_timeout = 1\n"
+            "gpo_retry_local_timeouts = true\n"
+        )
         write_suite(pytester, extra=f"params: {{api_base: '{server.base_url}'}}\n")
         result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-concurrency", "1")
         result.assert_outcomes(passed=1)

@@ -38,8 +38,12 @@ VERSION = 1
 
 #: The only keys a cache entry's payload may hold.
 PAYLOAD_KEYS: frozenset[str] = frozenset(
-    {"texts", "prompt_tokens", "completion_tokens", "cost", "model", "created", "cut", "cut_limit"}
+    {"texts", "prompt_tokens", "completion_tokens", "cost", "model", "created"}
 )
+
+#: Keys a response payload may hold besides :data:`PAYLOAD_KEYS`: answers cut at max_tokens
+#: and the default limit that cut them (:mod:`~pytest_gpo.llm.limits`).
+OPTIONAL_PAYLOAD_KEYS: frozenset[str] = frozenset({"cut", "cut_limit"})
 
 #: The only keys a score entry's payload may hold (``score`` is a finite number).
 SCORE_KEYS: frozenset[str] = frozenset({"score", "model", "created"})
@@ -78,11 +82,10 @@ def _validate_payload(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A clean copy of ``entry``; ValueError when it holds anything but a response payload."""
     if "score" in entry:
         return _validate_score(entry)
-    extra = set(entry) - PAYLOAD_KEYS
+    extra = set(entry) - PAYLOAD_KEYS - OPTIONAL_PAYLOAD_KEYS
     if extra:
-        raise ValueError(
-            f"cache entries may only hold {sorted(PAYLOAD_KEYS)}; refusing {sorted(extra)}"
-        )
+        allowed = sorted(PAYLOAD_KEYS | OPTIONAL_PAYLOAD_KEYS)
+        raise ValueError(f"cache entries may only hold {allowed}; refusing {sorted(extra)}")
     texts = entry.get("texts")
     if not isinstance(texts, list | tuple) or not all(isinstance(t, str) for t in texts):
         raise ValueError("cache entry 'texts' must be a list of strings")

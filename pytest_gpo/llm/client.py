@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pytest_gpo.errors import ConfigError
-from pytest_gpo.llm import credentials, limits, pricing, providers, replies
+from pytest_gpo.llm import credentials, limits, local, pricing, providers, replies
 from pytest_gpo.llm.budget import Budget
 from pytest_gpo.llm.cache import ResponseCache, cache_entry, cached_completion
 from pytest_gpo.llm.costs import Costs, plus
@@ -108,6 +108,7 @@ class LiteLLMClient:
         router_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         prices: Mapping[str, ModelPrice] | None = None,
         default_max_tokens: int | None = None,
+        retry_local_timeouts: bool = True,
     ) -> None:
         if cache_mode not in CACHE_MODES:
             raise ValueError(f"cache_mode must be one of {CACHE_MODES}, got {cache_mode!r}")
@@ -129,6 +130,8 @@ class LiteLLMClient:
         self.retry_after_max = retry_after_max
         #: ``max_tokens`` sent when a request sets no output limit (see :mod:`.limits`).
         self.default_max_tokens = default_max_tokens
+        #: False: a timeout against a server on this machine is final (see :mod:`.local`).
+        self.retry_local_timeouts = retry_local_timeouts
         #: Counters of every completion returned (see :class:`~pytest_gpo.llm.types.Usage`).
         self.usage = Usage()
         self._routing = Routing(router_config) if router_config is not None else None
@@ -362,6 +365,8 @@ class LiteLLMClient:
                     raise
                 except Exception as exc:
                     fault = classify(litellm, exc, kwargs)
+                    if not self.retry_local_timeouts:
+                        local.hold_timeout(fault, kwargs)
                     self.budget.settle(reservation, None, charge_estimate=fault.may_be_billed)
                     last_error = redact(fault.message, request)
                     last_kind = ErrorKind.PROVIDER

@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_gpo.llm.local import loopback_host
-
 #: HTTP statuses worth another attempt: throttling, timeouts and server-side faults.
 RETRYABLE_STATUS: frozenset[int] = frozenset(
     {408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529}
@@ -98,24 +96,7 @@ def _litellm_classes(litellm: Any, names: Iterable[str]) -> tuple[type[BaseExcep
 
 
 def classify(litellm: Any, exc: BaseException, kwargs: Mapping[str, Any]) -> Fault:
-    """Whether another attempt may help, how long the provider asked us to wait, and why.
-
-    A timeout against a server on this machine is not retried (see :mod:`.local`).
-    """
-    fault = _classify(litellm, exc, kwargs)
-    if fault.may_be_billed and fault.retryable:
-        host = loopback_host(kwargs)
-        if host is not None:
-            fault.retryable = False
-            fault.message += (
-                f"; not retried: the local server at {host} may still be generating the "
-                "abandoned answer and a retry would queue behind it (raise --gpo-timeout, "
-                "set max_tokens, or lower --gpo-concurrency to the server's parallel slots)"
-            )
-    return fault
-
-
-def _classify(litellm: Any, exc: BaseException, kwargs: Mapping[str, Any]) -> Fault:
+    """Whether another attempt may help, how long the provider asked us to wait, and why."""
     message = str(exc).strip() or type(exc).__name__
     status = getattr(exc, "status_code", None)
     status = _status(status)

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from pytest_gpo.llm.faults import Fault
+
 #: Where litellm sends a provider's calls when the request names no base URL: the
 #: environment variables it reads, then its built-in default (None: a hosted service).
 _BASE_FROM_ENV: dict[str, tuple[tuple[str, ...], str | None]] = {
@@ -67,3 +69,17 @@ def loopback_host(kwargs: Mapping[str, Any], env: Mapping[str, str] | None = Non
         return None
     shown = f"[{host}]" if ":" in host else host
     return f"{shown}:{port}" if port else shown
+
+
+def hold_timeout(fault: Fault, kwargs: Mapping[str, Any]) -> None:
+    """Make a timeout against a server on this machine final, saying why (in place)."""
+    if not (fault.may_be_billed and fault.retryable):
+        return
+    host = loopback_host(kwargs)
+    if host is not None:
+        fault.retryable = False
+        fault.message += (
+            f"; not retried: the local server at {host} may still be generating the "
+            "abandoned answer and a retry would queue behind it (raise --gpo-timeout, "
+            "set max_tokens, or lower --gpo-concurrency to the server's parallel slots)"
+        )

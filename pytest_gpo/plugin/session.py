@@ -210,6 +210,7 @@ class GpoSession:
             router_config=s.router_path,
             prices=s.prices,
             default_max_tokens=s.default_max_tokens or None,
+            retry_local_timeouts=s.retry_local_timeouts,
         )
 
     def embedder(self, spec: str | None) -> Embedder:
