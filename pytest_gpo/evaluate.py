@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pytest_gpo.errors import GpoError
 from pytest_gpo.llm.budget import BudgetRefused
+from pytest_gpo.llm.replies import CUT_NOTE
 from pytest_gpo.llm.types import (
     Completion,
     Embedder,
@@ -153,6 +154,9 @@ async def _run_one(
         # an embedding call a cap refused: like a refused model call, an error, not a score
         client.error_kinds.add(ErrorKind.BUDGET)
         return RunResult(sample, output, 0.0, False, str(exc), error=str(exc))
+    if completion.cut[:1] == (True,):
+        # a runaway answer stopped by the output limit: said first, so a narrow column shows it
+        reason = f"{CUT_NOTE}; {reason}" if reason else CUT_NOTE
     return RunResult(sample, output, score, passed, valid_text(reason))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_gpo.errors import ConfigError
+from pytest_gpo.llm.limits import DEFAULT_MAX_TOKENS
 from pytest_gpo.llm.pricing import ModelPrice, parse_prices
 from pytest_gpo.llm.trust import parse_trusted_params
 from pytest_gpo.llm.types import CACHE_MODES, CacheMode
@@ -76,6 +77,13 @@ def _choice(*choices: str) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def _limit(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be a whole number >= 0 (0: send no default)")
+    return value
 
 
 def _flag(text: str) -> bool:
@@ -201,6 +209,27 @@ OPTIONS: tuple[Option, ...] = (
         60.0,
         "seconds per model call attempt",
         "SECONDS",
+    ),
+    Option(
+        "default_max_tokens",
+        "--gpo-default-max-tokens",
+        "GPO_DEFAULT_MAX_TOKENS",
+        "gpo_default_max_tokens",
+        _limit,
+        DEFAULT_MAX_TOKENS,
+        "max_tokens sent with every model request that sets no output limit (suite params "
+        "max_tokens wins; 0: none), so a local server cannot generate without end",
+        "N",
+    ),
+    Option(
+        "retry_local_timeouts",
+        "--gpo-retry-local-timeouts",
+        "GPO_RETRY_LOCAL_TIMEOUTS",
+        "gpo_retry_local_timeouts",
+        _flag,
+        False,
+        "retry a timed-out call to a server on this machine (localhost, 127.0.0.1) like any "
+        "other (default: not retried: the server is still generating the abandoned answer)",
     ),
     Option(
         "max_attempts",
@@ -423,6 +452,8 @@ class Settings:
     concurrency: int = 8
     timeout: float = 60.0
     max_attempts: int = 6
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
+    retry_local_timeouts: bool = False
     repeat: int | None = None
     report: str | None = None
     html: str | None = None

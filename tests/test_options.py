@@ -197,7 +197,8 @@ def test_timeout_option_is_applied(
 ) -> None:
     with OpenAIServer(fault_rates={"hang": 1.0}, hang_seconds=30) as server:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        pytester.makeini("[pytest]\ngpo_model = openai/m\n")
+        # the test server on 127.0.0.1 stands in for a remote provider: retry its timeouts
+        pytester.makeini("[pytest]\ngpo_model = openai/m\ngpo_retry_local_timeouts = true\n")
         write_suite(
             pytester, cases=[("c1", "x", "y")], extra=f"params: {{api_base: '{server.base_url}'}}\n"
         )

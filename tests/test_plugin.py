@@ -389,6 +389,7 @@ def test_http_end_to_end_with_injected_faults(
         pytester.makeini(
             "[pytest]\ngpo_model = openai/router-model\ngpo_timeout = 1\n"
             "gpo_trusted_params = api_base\n"
+            "gpo_retry_local_timeouts = true\n"
         )
         write_suite(pytester, extra=f"params: {{api_base: '{server.base_url}'}}\n")
         result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-concurrency", "1")

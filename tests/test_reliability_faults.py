@@ -153,6 +153,8 @@ def _pytest_project(pytester: pytest.Pytester, base_url: str, cache_dir: str, n:
     pytester.makeini(
         "[pytest]\ngpo_model = openai/echo\ngpo_timeout = 0.5\ngpo_concurrency = 32\n"
         f"gpo_max_attempts = 20\ngpo_cache_dir = {cache_dir}\n"
+        # the test server on 127.0.0.1 stands in for a remote provider whose hangs are transient
+        "gpo_retry_local_timeouts = true\n"
     )
     write_project(pytester.path, n, base_url)
 

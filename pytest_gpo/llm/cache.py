@@ -44,6 +44,10 @@ PAYLOAD_KEYS: frozenset[str] = frozenset(
     {"texts", "prompt_tokens", "completion_tokens", "cost", "model", "created"}
 )
 
+#: Keys a response payload may hold besides :data:`PAYLOAD_KEYS`: answers cut at max_tokens
+#: and the default limit that cut them (:mod:`~pytest_gpo.llm.limits`).
+OPTIONAL_PAYLOAD_KEYS: frozenset[str] = frozenset({"cut", "cut_limit"})
+
 #: The only keys a score entry's payload may hold (``score`` is a finite number).
 SCORE_KEYS: frozenset[str] = frozenset({"score", "model", "created"})
 
@@ -81,11 +85,10 @@ def _validate_payload(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A clean copy of ``entry``; ValueError when it holds anything but a response payload."""
     if "score" in entry:
         return _validate_score(entry)
-    extra = set(entry) - PAYLOAD_KEYS
+    extra = set(entry) - PAYLOAD_KEYS - OPTIONAL_PAYLOAD_KEYS
     if extra:
-        raise ValueError(
-            f"cache entries may only hold {sorted(PAYLOAD_KEYS)}; refusing {sorted(extra)}"
-        )
+        allowed = sorted(PAYLOAD_KEYS | OPTIONAL_PAYLOAD_KEYS)
+        raise ValueError(f"cache entries may only hold {allowed}; refusing {sorted(extra)}")
     texts = entry.get("texts")
     if not isinstance(texts, list | tuple) or not all(isinstance(t, str) for t in texts):
         raise ValueError("cache entry 'texts' must be a list of strings")
@@ -109,6 +112,17 @@ def _validate_payload(entry: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(created, int | float) or isinstance(created, bool):
         raise ValueError("cache entry 'created' must be a number")
     payload["created"] = float(created)
+    # optional: answers cut at max_tokens, and the default limit that cut them (llm/limits.py)
+    cut = entry.get("cut")
+    if cut is not None:
+        if not isinstance(cut, list | tuple) or not all(isinstance(c, bool) for c in cut):
+            raise ValueError("cache entry 'cut' must be a list of booleans")
+        payload["cut"] = list(cut)
+    limit = entry.get("cut_limit")
+    if limit is not None:
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError("cache entry 'cut_limit' must be a positive int")
+        payload["cut_limit"] = limit
     return payload
 
 
@@ -131,9 +145,12 @@ def _validate_score(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {"score": float(score), "model": model, "created": float(created)}
 
 
-def cache_entry(completion: Completion, model: str) -> dict[str, Any]:
-    """The payload that stores a successful completion of ``model``."""
+def cache_entry(
+    completion: Completion, model: str, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The payload that stores a successful completion of ``model`` (plus ``extra`` fields)."""
     return {
+        **(extra or {}),
         "texts": list(completion.texts),
         "prompt_tokens": completion.prompt_tokens,
         "completion_tokens": completion.completion_tokens,
@@ -149,8 +166,10 @@ def cached_completion(entry: Mapping[str, Any], n: int) -> Completion | None:
     if not isinstance(texts, list) or len(texts) != n:
         return None
     cost = entry.get("cost")
+    cut = entry.get("cut")
     return Completion(
         texts=tuple(str(t) for t in texts),
+        cut=tuple(bool(c) for c in cut) if isinstance(cut, list) and len(cut) == n else (),
         prompt_tokens=int(entry.get("prompt_tokens") or 0),
         completion_tokens=int(entry.get("completion_tokens") or 0),
         cost=float(cost) if isinstance(cost, int | float) else None,

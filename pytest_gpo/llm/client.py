@@ -19,11 +19,12 @@ import functools
 import os
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from pytest_gpo.errors import ConfigError
-from pytest_gpo.llm import credentials, providers, replies
+from pytest_gpo.llm import credentials, limits, local, providers
+from pytest_gpo.llm.attempts import Attempts, read_response
 from pytest_gpo.llm.budget import Budget
 from pytest_gpo.llm.cache import ResponseCache, cache_entry, cached_completion
 from pytest_gpo.llm.costs import Costs, plus
@@ -48,22 +49,6 @@ from pytest_gpo.llm.types import (
     Request,
     Usage,
 )
-
-
-@dataclass
-class _Attempts:
-    """The outcome of one provider call made with retries (possibly several attempts)."""
-
-    texts: tuple[str, ...] = ()
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = None
-    attempts: int = 0
-    error: str | None = None
-    error_kind: ErrorKind | None = None
-    rejected_n: bool = False
-    #: the reply held no answer, and another attempt may bring one
-    retryable: bool = False
 
 
 class LiteLLMClient:
@@ -116,6 +101,8 @@ class LiteLLMClient:
         router_config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         prices: Mapping[str, ModelPrice] | None = None,
         budget_file: str | os.PathLike[str] | None = None,
+        default_max_tokens: int | None = None,
+        retry_local_timeouts: bool = True,
     ) -> None:
         if cache_mode not in CACHE_MODES:
             raise ValueError(f"cache_mode must be one of {CACHE_MODES}, got {cache_mode!r}")
@@ -140,6 +127,10 @@ class LiteLLMClient:
         self.retry_after_max = retry_after_max
         #: Seconds one provider call may take in all, attempts and waits included.
         self.deadline = deadline if deadline is not None else call_deadline(timeout, max_attempts)
+        #: ``max_tokens`` sent when a request sets no output limit (see :mod:`.limits`).
+        self.default_max_tokens = default_max_tokens
+        #: False: a timeout against a server on this machine is final (see :mod:`.local`).
+        self.retry_local_timeouts = retry_local_timeouts
         #: Counters of every completion returned (see :class:`~pytest_gpo.llm.types.Usage`).
         self.usage = Usage()
         self._routing = Routing(router_config) if router_config is not None else None
@@ -252,7 +243,9 @@ class LiteLLMClient:
         except Exception as exc:
             self.cache_errors.append(f"cache read failed: {type(exc).__name__}: {exc}")
             return None
-        return None if entry is None else cached_completion(entry, request.n)
+        if entry is None or not limits.entry_usable(entry, request, self.default_max_tokens):
+            return None
+        return cached_completion(entry, request.n)
 
     async def _fetch_and_store(self, key: str, request: Request) -> Completion:
         try:
@@ -264,7 +257,8 @@ class LiteLLMClient:
             )
             return Completion(error=message, error_kind=ErrorKind.PROVIDER)
         if completion.ok and self.cache is not None and self.cache_mode == "rw":
-            entry = cache_entry(completion, request.model)
+            cut = limits.entry_fields(completion.cut, request, self.default_max_tokens)
+            entry = cache_entry(completion, request.model, cut)
             try:
                 # fsync costs milliseconds: keep it off the event loop.
                 await asyncio.to_thread(self.cache.put, key, entry)
@@ -278,6 +272,7 @@ class LiteLLMClient:
         if problem is not None:
             return Completion(error=problem, error_kind=ErrorKind.PROVIDER)
         texts: list[str] = []
+        cut: list[bool] = []
         prompt_tokens = completion_tokens = attempts = 0
         cost: float | None = 0.0
         use_n = True
@@ -308,6 +303,7 @@ class LiteLLMClient:
                     cost=cost,
                 )
             texts.extend(outcome.texts[:want])
+            cut.extend((outcome.cut or (False,) * len(outcome.texts))[:want])
             prompt_tokens += outcome.prompt_tokens
             completion_tokens += outcome.completion_tokens
         return Completion(
@@ -316,9 +312,10 @@ class LiteLLMClient:
             completion_tokens=completion_tokens,
             cost=cost,
             attempts=attempts,
+            cut=tuple(cut) if any(cut) else (),
         )
 
-    async def _call_with_retries(self, request: Request) -> _Attempts:
+    async def _call_with_retries(self, request: Request) -> Attempts:
         """One provider call (``request.n`` choices) with the retry policy and budget checks."""
         litellm = import_litellm()
         try:
@@ -327,10 +324,10 @@ class LiteLLMClient:
             if self._routing is not None:
                 router = self._routing.router_for(litellm, request.model)
         except ConfigError as exc:
-            return _Attempts(error=redact(exc.render(), request), error_kind=ErrorKind.PROVIDER)
+            return Attempts(error=redact(exc.render(), request), error_kind=ErrorKind.PROVIDER)
         except Exception as exc:
             message = redact(f"cannot prepare the call: {type(exc).__name__}: {exc}", request)
-            return _Attempts(error=message, error_kind=ErrorKind.PROVIDER)
+            return Attempts(error=message, error_kind=ErrorKind.PROVIDER)
         who = credentials.identity(request, router is not None)
         loop = asyncio.get_running_loop()
         # the deadline counts attempts and waits, not the queue for a concurrency slot
@@ -345,7 +342,7 @@ class LiteLLMClient:
                 refused = self._refused.get(who)
                 if refused is not None:
                     # the key failed for an earlier request: sending it again cannot help
-                    return _Attempts(
+                    return Attempts(
                         attempts=attempts,
                         error=refused,
                         error_kind=ErrorKind.CREDENTIALS,
@@ -359,7 +356,7 @@ class LiteLLMClient:
                     refusal = reservation
                     if last_error:
                         refusal += f"; last provider error: {last_error}"
-                    return _Attempts(
+                    return Attempts(
                         attempts=attempts, error=refusal, error_kind=ErrorKind.BUDGET, cost=spent
                     )
                 attempts += 1
@@ -373,6 +370,8 @@ class LiteLLMClient:
                 except Exception as exc:
                     left -= loop.time() - started
                     fault = classify(litellm, exc, kwargs)
+                    if not self.retry_local_timeouts:
+                        local.hold_timeout(fault, kwargs)
                     self.budget.settle(
                         reservation,
                         None,
@@ -396,7 +395,7 @@ class LiteLLMClient:
                             missing=fault.missing_key,
                             router=source,
                         )
-                        return _Attempts(
+                        return Attempts(
                             attempts=attempts,
                             error=refusal,
                             error_kind=ErrorKind.CREDENTIALS,
@@ -418,7 +417,7 @@ class LiteLLMClient:
                     last_kind = outcome.error_kind or ErrorKind.EMPTY
             if not fault.retryable or attempts >= self.max_attempts:
                 noun = "attempt" if attempts == 1 else "attempts"
-                return _Attempts(
+                return Attempts(
                     attempts=attempts,
                     error=f"{last_error} (after {attempts} {noun})",
                     error_kind=last_kind,
@@ -429,7 +428,7 @@ class LiteLLMClient:
             if delay >= left:
                 # the wait (a provider's Retry-After) would end past the call's deadline
                 waited = "" if fault.retry_after is None else f"; it asked to wait {delay:.0f} s"
-                return _Attempts(
+                return Attempts(
                     attempts=attempts,
                     error=past_deadline(last_error + waited, attempts, self.deadline),
                     error_kind=last_kind,
@@ -448,7 +447,9 @@ class LiteLLMClient:
         return self._semaphore
 
     def _kwargs(self, request: Request) -> dict[str, Any]:
-        return call_kwargs(request, self.timeout)
+        kwargs = call_kwargs(request, self.timeout)
+        kwargs.update(limits.limit_kwargs(request, self.default_max_tokens))
+        return kwargs
 
     async def _send(self, litellm: Any, kwargs: dict[str, Any], router: Any = None) -> Any:
         limit = clamp_timeout(kwargs.get("timeout"), self.timeout)
@@ -459,30 +460,8 @@ class LiteLLMClient:
 
     def _read_response(
         self, litellm: Any, request: Request, response: Any, router: Any = None
-    ) -> _Attempts:
-        texts, bad = replies.answer_texts(response, request.n, request.model)
-        usage = getattr(response, "usage", None)
-        prompt_tokens = _int(getattr(usage, "prompt_tokens", 0))
-        completion_tokens = _int(getattr(usage, "completion_tokens", 0))
-        cost = self.costs.of_response(
-            litellm, request, response, router, prompt_tokens, completion_tokens
-        )
-        if not texts:
-            assert bad is not None
-            return _Attempts(
-                error=bad.message,
-                error_kind=bad.kind,
-                retryable=bad.retryable,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                cost=cost,
-            )
-        return _Attempts(
-            texts=tuple(texts),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost=cost,
-        )
+    ) -> Attempts:
+        return read_response(self.costs, litellm, request, response, router)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         return backoff_delay(
@@ -494,7 +473,3 @@ class LiteLLMClient:
             # a provider cannot make one wait longer than an attempt may take
             retry_after_max=min(self.retry_after_max, self.timeout),
         )
-
-
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0

@@ -25,28 +25,49 @@ class BadReply:
     retryable: bool
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One choice's answer text, and whether the model stopped at its output limit."""
+
+    text: str
+    #: ``finish_reason: length``: the answer was cut at ``max_tokens``
+    cut: bool = False
+
+
+#: How a cut answer is described wherever its case's reason is shown.
+CUT_NOTE = "answer cut at max_tokens (finish_reason: length)"
+
+
 def answer_texts(response: Any, n: int, model: str) -> tuple[list[str], BadReply | None]:
-    """The answer texts of the first ``n`` choices, and why any choice was left out.
+    """The answer texts of the first ``n`` choices, and why any choice was left out."""
+    found, bad = answers(response, n, model)
+    return [a.text for a in found], bad
+
+
+def answers(response: Any, n: int, model: str) -> tuple[list[Answer], BadReply | None]:
+    """The answers of the first ``n`` choices, and why any choice was left out.
 
     Choices without an answer are dropped (the client asks again for the missing ones); the
-    :class:`BadReply` describes the first of them, or an empty ``choices`` list.
+    :class:`BadReply` describes the first of them, or an empty ``choices`` list. A server that
+    ignores ``n`` (llama.cpp) returns fewer choices: the client asks again for the rest.
     """
     choices = list(getattr(response, "choices", None) or [])
     if not choices:
         return [], BadReply(
             ErrorKind.EMPTY, f"model '{model}' returned no choices (an empty 'choices' list)", True
         )
-    texts: list[str] = []
+    found: list[Answer] = []
     bad: BadReply | None = None
     for choice in choices[:n]:
         content = getattr(getattr(choice, "message", None), "content", None)
         problem = _problem(choice, content, model)
         if problem is None:
             # half a surrogate pair (an emoji cut by max_tokens) would make it uncacheable
-            texts.append(valid_text(content) if isinstance(content, str) else "")
+            text = valid_text(content) if isinstance(content, str) else ""
+            found.append(Answer(text, getattr(choice, "finish_reason", None) == "length"))
         elif bad is None:
             bad = problem
-    return texts, bad
+    return found, bad
 
 
 def _problem(choice: Any, content: Any, model: str) -> BadReply | None:

@@ -161,6 +161,8 @@ class Completion:
     attempts: int = 0
     error: str | None = None
     error_kind: ErrorKind | None = None
+    #: per text, True when the model stopped at its output limit (``finish_reason: length``)
+    cut: tuple[bool, ...] = ()
 
     @property
     def ok(self) -> bool:

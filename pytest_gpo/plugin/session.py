@@ -233,6 +233,8 @@ class GpoSession:
             router_config=s.router_path,
             prices=s.prices,
             budget_file=self.budget_file,
+            default_max_tokens=s.default_max_tokens or None,
+            retry_local_timeouts=s.retry_local_timeouts,
         )
 
     def embedder(self, spec: str | None) -> Embedder:
