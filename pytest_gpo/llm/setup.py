@@ -23,9 +23,10 @@ LITELLM_PYDANTIC_WARNING = (
 )
 
 #: pydantic warns once per process, when a litellm release (1.110) first builds the schema of
-#: its GitHub Copilot types: litellm's own code, nothing a suite can act on.
+#: one of its TypedDicts (Copilot, reasoning, Router cooldown types): litellm's own code,
+#: nothing a suite can act on.
 LITELLM_READONLY_WARNING = (
-    r"Items? .* on TypedDict class '_\w+' (is|are) using the `ReadOnly` qualifier"
+    r"Items? .* on TypedDict class '\w+' (is|are) using the `ReadOnly` qualifier"
 )
 
 #: The litellm warnings pytest-gpo silences (each also a valid ``filterwarnings`` message).
