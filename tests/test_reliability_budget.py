@@ -62,7 +62,7 @@ def make_suite(root: Path, n: int, api_base: str, params: str = "") -> Suite:
         encoding="utf-8",
     )
     (root / "s.gpo.yaml").write_text(
-        f"name: s\nprompt: p.txt\ncases: cases.jsonl\nthreshold: 0\n"
+        f"name: s_{root.name}\nprompt: p.txt\ncases: cases.jsonl\nthreshold: 0\n"
         f"params: {{api_base: '{api_base}'{params}}}\n",
         encoding="utf-8",
     )
