@@ -151,7 +151,7 @@ def _gate_project(pytester: pytest.Pytester, server: OpenAIServer) -> None:
     _copy_project(pytester, [*names, "contact_extraction.gpo.yaml", "contact_emails.yaml"])
     pytester.makeini(
         "[pytest]\ngpo_model = gpo-sim/task\ngpo_optimizer_model = gpo-sim/optimizer\n"
-        "gpo_html = out/every case.html\ngpo_cache = off\n"
+        "gpo_html = out/every case.html\ngpo_cache = off\ngpo_trusted_params = api_base\n"
     )
     pytester.runpytest("-p", "no:cacheprovider", "--gpo-update-baseline").assert_outcomes(passed=3)
     path = pytester.path / ".gpo" / "baseline.json"
@@ -243,6 +243,13 @@ def test_gate_report_renders_filters_searches_and_escapes(
     assert _search(browser, "charged twice") >= 1
     assert _search(browser, "no such text anywhere") == 0
     assert _search(browser, "") == len(every)
+    notes = browser.evaluate(
+        "Array.from(document.querySelectorAll('details.notes pre')).map(e => e.textContent)"
+    )
+    assert notes, "a failing suite shows its notes"
+    for text in notes:  # each note once (the message already holds the notes)
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert len(lines) == len(set(lines)), text
     assert browser.dialogs() == [] and browser.errors() == []
     shot = browser.screenshot(tmp_path_factory.mktemp("screens") / "gate.png")
     assert shot.stat().st_size > 10_000

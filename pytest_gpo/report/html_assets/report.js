@@ -77,7 +77,9 @@
       section.appendChild(table(["suite", "verdict", "score", "threshold", "baseline (Δ)", "p",
         "cases", "flipped", "model", "calls", "cache hits", "tokens", "cost"], rows, "suites"));
       data.suites.forEach(function (s) {
-        var lines = (s.verdict.notes || []).concat(s.verdict.message || []);
+        // the message already holds every note: each line once
+        var message = s.verdict.message || [];
+        var lines = message.length ? message : (s.verdict.notes || []);
         if (!s.passed && lines.length) {
           section.appendChild(el("details", { className: "notes" }, [
             el("summary", { text: s.suite + ": " + (STATUS[s.status] || s.status) }),
