@@ -488,3 +488,16 @@ def test_the_paired_bound_covers_every_population_where_the_candidate_still_wins
                             if x - y >= lead
                         ) / comb(n, m)
                         assert p <= bound + 1e-12, (n, m, lead, plus, minus)
+
+
+def test_a_suite_seed_wins_unless_the_seed_is_set_on_the_command_line(
+    router_project: pytest.Pytester,
+) -> None:
+    """An ini key missing from the file is not set there: the suite's own seed holds."""
+    _set_optimize(router_project, "{steps: 1, candidates: 2, seed: 3, racing: off}")
+    args = ("-p", "no:cacheprovider", "--gpo-optimize", "--gpo-dry-run")
+    assert router_project.runpytest(*args).ret == 0
+    record = _record(router_project)
+    assert record["seed"] == 3 and record["config"]["racing"] == "off"
+    assert router_project.runpytest(*args, "--gpo-seed", "5").ret == 0
+    assert _record(router_project)["seed"] == 5

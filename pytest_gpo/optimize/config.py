@@ -408,6 +408,9 @@ def _check(config: OptimizeConfig, where: str | Path | None) -> None:
     # experiments and selection (F)
     _int(config, "optimizer_seed", where, minimum=0, optional=True)
     _int(config, "runs", where, minimum=1)
+    if isinstance(config.racing, bool):
+        # YAML 1.1 reads a bare on/off as true/false: "racing: off" means what it says
+        object.__setattr__(config, "racing", "on" if config.racing else "off")
     _choice(config, "racing", RACINGS, where)
     _float(config, "race_delta", where, low=0.0, high=1.0)
     if config.race_delta <= 0.0 or config.race_delta >= 1.0:

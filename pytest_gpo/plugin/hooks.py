@@ -67,8 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=opt.help + env + ini,
                 )
         if opt.ini:
-            default = "" if opt.default is None or opt.default is False else str(opt.default)
-            parser.addini(opt.ini, help=opt.help, default=default)
+            # "" (unset), never the option's default: an ini key that is not in the file must
+            # not count as set there (a suite's own optimize: {seed: 3} would lose to it)
+            parser.addini(opt.ini, help=opt.help, default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
