@@ -45,6 +45,18 @@ def test_a_variable_kept_by_name_but_hidden_is_dropped() -> None:
     assert sliced.status == "dropped_variable" and "ticket" in sliced.detail
 
 
+def test_a_condition_on_the_value_that_hides_it_from_real_cases_is_dropped() -> None:
+    """The sentinels make every value longer: a length test must not pass because of them."""
+    for hidden in (
+        "{% if ticket|length > 70 %}{{ ticket }}{% endif %}",
+        "{{ ticket if ticket|length > 70 else 'a ticket' }}",
+        "{{ ticket if ticket|length < 20 else '(long text omitted)' }}",
+        "{% if '⟦' in ticket %}{{ ticket }}{% endif %}",
+    ):
+        check = _check(CURRENT.replace("{{ ticket }}", hidden))
+        assert check.status == "dropped_variable", (hidden, check)
+
+
 def test_a_variable_shown_in_full_anywhere_is_kept() -> None:
     assert _check("Ticket: {{ ticket }}\n\nRoute it to billing or other.").status == "accepted"
     assert _check(CURRENT + "\nAnswer in one word.").status == "accepted"

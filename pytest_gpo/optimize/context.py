@@ -134,9 +134,22 @@ class RunContext:
         self.budget_hit = False
 
     def variable_samples(self, batch: Sequence[str], n: int = 4) -> list[Mapping[str, Any]]:
-        """Variables of a few cases (the batch's, then eval's) for the sentinel check."""
-        ids = list(dict.fromkeys([*batch, *self.splits.eval]))[:n]
-        return [self.vars_by_id[i] for i in ids if i in self.vars_by_id]
+        """Variables of a few cases (the batch's, then eval's) for the sentinel check, and of
+        the train and eval cases with the longest and the shortest values: a candidate that
+        shows a value only when it is short (or long) is caught on those."""
+        pool = [
+            i
+            for i in dict.fromkeys([*batch, *self.splits.eval, *self.splits.train])
+            if i in self.vars_by_id
+        ]
+        ids = pool[:n]
+        if pool:
+
+            def size(case_id: str) -> int:
+                return len(repr(self.vars_by_id[case_id]))
+
+            ids += [max(pool, key=size), min(pool, key=size)]
+        return [self.vars_by_id[i] for i in dict.fromkeys(ids)]
 
     async def evaluate(
         self, prompt: str, case_ids: Sequence[str], *, candidate: bool = False

@@ -82,4 +82,39 @@ def check_shown(
                 "dropped_variable",
                 f"{', '.join(names)} no longer shown in full (rendered with sentinel values)",
             )
+        hidden = _hidden_real_values(candidate, current, variables)
+        if hidden:
+            return (
+                "dropped_variable",
+                f"{', '.join(hidden)} no longer shown in full for a real case "
+                "(a condition on the value hides it)",
+            )
     return None
+
+
+def _strings(value: Any, name: str) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(name, value)] if value.strip() else []
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _strings(v, name)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v, name)]
+    return []
+
+
+def _hidden_real_values(candidate: str, current: str, variables: Mapping[str, Any]) -> list[str]:
+    """Variables whose real value the current prompt shows and the candidate does not: the
+    sentinels make every value longer, so ``{% if v|length > 30 %}`` passes with them and
+    hides the value from the real case."""
+    try:
+        before = render(current, variables)
+        after = render(candidate, variables)
+    except GpoError:
+        return []
+    return sorted(
+        {
+            name
+            for name, text in (s for k, v in variables.items() for s in _strings(v, k))
+            if text in before and text not in after
+        }
+    )
