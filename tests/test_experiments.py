@@ -501,3 +501,25 @@ def test_a_suite_seed_wins_unless_the_seed_is_set_on_the_command_line(
     assert record["seed"] == 3 and record["config"]["racing"] == "off"
     assert router_project.runpytest(*args, "--gpo-seed", "5").ret == 0
     assert _record(router_project)["seed"] == 5
+
+
+def test_an_optimizer_that_fails_every_call_makes_the_suite_an_error(
+    router_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No step could run: the suite is not 'passed' and pytest does not exit 0."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    _set_optimize(router_project, "{steps: 2, candidates: 2}")
+    result = router_project.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--gpo-optimize",
+        "--gpo-dry-run",
+        "--gpo-optimizer-model",
+        "openai/nokey-optimizer",
+    )
+    out = result.stdout.str()
+    assert result.ret != 0 and "1 passed" not in out, out
+    assert "optimization failed before its first step" in out
+    report = json.loads((router_project.path / ".gpo" / "report.json").read_text("utf-8"))
+    assert report["passed"] is False
+    assert report["suites"][0]["status"] == "error"

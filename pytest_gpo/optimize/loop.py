@@ -48,6 +48,7 @@ async def _run(ctx: RunContext) -> OptimizationResult:
         except Exception as exc:  # a hand-edited or foreign checkpoint is data, not a crash
             problem = bad_state(exc)
     stopped: str | None = None
+    stopped_kind: str | None = None
     if restored is not None:
         ctx.state = restored
         ctx.embedding_base = ctx.state.embedding_seconds
@@ -64,7 +65,9 @@ async def _run(ctx: RunContext) -> OptimizationResult:
         try:
             run = await ctx.evaluate(ctx.initial, ctx.splits.eval)
         except Abort as abort:
-            return unscored_result(ctx, abort.reason)
+            unscored = unscored_result(ctx, abort.reason)
+            unscored.stopped_kind = abort.kind
+            return unscored
         entry = TrajectoryEntry(ctx.initial, run.score)
         ctx.state.current = entry
         ctx.state.trajectory = [entry]
@@ -79,7 +82,7 @@ async def _run(ctx: RunContext) -> OptimizationResult:
         try:
             step = await run_step(ctx, t, batch)
         except Abort as abort:
-            stopped = abort.reason
+            stopped, stopped_kind = abort.reason, abort.kind
             break
         state.steps.append(step)
         state.t = t
@@ -88,6 +91,7 @@ async def _run(ctx: RunContext) -> OptimizationResult:
     if stopped:
         ctx.emit("stop", message=stopped)
     result = await final_result(ctx, stopped, resumed_from)
+    result.stopped_kind = stopped_kind
     ctx.emit("final", message=result.reason)
     return result
 

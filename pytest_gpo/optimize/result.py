@@ -194,6 +194,8 @@ class OptimizationResult:
     split_sizes: dict[str, int] = field(default_factory=dict)
     total_steps: int = 0
     stopped_reason: str | None = None
+    #: the error kind when a failed call ended the run (``provider``, ``credentials``, ...)
+    stopped_kind: str | None = None
     resumed_from: int | None = None
     embedding_seconds: float = 0.0
     paired_test: str | None = None

@@ -209,6 +209,9 @@ class SuiteItem(pytest.Item):
             raise
         finally:
             record.usage = gs.usage_since(before)
+        if not record.error and result.stopped_kind not in (None, "budget") and not result.steps:
+            # every call failed before a step could run: an error, as in a gated run
+            record.error = f"optimization failed before its first step: {result.stopped_reason}"
         if record.error:
             set_junit_properties(self, record)
             raise SuiteFailed(record.error)
