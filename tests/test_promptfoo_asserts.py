@@ -150,6 +150,8 @@ def test_weight_zero_is_reported_but_never_fails_the_test(tmp_path: Path) -> Non
     )
     result = score(suite, "a")
     assert result.passed and result.score == 1.0
+    # shown, never counted: the user still sees what it checked
+    assert "not counted (weight 0): failed:" in result.reason and "zzz" in result.reason
 
 
 def test_test_threshold_passes_on_the_weighted_score(tmp_path: Path) -> None:
@@ -232,6 +234,12 @@ def test_llm_rubric_without_a_grader_uses_the_ini_judge_model(tmp_path: Path) ->
         ("llm-rubric:Is polite", {"type": "llm-rubric", "value": "Is polite"}),
         ("javascript:output.length < 10", {"type": "javascript"}),
         ("Note: this is plain", {"type": "equals", "value": "Note: this is plain"}),
+        # promptfoo reads every type it knows here, with or without a value: never as text
+        ("is-xml", {"type": "is-xml"}),
+        ("not-is-refusal", {"type": "not-is-refusal"}),
+        ("cost(0.1)", {"type": "cost", "threshold": 0.1}),
+        ("finish-reason:stop", {"type": "finish-reason", "value": "stop"}),
+        ("hello", {"type": "equals", "value": "hello"}),
     ],
 )
 def test_csv_expected_shorthands(text: str, expected: dict[str, Any]) -> None:

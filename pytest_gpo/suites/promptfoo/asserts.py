@@ -130,18 +130,25 @@ class PromptfooScorer(Scorer):
         total = sum(w for w, _ in counted)
         score = sum(w * r.score for w, r in counted) / total if total > 0 else 1.0
         failed = [r.reason for w, r in counted if not r.passed]
+        # weight 0: shown, never counted (promptfoo's rule)
+        shown_only = [
+            f"{'passed' if r.passed else 'failed'}: {r.reason}" for w, r in results if w == 0
+        ]
+        tail = f"; not counted (weight 0): {'; '.join(shown_only)}" if shown_only else ""
         if test.threshold is not None:
             passed = score >= test.threshold
             head = f"score {fmt_score(score)} {'>=' if passed else '<'} {test.threshold:g}"
             detail = "; ".join(failed[:3])
-            return ScoreResult(score, passed, f"{head}" + (f" ({detail})" if detail else ""))
+            return ScoreResult(score, passed, f"{head}" + (f" ({detail})" if detail else "") + tail)
         if not results:
             return ScoreResult(1.0, True, "no assertions")
         if not failed:
-            return ScoreResult(score, True, f"all {len(counted)} assertion(s) passed")
+            return ScoreResult(score, True, f"all {len(counted)} assertion(s) passed{tail}")
         more = f" (+{len(failed) - 3} more)" if len(failed) > 3 else ""
         shown = "; ".join(failed[:3])
-        return ScoreResult(score, False, f"{len(failed)} of {len(counted)} failed: {shown}{more}")
+        return ScoreResult(
+            score, False, f"{len(failed)} of {len(counted)} failed: {shown}{more}{tail}"
+        )
 
 
 def _text_list(value: Any, *, err: Callable[[str, str], SuiteError]) -> list[str]:

@@ -47,8 +47,28 @@ UNMAPPED_TYPES = (
     "is-refusal",
     "contains-sql",
     "word-count",
+    "is-html",
+    "contains-html",
+    "finish-reason",
+    "trace-span-count",
+    "trace-span-duration",
+    "trace-error-spans",
+    "tool-call-f1",
+    "guardrails",
+    "pi",
+    "ruby",
+    "conversation-relevance",
+    "search-rubric",
 )
 _SHORTHAND = re.compile(r"^(?P<type>(?:not-)?[a-z][a-z0-9-]*)(?:\((?P<n>[0-9]*\.?[0-9]+)\))?:")
+_BARE = re.compile(r"^(?P<type>(?:not-)?[a-z][a-z0-9-]*)(?:\((?P<n>[0-9]*\.?[0-9]+)\))?$")
+
+
+def _known(kind: str) -> bool:
+    base = kind[4:] if kind.startswith("not-") else kind
+    return base in SUPPORTED_TYPES or base in UNMAPPED_TYPES or base == "grade"
+
+
 #: ``__`` columns that carry nothing pytest-gpo acts on.
 IGNORED_COLUMNS = ("__metadata", "__metric")
 
@@ -60,6 +80,13 @@ def assertion_from_text(text: str) -> dict[str, Any]:
         return {"type": stripped}
     if stripped.startswith(("javascript:", "fn:", "eval:", "python:", "file://")):
         return {"type": stripped.split(":", 1)[0]}
+    bare = _BARE.match(stripped)
+    if bare is not None and _known(bare.group("type")):
+        # a type with no value (``is-xml``, ``cost(0.1)``): an assertion, never expected text
+        out_bare: dict[str, Any] = {"type": bare.group("type")}
+        if bare.group("n") is not None:
+            out_bare["threshold"] = float(bare.group("n"))
+        return out_bare
     match = _SHORTHAND.match(stripped)
     if match is None:
         return {"type": "equals", "value": text}
