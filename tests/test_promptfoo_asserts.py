@@ -24,6 +24,7 @@ from pytest_gpo.suites.promptfoo.load import load_promptfoo
 from pytest_gpo.suites.promptfoo.shorthand import assertion_from_text
 
 REGISTRY = builtin_registry()
+PROVIDERS = "providers: [openai:gpt-4o-mini]\n"
 
 
 def load(tmp_path: Path, config: str, files: dict[str, str] | None = None) -> list[Suite]:
@@ -328,6 +329,29 @@ def test_a_provider_config_cannot_route_or_authenticate_unless_trusted(
         path = tmp_path / "promptfooconfig.yaml"
         (suite,) = load_promptfoo(path, REGISTRY, Confinement(tmp_path), ("api_base",))
         assert suite.params["api_base"] == "http://elsewhere.example/v1"
+
+
+def test_a_template_in_a_provider_config_is_refused_not_sent(tmp_path: Path) -> None:
+    body = {
+        "prompts": ["x"],
+        "providers": [{"openai:gpt-4o": {"config": {"apiKey": "{{ env.MY_KEY }}"}}}],
+    }
+    with pytest.raises(SuiteError) as err:
+        load(tmp_path, json.dumps(body))
+    assert "holds a template" in err.value.render() and "apiKey" in err.value.render()
+
+
+def test_a_bare_prompt_path_is_read_as_a_file(tmp_path: Path) -> None:
+    files = {"p.txt": "From the file: {{ q }}"}
+    (suite,) = load(tmp_path, f"prompts: [p.txt]\n{PROVIDERS}tests: [{{vars: {{q: a}}}}]\n", files)
+    assert suite.prompt_text == "From the file: {{ q }}"
+    with pytest.raises(SuiteError) as err:
+        load(tmp_path, f"prompts: [prompts/missing.txt]\n{PROVIDERS}tests: [{{vars: {{q: a}}}}]\n")
+    assert "missing.txt" in err.value.render()
+    (plain,) = load(
+        tmp_path, f"prompts: ['Answer: {{{{ q }}}}']\n{PROVIDERS}tests: [{{vars: {{q: a}}}}]\n"
+    )
+    assert plain.prompt_text == "Answer: {{ q }}"
 
 
 def test_prompt_labels_filters_and_a_prompt_map(tmp_path: Path) -> None:

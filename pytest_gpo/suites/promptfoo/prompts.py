@@ -78,6 +78,13 @@ def _file_prompt(ref: str, label: str | None, key: str, reader: FileReader) -> P
     return Prompt(label or ref[len("file://") :], ref, path, text, raw, inline=False)
 
 
+#: A prompt that is a bare file path (no spaces, no template, a prompt-file suffix).
+_LOOKS_LIKE_FILE = re.compile(
+    r"^[\w.\-/\\]+\.(txt|md|markdown|j2|jinja|jinja2|prompt|tmpl|njk|nunjucks|hbs)$",
+    re.IGNORECASE,
+)
+
+
 def _one(item: Any, index: int, reader: FileReader, config_raw: bytes) -> Prompt:
     key = f"prompts[{index}]"
     label: str | None = None
@@ -108,6 +115,10 @@ def _one(item: Any, index: int, reader: FileReader, config_raw: bytes) -> Prompt
         )
     if item.strip().startswith("file://"):
         return _file_prompt(item.strip(), label, key, reader)
+    if _LOOKS_LIKE_FILE.match(item.strip()):
+        # promptfoo reads a bare path such as 'prompts/main.txt' as a file, not as the text
+        # 'prompts/main.txt' (a missing file is an error naming it, never a literal prompt)
+        return _file_prompt("file://" + item.strip(), label, key, reader)
     # An inline prompt lives in the config file: write-back refuses that file by its type.
     return Prompt(label or f"prompt{index + 1}", item, reader.config, item, config_raw, True)
 

@@ -138,6 +138,16 @@ def _config_params(config: Any, *, where: str, key: str) -> dict[str, Any]:
                 fix=did_you_mean(str(name), tuple(CONFIG_PARAMS))
                 + " (see docs/promptfoo.md for the supported keys)",
             )
+        if isinstance(value, str) and ("{{" in value or "{%" in value):
+            # promptfoo renders {{ env.X }} here; sending the template text as a key or URL
+            # would be wrong, and reading the environment into a data file's values is not ours
+            raise SuiteError(
+                f"provider config key '{name}' holds a template ({value[:40]!r}): not rendered",
+                path=where,
+                key=f"{key}.{name}",
+                fix="leave keys out of the config (litellm reads OPENAI_API_KEY and the like "
+                "from the environment) and write other values literally",
+            )
         if target in params:
             raise SuiteError(
                 f"provider config key '{name}' sets '{target}' a second time",
