@@ -341,6 +341,17 @@ def test_a_template_in_a_provider_config_is_refused_not_sent(tmp_path: Path) -> 
     assert "holds a template" in err.value.render() and "apiKey" in err.value.render()
 
 
+def test_a_variable_the_prompt_guards_may_be_missing(tmp_path: Path) -> None:
+    prompt = "Convert {{ q }}{% if note is defined %} ({{ note }}){% endif %}{{ x | default('') }}"
+    body = {"prompts": [prompt], "providers": ["openai:gpt-4o-mini"], "tests": [{"vars": {"q": 1}}]}
+    (suite,) = load(tmp_path, json.dumps(body))
+    assert len(suite.cases) == 1
+    body["prompts"] = ["Convert {{ q }} {{ note }}"]
+    with pytest.raises(SuiteError) as err:
+        load(tmp_path, json.dumps(body))
+    assert "missing var(s) note" in err.value.render()
+
+
 def test_a_bare_prompt_path_is_read_as_a_file(tmp_path: Path) -> None:
     files = {"p.txt": "From the file: {{ q }}"}
     (suite,) = load(tmp_path, f"prompts: [p.txt]\n{PROVIDERS}tests: [{{vars: {{q: a}}}}]\n", files)

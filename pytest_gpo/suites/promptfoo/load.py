@@ -10,13 +10,13 @@ key and the fix, before any model call.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pytest_gpo.errors import SuiteError
+from pytest_gpo.errors import GpoError, SuiteError
 from pytest_gpo.scorers.base import ScorerRegistry
 from pytest_gpo.suites.checks import check_data
 from pytest_gpo.suites.describe import did_you_mean, kind_of
@@ -262,6 +262,8 @@ class PromptfooLoader:
 
     def case(self, test: Test, prompt: Prompt, variables: frozenset[str]) -> Case:
         missing = sorted(variables - set(test.vars))
+        if missing and _renders(prompt.text, test.vars):
+            missing = []  # guarded in the prompt ({% if x is defined %}, x | default(''))
         if missing:
             raise self.err(
                 f"test is missing var(s) {', '.join(missing)} used by prompt "
@@ -326,6 +328,15 @@ def _selected(test: Test, prompt: Prompt, provider: Provider) -> bool:
     ):
         return False
     return test.prompts is None or _matches(test.prompts, prompt.label, prompt.ref)
+
+
+def _renders(text: str, variables: Mapping[str, Any]) -> bool:
+    """True when ``text`` renders with ``variables`` (undefined names are errors)."""
+    try:
+        render(text, variables)
+    except GpoError:
+        return False
+    return True
 
 
 def load_promptfoo(
