@@ -34,7 +34,15 @@ Responder = Callable[[dict[str, Any]], str]
 
 #: Bad replies served with HTTP 200: an answer made of nothing, or an error in a 200 body.
 REPLY_SHAPES = frozenset(
-    {"null_content", "empty_content", "tool_calls", "content_filter", "no_choices", "error_body"}
+    {
+        "null_content",
+        "empty_content",
+        "blank_content",
+        "tool_calls",
+        "content_filter",
+        "no_choices",
+        "error_body",
+    }
 )
 
 #: Fault kinds understood by :class:`Fault` and :meth:`OpenAIServer.script`.
@@ -69,7 +77,8 @@ class Fault:
     connection without answering), ``"quota"`` (OpenAI's 429 ``insufficient_quota``: out of
     credit, no wait helps) or ``"ok"`` (answer normally; useful inside a script).
     The reply shapes of :data:`REPLY_SHAPES` are 200 answers made of nothing: ``"null_content"``
-    (``content: null``), ``"empty_content"`` (``""``), ``"tool_calls"`` (a tool call and no
+    (``content: null``), ``"empty_content"`` (``""``), ``"blank_content"`` (only whitespace and
+    zero-width characters), ``"tool_calls"`` (a tool call and no
     text), ``"content_filter"`` (no text, ``finish_reason: content_filter``), ``"no_choices"``
     (``choices: []``) and ``"error_body"`` (HTTP 200 whose body is an ``error`` object).
     ``retry_after`` is sent as the ``Retry-After`` header of a 429/503 (seconds or an HTTP date).
@@ -447,6 +456,8 @@ def _bad_reply(shape: str, body: dict[str, Any] | None) -> web.Response:
     finish = "stop"
     if shape == "empty_content":
         message["content"] = ""
+    elif shape == "blank_content":  # whitespace and characters that show nothing
+        message["content"] = "  \n\t\u200b\ufeff "
     elif shape == "tool_calls":
         finish = "tool_calls"
         message["tool_calls"] = [

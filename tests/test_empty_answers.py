@@ -46,6 +46,7 @@ KEY = "sk-test-empty"
 SHAPES: dict[str, tuple[ErrorKind, bool]] = {
     "null_content": (ErrorKind.EMPTY, True),
     "empty_content": (ErrorKind.EMPTY, True),
+    "blank_content": (ErrorKind.EMPTY, True),
     "no_choices": (ErrorKind.EMPTY, True),
     "error_body": (ErrorKind.PROVIDER, True),
     "tool_calls": (ErrorKind.EMPTY, False),

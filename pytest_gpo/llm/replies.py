@@ -70,6 +70,10 @@ def answers(response: Any, n: int, model: str) -> tuple[list[Answer], BadReply |
     return found, bad
 
 
+#: Characters that show nothing: an answer made only of these and whitespace is empty.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+
+
 def _problem(choice: Any, content: Any, model: str) -> BadReply | None:
     finish = getattr(choice, "finish_reason", None)
     if finish == "content_filter":
@@ -80,7 +84,7 @@ def _problem(choice: Any, content: Any, model: str) -> BadReply | None:
             "(finish_reason: content_filter)",
             False,
         )
-    if isinstance(content, str) and content:
+    if isinstance(content, str) and content.translate(_INVISIBLE).strip():
         return None
     message = getattr(choice, "message", None)
     if getattr(message, "tool_calls", None) or getattr(message, "function_call", None):
