@@ -144,6 +144,43 @@ def test_a_large_drop_the_test_cannot_see_is_said_in_every_verdict_text() -> Non
     assert "at least 5 cases get worse" in markdown
 
 
+def test_a_large_drop_hidden_by_cases_moving_both_ways_is_flagged() -> None:
+    """The stranger's case: 12 cases, 0.750 -> 0.500 with 6 worse and 3 better (p=0.25)."""
+    before = [1] * 9 + [0] * 3
+    after = [0] * 6 + [1] * 3 + [1] * 3
+    v = evaluate_settings(
+        GateSettings(threshold=0.0, metric="pass_rate"),
+        binary_run(after),
+        baseline_of(binary_run(before)),
+    )
+    assert v.status == "pass" and v.delta == pytest.approx(-0.25)
+    assert len(v.worse) == 6 and len(v.better) == 3 and v.unseen_drop
+    assert short_note(v) == "untested drop: 6 worse, 3 better"
+    assert "untested drop 0.750 → 0.500: 6 worse, 3 better" in headline(v)
+    text = "\n".join(notes(v))
+    assert "6 cases got worse and 3 better" in text and "add cases or set max_drop" in text
+    assert "untested drop" in summarize([v])
+
+
+@settings(max_examples=200, derandomize=True, database=None)
+@given(
+    before=st.lists(st.integers(0, 1), min_size=1, max_size=40),
+    flips=st.lists(st.booleans(), min_size=40, max_size=40),
+)
+def test_every_drop_past_tolerance_is_regressed_or_flagged(
+    before: list[int], flips: list[bool]
+) -> None:
+    """No drop larger than the tolerance passes silently, whatever moved where."""
+    after = [1 - b if f else b for b, f in zip(before, flips, strict=False)]
+    v = evaluate_settings(
+        GateSettings(threshold=0.0, metric="pass_rate"),
+        binary_run(after),
+        baseline_of(binary_run(before)),
+    )
+    if v.delta is not None and v.delta < -v.tolerance - 1e-12:
+        assert v.status == "regressed" or v.unseen_drop
+
+
 def test_a_drop_within_tolerance_or_significant_is_not_called_untested() -> None:
     assert not issue_example(tolerance=0.2).unseen_drop
     significant = evaluate_settings(

@@ -121,7 +121,17 @@ def headline(v: GateVerdict) -> str:
     return f"{v.suite} passed ({format_score(v.metric_value)}{unseen})"
 
 
+def _too_few_moved(v: GateVerdict) -> bool:
+    """True when the drop is unseen because fewer cases got worse than the test needs."""
+    return len(v.worse) < (v.cases_needed or 0)
+
+
 def _unseen_short(v: GateVerdict) -> str:
+    if not _too_few_moved(v):
+        return (
+            f"untested drop {_drop_text(v)}: {len(v.worse)} worse, {len(v.better)} better, "
+            f"p={format_p(v.p_worse)}"
+        )
     return (
         f"untested drop {_drop_text(v)}: {len(v.worse)} {_cases(len(v.worse))} got worse, "
         f"the test needs {v.cases_needed}"
@@ -132,6 +142,8 @@ def short_note(v: GateVerdict) -> str | None:
     """What a suites table adds to a verdict cell: a max_drop failure or an untested drop."""
     if v.status == "regressed" and "max_drop" in v.failures:
         return _over_max_drop(v)
+    if v.unseen_drop and not _too_few_moved(v):
+        return f"untested drop: {len(v.worse)} worse, {len(v.better)} better"
     if v.unseen_drop:
         return f"untested drop: {len(v.worse)} worse, {v.cases_needed} needed"
     return None
@@ -273,6 +285,13 @@ def _comparison_line(v: GateVerdict) -> str:
 def _noise_note(v: GateVerdict) -> str:
     if v.delta is None:
         return ""
+    if v.unseen_drop and not _too_few_moved(v):
+        return (
+            f"the drop is not significant ({v.test} p={format_p(v.p_worse)} ≥ alpha "
+            f"{v.alpha:g}): {len(v.worse)} {_cases(len(v.worse))} got worse and "
+            f"{len(v.better)} better, so the test cannot tell it from noise; to catch a drop "
+            "like this, " + ("add cases or set max_drop" if v.max_drop is None else "add cases")
+        )
     if v.unseen_drop:
         some = "no case" if not v.worse else f"only {len(v.worse)} {_cases(len(v.worse))}"
         return (
