@@ -21,6 +21,14 @@ from openai_server import OpenAIServer
 
 from pytest_gpo.llm.cache import RedisCache
 
+
+@pytest.fixture(autouse=True)
+def _trust_api_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These suites reach the local test server through ``params.api_base``: the user trusts
+    that key here, as a project would in its ini (docs/reliability.md#trust-model)."""
+    monkeypatch.setenv("GPO_TRUSTED_PARAMS", "api_base")
+
+
 pytest_plugins = ["pytester"]
 
 redis = pytest.importorskip("redis", reason="redis-py is not installed (pip install redis)")
