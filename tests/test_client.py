@@ -326,7 +326,8 @@ def test_replay_miss_makes_no_call_and_replay_hit_works(
     assert "openai/test-model" in (miss.error or "")
     assert "run once with --gpo-cache rw to record" in (miss.error or "")
     assert openai_server.requests == 0
-    assert replay.usage.errors == 1 and replay.usage.cache_misses == 0
+    # a miss in replay mode is a miss: the summary must not say "misses: 0"
+    assert replay.usage.errors == 1 and replay.usage.cache_misses == 1 and replay.usage.calls == 0
 
     recorder = make_client(runner, cache=FileCache(tmp_path), cache_mode="rw")
     assert runner.run(recorder.complete(request(openai_server))).ok

@@ -197,7 +197,7 @@ class Usage:
         """
         if completion.cached:
             self.cache_hits += 1
-        elif completion.error_kind != ErrorKind.CACHE_MISS:
+        else:  # a replay-mode miss too: the answer was not in the cache
             self.cache_misses += 1
         self.calls += completion.attempts
         self.retries += max(0, completion.attempts - 1)
