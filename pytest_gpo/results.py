@@ -88,6 +88,11 @@ class CaseResult:
         return run.reason if run is not None else ""
 
     @property
+    def errored(self) -> bool:
+        """True when no run produced an answer to score (every run errored): no score."""
+        return bool(self.runs) and all(r.error for r in self.runs)
+
+    @property
     def error(self) -> str | None:
         """The first run error, if any run could not be completed."""
         for r in self.runs:

@@ -8,6 +8,7 @@ with kind ``credentials``.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,6 +220,9 @@ def test_a_missing_key_errors_the_suite_at_once_with_one_message(
         result = pytester.runpytest("-p", "no:cacheprovider", "--gpo-update-baseline")
         elapsed = time.monotonic() - started
         assert server.chat_requests == 0
+        shown = pytester.runpytest(
+            "-p", "no:cacheprovider", "--gpo-show-all", "--gpo-report", "out/r.md"
+        )
     result.assert_outcomes(errors=1)
     out = result.stdout.str()
     assert ErrorKind.CREDENTIALS.text in out and "failed after every retry" not in out
@@ -227,6 +231,11 @@ def test_a_missing_key_errors_the_suite_at_once_with_one_message(
     assert "Traceback" not in out and "INTERNALERROR" not in out
     assert elapsed < 10  # today: 156 attempts and 18 s
     assert "model calls: 0," in out  # the server received none
+    # a case no call could answer has no score: an error, never a 0.000 failure
+    assert "  c0: error, score -" in shown.stdout.str()
+    data = json.loads((pytester.path / "out" / "r.json").read_text(encoding="utf-8"))
+    cases = data["suites"][0]["cases"]
+    assert cases and all(c["score"] is None and c["error"] for c in cases)
     assert not (pytester.path / ".gpo" / "baseline.json").exists()
 
 

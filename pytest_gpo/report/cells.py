@@ -88,6 +88,8 @@ def outcome_text(passed: bool) -> str:
 def case_verdict_text(c: CaseResult) -> str:
     """``fail``, or for a repeated case the rule that decided it: ``fail: passed 1/3 runs
     (needs 2)``."""
+    if c.errored:
+        return "error"
     word = outcome_text(c.passed)
     return f"{word}: {c.rule}" if len(c.runs) > 1 else word
 

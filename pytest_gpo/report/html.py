@@ -93,7 +93,7 @@ def _case_texts(s: SuiteReport) -> list[dict[str, Any]]:
     out = []
     for case in s.run.cases if s.run is not None else []:
         item: dict[str, Any] = {
-            "score": format_score(case.score),
+            "score": "-" if case.errored else format_score(case.score),
             "verdict": case_verdict_text(case),
             "expected": value_text(case.expected),
         }

@@ -69,7 +69,8 @@ def case_json(c: CaseResult) -> dict[str, Any]:
         "id": c.case_id,
         "vars": to_data(dict(c.vars)),
         "expected": to_data(c.expected),
-        "score": c.score,
+        # a case no run could answer has no score (an error, not a 0)
+        "score": None if c.errored else c.score,
         "passed": c.passed,
         "passes": c.passes,
         "runs": len(c.runs),

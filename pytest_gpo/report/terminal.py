@@ -128,7 +128,8 @@ def all_cases_lines(s: SuiteReport) -> list[str]:
         return lines + (_indented("", v.error, "  ") if v.error else [])
     lines = [f"{head}, every case:"]  # terminal_lines escapes control characters
     for c in s.run.cases:
-        lines.append(f"  {c.case_id}: {case_verdict_text(c)}, score {format_score(c.score)}")
+        score = "-" if c.errored else format_score(c.score)
+        lines.append(f"  {c.case_id}: {case_verdict_text(c)}, score {score}")
         for key, value in c.vars.items():
             lines += _indented(f"var {key}: ", value_text(value), "    ")
         lines += _indented("expected: ", value_text(c.expected), "    ")
