@@ -138,6 +138,16 @@ def test_system_from_file(make: Callable[..., Suite]) -> None:
     assert suite.system == "Be terse."
 
 
+def test_a_system_path_with_a_typo_is_an_error_not_the_message(
+    make: Callable[..., Suite],
+) -> None:
+    with pytest.raises(SuiteError) as err:
+        make(BASIC + "system: sytem.txt\n", {"system.txt": "Be terse."})
+    assert "system file not found: sytem.txt" in err.value.render()
+    # a one-line message that is no path stays the message
+    assert make(BASIC + "system: Be terse.\n").system == "Be terse."
+
+
 def _error(
     make: Callable[..., Suite],
     yaml_text: str,

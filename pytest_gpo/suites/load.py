@@ -8,6 +8,7 @@ case and the fix, raised at collection time so a bad suite never costs a model c
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,12 @@ DEFAULT_SCORERS: tuple[dict[str, Any], ...] = ({"type": "exact"},)
 
 #: Most runs of a case that ``repeat`` / ``min_pass`` may ask for.
 MAX_REPEAT = 1000
+
+
+#: A ``system:`` value that can only be meant as a file: no spaces, a text-file suffix.
+_LOOKS_LIKE_PATH = re.compile(
+    r"^[\w.\-/\\~]+\.(txt|md|markdown|j2|jinja|jinja2|prompt|tmpl)$", re.I
+)
 
 
 class _Loader:
@@ -349,6 +356,14 @@ class _Loader:
                         key="system",
                         fix="save it as UTF-8 text",
                     ) from None
+            if _LOOKS_LIKE_PATH.match(candidate):
+                # 'prompts/sytem.txt' (a typo) must not be sent to the model as the message
+                raise self.err(
+                    f"system file not found: {candidate}",
+                    key="system",
+                    fix="fix the path (relative to the suite file), or write the system "
+                    "message itself as text",
+                )
         return value
 
     def params(self, value: Any) -> dict[str, Any]:
