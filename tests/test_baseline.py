@@ -252,7 +252,12 @@ def test_new_file_gets_normal_permissions(tmp_path: Path) -> None:
         (
             '{"suites": {"a": {"prompt_sha256": "x", "model": "m", "scorer_config_hash": "h",'
             ' "cases": {"c1": {"score": "high", "passed": true}}}}}',
-            "case 'c1': 'score' must be a finite number",
+            "case 'c1': 'score' must be a number from 0 to 1",
+        ),
+        (
+            '{"suites": {"a": {"prompt_sha256": "x", "model": "m", "scorer_config_hash": "h",'
+            ' "cases": {"c1": {"score": 1.5, "passed": true}}}}}',
+            "case 'c1': 'score' must be a number from 0 to 1, got 1.5",
         ),
         (
             '{"suites": {"a": {"prompt_sha256": "x", "model": "m", "scorer_config_hash": "h",'

@@ -122,16 +122,16 @@ class BaselineCase:
         """Inverse of :meth:`to_dict`; raises ``ValueError``/``TypeError``/``KeyError``."""
         score = data["score"]
         passed = data["passed"]
-        if not _finite(score):
-            raise TypeError(f"'score' must be a finite number, got {score!r}")
+        if not _finite(score) or not 0.0 <= score <= 1.0:
+            raise TypeError(f"'score' must be a number from 0 to 1, got {score!r}")
         if not isinstance(passed, bool):
             raise TypeError(f"'passed' must be true or false, got {passed!r}")
         runs = data.get("runs", 1)
         if not isinstance(runs, int) or isinstance(runs, bool) or runs < 0:
             raise TypeError(f"'runs' must be a non-negative integer, got {runs!r}")
         pass_rate = data.get("pass_rate", 1.0 if passed else 0.0)
-        if not _finite(pass_rate):
-            raise TypeError(f"'pass_rate' must be a finite number, got {pass_rate!r}")
+        if not _finite(pass_rate) or not 0.0 <= pass_rate <= 1.0:
+            raise TypeError(f"'pass_rate' must be a number from 0 to 1, got {pass_rate!r}")
         return cls(
             score=stored_score(score), passed=passed, pass_rate=stored_score(pass_rate), runs=runs
         )
