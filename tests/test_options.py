@@ -263,3 +263,22 @@ def test_unreachable_shared_cache_is_reported_not_fatal(sim_project: pytest.Pyte
             "*; the rest of the run used no cache*"
         ]
     )
+
+
+@pytest.mark.parametrize("value", ["max_tokens=0", "max_tokens=-5", "n=3", "temperature=9"])
+def test_a_bad_optimizer_params_value_is_a_usage_error_naming_its_source(value: str) -> None:
+    """Never blamed on a suite file: the flag, variable or ini key that set it is named."""
+    from pytest_gpo.errors import ConfigError
+    from pytest_gpo.settings import resolve
+
+    with pytest.raises(ConfigError) as err:
+        resolve(rootdir=Path("."), cli={"optimizer_params": value}, ini=lambda k: None)
+    assert "--gpo-optimizer-params" in err.value.render()
+    with pytest.raises(ConfigError) as err:
+        resolve(
+            rootdir=Path("."),
+            cli={},
+            ini=lambda k: value if k == "gpo_optimizer_params" else None,
+            ini_source="pytest.ini",
+        )
+    assert "pytest.ini key gpo_optimizer_params" in err.value.render()

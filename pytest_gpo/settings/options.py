@@ -95,6 +95,29 @@ def _text(text: str) -> str:
     return text
 
 
+def _optimizer_params(text: str) -> dict[str, Any]:
+    """``--gpo-optimizer-params``: checked here, so a bad value is a usage error naming the
+    flag, variable or ini key it came from (never blamed on a suite file)."""
+    params = parse_param_mapping(text)
+    managed = sorted({"n", "stream", "messages", "model"} & set(params))
+    if managed:
+        raise ValueError(f"'{managed[0]}' is managed by pytest-gpo")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = params.get(name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    temperature = params.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not 0 <= temperature <= 2
+    ):
+        raise ValueError(f"temperature must be a number from 0 to 2, got {temperature!r}")
+    return params
+
+
 OPTIONS: tuple[Option, ...] = (
     Option(
         "model",
@@ -407,7 +430,7 @@ OPTIONS += (
         "--gpo-optimizer-params",
         "GPO_OPTIMIZER_PARAMS",
         "gpo_optimizer_params",
-        parse_param_mapping,
+        _optimizer_params,
         None,
         "litellm parameters of optimizer requests, merged over the suites' "
         "optimize.optimizer_params: 'max_tokens=512,temperature=1.0' or a JSON object "
