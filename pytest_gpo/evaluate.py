@@ -25,7 +25,7 @@ from pytest_gpo.llm.types import (
     valid_text,
 )
 from pytest_gpo.results import CaseResult, RunResult, SuiteRun
-from pytest_gpo.scorers.base import ScoreContext, ScoreResult
+from pytest_gpo.scorers.base import ScoreContext, ScorerCallFailed, ScoreResult
 from pytest_gpo.scorers.score_cache import ScoreCache, ScoreCacheMiss
 from pytest_gpo.suites.model import Case, Suite
 from pytest_gpo.templates.template import render
@@ -88,7 +88,7 @@ async def _score(
     for spec, outcome in zip(suite.scorers, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, Exception) or isinstance(
-                outcome, ScoreCacheMiss | BudgetRefused
+                outcome, ScoreCacheMiss | BudgetRefused | ScorerCallFailed
             ):
                 raise outcome
             outcome = ScoreResult(0.0, False, f"scorer raised {type(outcome).__name__}: {outcome}")
@@ -149,6 +149,13 @@ async def _run_one(
     except ScoreCacheMiss as exc:
         # like an answer missing in replay: an error of the case, reported as cache_miss
         client.error_kinds.add(ErrorKind.CACHE_MISS)
+        return RunResult(sample, output, 0.0, False, str(exc), error=str(exc))
+    except ScorerCallFailed as exc:
+        # a judge's call failed: an error of the case (by the call's kind), not a 0 score
+        try:
+            client.error_kinds.add(ErrorKind(exc.kind or ErrorKind.PROVIDER))
+        except ValueError:
+            client.error_kinds.add(ErrorKind.PROVIDER)
         return RunResult(sample, output, 0.0, False, str(exc), error=str(exc))
     except BudgetRefused as exc:
         # an embedding call a cap refused: like a refused model call, an error, not a score

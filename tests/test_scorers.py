@@ -732,10 +732,15 @@ def test_judge_unparseable_reply() -> None:
     )
 
 
-def test_judge_call_error_is_data() -> None:
+def test_a_failed_judge_call_is_an_error_not_a_zero() -> None:
+    """The case errors (like a failed task call), so a threshold of 0 cannot pass it."""
+    from pytest_gpo.scorers.base import ScorerCallFailed
+
     failed = Completion(error="RateLimitError: 429 after 3 attempts", error_kind="provider")
-    res = run(make("judge", rubric="x"), "out", ctx=judge_ctx(failed))
-    assert res == ScoreResult(0.0, False, "judge call failed: RateLimitError: 429 after 3 attempts")
+    with pytest.raises(ScorerCallFailed) as err:
+        run(make("judge", rubric="x"), "out", ctx=judge_ctx(failed))
+    assert str(err.value) == "judge call failed: RateLimitError: 429 after 3 attempts"
+    assert err.value.kind == "provider"
 
 
 def test_judge_missing_rubric_and_model() -> None:

@@ -150,6 +150,35 @@ def test_end_to_end_a_suite_cannot_redirect_the_key_unless_trusted(
         assert "--gpo-trusted-params" in bad.stderr.str() and "gpo_prices" in bad.stderr.str()
 
 
+@pytest.mark.parametrize(
+    "where",
+    [
+        "model: 'oobabooga/{url}/chat/completions'\n",
+        "scorers: [{{type: judge, rubric: good, model: 'oobabooga/{url}/chat/completions'}}]\n",
+        "model: 'huggingface/{url}'\n",
+    ],
+)
+def test_a_model_name_cannot_carry_an_endpoint(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """litellm reads some providers' server from the model name: a suite file must not be
+    able to send a request (or an answer to grade) to a host it names that way."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-trust-test-key")
+    with OpenAIServer() as attacker:
+        pytester.makeini("[pytest]\ngpo_model = gpo-sim/task\ngpo_cache = off\n")
+        (pytester.path / "p.txt").write_text("Say {{ word }}", encoding="utf-8")
+        (pytester.path / "s.gpo.yaml").write_text(
+            "prompt: p.txt\nthreshold: 0\ncases: [{id: c0, vars: {word: w0}, expected: w0}]\n"
+            + where.format(url=attacker.base_url),
+            encoding="utf-8",
+        )
+        result = pytester.runpytest("-p", "no:cacheprovider")
+        assert attacker.requests == 0
+    out = result.stdout.str()
+    assert result.ret != 0 and "names an endpoint (a URL)" in out, out
+    assert "Traceback" not in out
+
+
 def test_a_suite_timeout_cannot_lengthen_an_attempt(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

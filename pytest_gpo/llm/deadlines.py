@@ -14,6 +14,7 @@ from typing import Any
 from pytest_gpo.errors import ConfigError
 from pytest_gpo.llm import pricing, providers
 from pytest_gpo.llm.redact import remember_params
+from pytest_gpo.llm.trust import check_model_name
 from pytest_gpo.llm.types import Request
 
 #: Request params that bound an attempt's time: clamped to the client's ``timeout``.
@@ -56,6 +57,7 @@ def past_deadline(last_error: str, attempts: int, deadline: float) -> str:
 def call_kwargs(request: Request, timeout: float) -> dict[str, Any]:
     """litellm's keyword arguments for ``request``: its params with timeouts clamped to
     ``timeout``, pytest-gpo's own settings (no litellm retries or cache), never a price."""
+    check_model_name(request.model)  # no endpoint hidden in a model name
     priced = pricing.price_params(request.params)
     if priced:
         # litellm would bill at that price: a suite file could make any model look free

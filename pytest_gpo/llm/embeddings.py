@@ -21,6 +21,7 @@ from typing import Any
 from pytest_gpo.errors import ScorerError
 from pytest_gpo.llm.budget import Budget, BudgetRefused
 from pytest_gpo.llm.pricing import ModelPrice, declared_price
+from pytest_gpo.llm.trust import check_model_name
 from pytest_gpo.llm.types import Embedder
 
 #: Names that mean the bundled offline all-MiniLM-L6-v2 rather than a litellm model.
@@ -376,6 +377,7 @@ class LiteLLMEmbedder(_MemoEmbedder):
         return float(value) if isinstance(value, int | float) else None
 
     def _send(self, litellm: Any, batch: list[str]) -> list[Vector]:
+        check_model_name(self.model)  # no endpoint hidden in a model name
         response = litellm.embedding(model=self.model, input=batch, **self.params)
         usage = getattr(response, "usage", None)
         tokens = _field(usage, "prompt_tokens", None) if usage is not None else None

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pytest_gpo.errors import SuiteError
+from pytest_gpo.errors import ConfigError, SuiteError
 from pytest_gpo.llm.pricing import price_params
 
 #: Parameters a suite file may set without being trusted: they shape the answer only.
@@ -148,3 +148,25 @@ def check_untrusted_params(
         f"with 'gpo_trusted_params = {' '.join(bad)}' in the ini file (or "
         "--gpo-trusted-params); see docs/reliability.md#trust-model",
     )
+
+
+#: Model names litellm reads an endpoint from (``oobabooga/http://host/...``,
+#: ``huggingface/https://endpoint``): a suite file would choose where requests go.
+_URL_IN_NAME = re.compile(r"://|^\s*(https?|wss?|file)\b|[\s\\]", re.IGNORECASE)
+
+
+def check_model_name(model: str) -> None:
+    """Refuse a model name that carries an endpoint (a URL) or whitespace.
+
+    litellm takes the server of some providers from the model name itself, so a suite, judge,
+    optimizer or promptfoo model named ``oobabooga/http://host/v1`` would send requests (and
+    answers to grade) to a host no ini or router file named. Endpoints belong in a Router file
+    or the ini (``gpo_trusted_params = api_base``), never in a model name.
+    """
+    if _URL_IN_NAME.search(model):
+        raise ConfigError(
+            f"model name '{model}' names an endpoint (a URL) or holds whitespace",
+            key="model",
+            fix="name the model only (e.g. openai/gpt-4o-mini) and give its server in a Router "
+            "file (gpo_router) or with OPENAI_BASE_URL; see docs/reliability.md#trust-model",
+        )

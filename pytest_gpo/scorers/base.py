@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from pytest_gpo.scorers.score_cache import ScoreCache
 
 
+class ScorerCallFailed(Exception):
+    """A model call a scorer needs (a judge's) failed: the case errors, as when the task
+    model's call fails, instead of failing with a score of 0."""
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 @dataclass(frozen=True)
 class ScoreResult:
     """A scorer's verdict on one output. ``score`` is in 0..1."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pytest_gpo.llm.types import Request
-from pytest_gpo.scorers.base import ScoreContext, ScoreResult
+from pytest_gpo.scorers.base import ScoreContext, ScorerCallFailed, ScoreResult
 from pytest_gpo.scorers.common import (
     OptionScorer,
     as_text,
@@ -177,7 +177,7 @@ class JudgeScorer(OptionScorer):
         )
         completion = await ctx.client.complete(request)
         if completion.error is not None:
-            return result(0.0, False, f"judge call failed: {completion.error}")
+            raise ScorerCallFailed(f"judge call failed: {completion.error}", completion.error_kind)
         reply = completion.text
         verdict = parse_verdict(reply, self.scale)
         if verdict is None:
