@@ -33,6 +33,17 @@ PROMPT_SUFFIXES = frozenset(
     {".txt", ".md", ".prompt", ".j2", ".jinja", ".jinja2", ".tmpl", ".tpl", ".text"}
 )
 
+#: Files with a prompt suffix that tools read as code or configuration (CMake runs
+#: CMakeLists.txt, pip reads -e and --index-url from requirements files, agents follow
+#: AGENTS.md): never rewritten, whatever a suite file names as its prompt.
+CODE_NAMES = re.compile(
+    r"^(cmakelists\.txt|(dev-|test-)?requirements([-_.][\w.-]*)?\.(txt|in)"
+    r"|constraints([-_.][\w.-]*)?\.txt|pip\.conf|robots\.txt|codeowners"
+    r"|(agents|claude|gemini|copilot-instructions|security|license|licence|notice|copying)"
+    r"(\.md|\.txt)?|llms(-full)?\.txt|.*\.(cmake|mk)\.txt)$",
+    re.IGNORECASE,
+)
+
 _LINE = re.compile(r"([^\r\n]*)(\r\n|\r|\n|$)")
 
 
@@ -135,8 +146,13 @@ def refusal(path: Path, root: Path | None) -> str | None:
             + ", ".join(sorted(PROMPT_SUFFIXES))
             + " files (code, configuration and case files are never written)"
         )
-    if ".git" in target.parts:
-        return "it is inside a .git folder"
+    if CODE_NAMES.match(path.name) or CODE_NAMES.match(target.name):
+        return (
+            f"{target.name} is read as code or configuration by other tools "
+            "(write-back never rewrites it; keep prompts in files of their own)"
+        )
+    if ".git" in target.parts or ".github" in target.parts:
+        return "it is inside a .git or .github folder"
     if root is not None and not target.is_relative_to(root.resolve()):
         return f"it resolves to {target}, outside {root.resolve()}"
     if not target.is_file():

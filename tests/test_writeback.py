@@ -227,6 +227,24 @@ def test_code_and_configuration_files_are_never_written(tmp_path: Path, name: st
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["CMakeLists.txt", "requirements.txt", "requirements-dev.txt", "constraints.txt", "AGENTS.md"],
+)
+def test_files_other_tools_read_as_code_or_configuration_are_refused(
+    tmp_path: Path, name: str
+) -> None:
+    """A .txt or .md suffix does not make a prompt: CMake runs CMakeLists.txt, pip obeys
+    requirements files, coding agents follow AGENTS.md."""
+    target = tmp_path / name
+    target.write_bytes(b"old {{ t }}\n")
+    (outcome,) = apply(
+        [_planned(target, "new {{ t }}", tmp_path)], dry_run=False, ci=False, allow_in_ci=False
+    )
+    assert outcome.status == WriteStatus.REFUSED and "code or configuration" in outcome.message
+    assert target.read_bytes() == b"old {{ t }}\n"
+
+
 def test_read_only_and_outside_the_root_are_refused(tmp_path: Path) -> None:
     ro = tmp_path / "ro.txt"
     ro.write_bytes(b"old {{ t }}\n")
