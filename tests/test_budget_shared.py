@@ -20,7 +20,7 @@ from pytest_gpo.llm.budget import Budget
 from pytest_gpo.llm.client import LiteLLMClient
 from pytest_gpo.llm.ledger import FileLedger, new_shared_ledger, remove_shared_ledger
 from pytest_gpo.llm.loop import EventLoopRunner
-from pytest_gpo.llm.pricing import ModelPrice, prompt_token_bound
+from pytest_gpo.llm.pricing import ModelPrice, param_token_bound, prompt_token_bound
 from pytest_gpo.llm.setup import import_litellm
 from pytest_gpo.llm.types import Request
 
@@ -51,6 +51,26 @@ def test_the_prompt_bound_is_never_below_a_real_tokenizers_count() -> None:
         messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
         counted = litellm.token_counter(model="gpt-4o-mini", messages=messages)
         assert prompt_token_bound(messages) >= counted
+
+
+def test_tools_and_schemas_are_in_the_prompt_bound() -> None:
+    """A suite's tools (allowed params) are billed as prompt text: a 200 KB tool description
+    must be reserved, not only the messages (a breaker spent 6x the cap with one)."""
+    litellm = import_litellm()
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "description": "look it up " * 20_000,
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+        },
+    }
+    messages = [{"role": "user", "content": "hi"}]
+    kwargs = {"model": "gpt-4o-mini", "messages": messages, "tools": [tool], "max_tokens": 5}
+    counted = litellm.token_counter(model="gpt-4o-mini", messages=messages, tools=[tool])
+    bound = prompt_token_bound(messages) + param_token_bound(kwargs)
+    assert bound >= counted and param_token_bound(kwargs) > 200_000
+    assert param_token_bound({"model": "m", "messages": messages, "timeout": 5}) == 0
 
 
 def test_a_provider_counting_more_prompt_tokens_cannot_push_spend_over_the_cap() -> None:

@@ -163,6 +163,43 @@ def prompt_token_bound(messages: Any) -> int:
     return total
 
 
+#: Request keywords a provider does not bill as prompt text (transport, pytest-gpo's own).
+_UNBILLED = frozenset(
+    {
+        "model",
+        "messages",
+        "timeout",
+        "request_timeout",
+        "stream_timeout",
+        "num_retries",
+        "max_retries",
+        "caching",
+        "api_base",
+        "base_url",
+        "api_key",
+        "api_version",
+        "organization",
+        "extra_headers",
+        "headers",
+        "metadata",
+        "n",
+    }
+)
+
+
+def param_token_bound(kwargs: Mapping[str, Any]) -> int:
+    """The most prompt tokens the request's other parameters can add: ``tools``,
+    ``functions``, a ``response_format`` schema or a ``prediction`` are billed as prompt text,
+    at most one token per byte of their JSON."""
+    total = 0
+    for name, value in kwargs.items():
+        if name in _UNBILLED or not isinstance(value, str | list | tuple | Mapping):
+            continue
+        text = value if isinstance(value, str) else canonical_json(value)
+        total += len(text.encode("utf-8", "surrogatepass"))
+    return total
+
+
 def estimate_cost(
     litellm: Any,
     request: Request,
@@ -194,7 +231,7 @@ def estimate_cost(
         output_price = info.get("output_cost_per_token")
     if not isinstance(input_price, int | float) or not isinstance(output_price, int | float):
         return None
-    prompt_tokens = prompt_token_bound(kwargs["messages"])
+    prompt_tokens = prompt_token_bound(kwargs["messages"]) + param_token_bound(kwargs)
     limit = kwargs.get("max_completion_tokens") or kwargs.get("max_tokens")
     if not isinstance(limit, int) or limit <= 0:
         limit = info.get("max_output_tokens") or info.get("max_tokens") or DEFAULT_OUTPUT_TOKENS
