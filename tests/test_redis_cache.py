@@ -295,3 +295,27 @@ def test_fixture_leaves_no_files(redis_url: str, tmp_path: Path) -> None:
     # --save '' and --appendonly no: the server writes nothing into the working directory
     assert not list(Path.cwd().glob("dump.rdb"))
     assert not list(Path.cwd().glob("appendonly*"))
+
+
+def test_without_redis_py_the_error_is_one_line_and_hides_the_password(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No traceback: pytest would print the url argument, password included, beside it."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "redis", None)  # as on an install without the extra
+    secret = "sk-SENTINEL-REDISPW"
+    pytester.makeini(
+        f"[pytest]\ngpo_model = gpo-sim/task\ngpo_cache_url = redis://:{secret}@127.0.0.1:1/0\n"
+    )
+    (pytester.path / "p.txt").write_text("Route: {{ t }}", encoding="utf-8")
+    (pytester.path / "s.gpo.yaml").write_text(
+        "prompt: p.txt\nthreshold: 0\ncases: [{vars: {t: a}, expected: billing}]\n",
+        encoding="utf-8",
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--junitxml", "j.xml")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret != 0
+    assert "needs redis-py" in out and "pytest-gpo[redis]" in out
+    assert secret not in out and "Traceback" not in out
+    assert secret not in (pytester.path / "j.xml").read_text(encoding="utf-8")

@@ -336,11 +336,16 @@ class RedisCache:
                 import redis
                 from redis.backoff import NoBackoff
                 from redis.retry import Retry
-            except ImportError as exc:  # pragma: no cover - depends on the environment
-                raise ImportError(
-                    f"a Redis response cache ({_redact_url(url)}) needs redis-py: "
-                    "pip install 'pytest-gpo[redis]'"
-                ) from exc
+            except ImportError:
+                # a ConfigError, not a traceback: pytest would print the frame's url argument
+                # (and its password) beside an ImportError
+                raise ConfigError(
+                    f"a Redis response cache ({_redact_url(url)}) needs redis-py, which is "
+                    "not installed",
+                    key="gpo_cache_url",
+                    fix="pip install 'pytest-gpo[redis]', or unset GPO_CACHE_URL / "
+                    "gpo_cache_url to use the file cache",
+                ) from None
             client = redis.Redis.from_url(
                 url,
                 socket_timeout=timeout,
