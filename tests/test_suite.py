@@ -259,3 +259,19 @@ def test_min_pass_above_repeat(make: Callable[..., Suite]) -> None:
 def test_params_n_is_refused(make: Callable[..., Suite]) -> None:
     err = _error(make, BASIC + "params: {n: 4}\n")
     assert err.key == "params.n" and "repeat" in (err.fix or "")
+
+
+def test_a_suite_is_bounded_over_all_its_cases(tmp_path: Path) -> None:
+    """Each render is capped, so the suite is too: 60 cases of a 990,000-character prompt
+    would hold 60 MB; loading stops with an error naming the case where it ran out."""
+    from pytest_gpo.scorers.registry import builtin_registry
+    from pytest_gpo.suites.load import load_suite
+
+    (tmp_path / "p.txt").write_text("{{ 'a' * 990000 }}{{ t }}", encoding="utf-8")
+    cases = "\n".join(f"  - {{id: c{i}, vars: {{t: x}}, expected: x}}" for i in range(60))
+    path = tmp_path / "s.gpo.yaml"
+    path.write_text(f"prompt: p.txt\ncases:\n{cases}\n", encoding="utf-8")
+    with pytest.raises(SuiteError) as err:
+        load_suite(path, builtin_registry())
+    text = err.value.render()
+    assert "more than 50,000,000 characters in all" in text and "case 'c50'" in text

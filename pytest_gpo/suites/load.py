@@ -38,8 +38,9 @@ from pytest_gpo.suites.paths import (
     resolve_path,
     suite_stem,
 )
+from pytest_gpo.suites.render_check import check_render
 from pytest_gpo.suites.yaml_parse import parse_yaml, yaml_error
-from pytest_gpo.templates.template import render, renders_cleanly, template_variables
+from pytest_gpo.templates.template import template_variables
 
 #: The keys a suite file may have.
 SUITE_KEYS = (
@@ -270,22 +271,7 @@ class _Loader:
         return resolve_path(self.dir, value, where=self.where, key=key)
 
     def check_render(self, text: str, prompt_path: Path, cases: Sequence[Case]) -> None:
-        """Render the prompt with every case once: sandbox refusals and filter errors surface
-        here, at collection, naming the suite file and the case, before any model call."""
-        template = display(prompt_path)
-        for case in cases:
-            if renders_cleanly(text, case.vars):
-                continue  # a plain {{ name }} template with every name defined: cannot fail
-            try:
-                render(text, case.vars, where=template, case=case.id)
-            except SuiteError as exc:
-                raise self.err(
-                    f"the prompt cannot be rendered with this case ({case.source}; "
-                    f"template {template}): {exc.message}",
-                    key="prompt",
-                    case=case.id,
-                    fix=exc.fix,
-                ) from None
+        check_render(text, prompt_path, cases, self.where)
 
     def prompt(self, value: Any) -> tuple[Path, bytes, str]:
         if not isinstance(value, str) or not value.strip():
