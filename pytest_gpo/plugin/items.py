@@ -18,6 +18,7 @@ import pytest
 from pytest_gpo.errors import GpoError
 from pytest_gpo.llm.types import error_text
 from pytest_gpo.plugin.stash import gpo_session
+from pytest_gpo.report.controls import visible
 from pytest_gpo.suites.model import Suite
 from pytest_gpo.suites.paths import suite_stem
 
@@ -60,7 +61,9 @@ class SuiteFile(pytest.File):
         try:
             suite = gs.load(self.path)
         except GpoError as exc:
-            broken = BrokenSuiteItem.from_parent(self, name=suite_stem(self.path), error=exc)
+            # escaped: pytest prints the item's name raw in its section headers
+            name = visible(suite_stem(self.path))
+            broken = BrokenSuiteItem.from_parent(self, name=name, error=exc)
             gs.record_invalid(broken.nodeid, broken.name, self.path, exc.render())
             yield broken
             return
