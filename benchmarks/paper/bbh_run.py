@@ -217,7 +217,9 @@ def run_unit(
             old["resumed"] = True
             return old
     unit.mkdir(parents=True, exist_ok=True)
-    (unit / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    # the harness is the user here: it trusts the endpoint it was given on its command line
+    trusted = "gpo_trusted_params = api_base\n" if settings.task_api_base else ""
+    (unit / "pytest.ini").write_text("[pytest]\n" + trusted, encoding="utf-8")
     log = unit / "pytest.log"
     common = ["--gpo-model", settings.task_model]
     if settings.concurrency:
