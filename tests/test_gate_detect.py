@@ -325,3 +325,15 @@ def test_end_to_end_an_untested_drop_is_reported_and_max_drop_fails_it(
         result.stdout.fnmatch_lines(["*fees*0.692*FAIL regressed (drop 0.154 > max_drop 0.1)*"])
         assert "p=0.0625 (" not in result.stdout.str()  # no p-value beside a max_drop failure
         assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_a_score_just_below_its_threshold_never_reads_as_equal() -> None:
+    """0.6875 against 0.6876 is said with the digits that tell them apart."""
+    v = evaluate_settings(
+        GateSettings(threshold=0.6876, metric="mean"),
+        binary_run([1] * 11 + [0] * 5),
+        None,
+    )
+    assert v.status == "below_threshold"
+    assert "(0.6875 < 0.6876)" in headline(v)
+    assert "0.6875 < threshold 0.6876" in "\n".join(message_lines(v, ""))

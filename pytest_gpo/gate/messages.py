@@ -81,6 +81,18 @@ def case_line(c: CaseChange, metric: str = "mean") -> str:
     return "  ".join(parts)
 
 
+def _pair(value: float, threshold: float, between: str) -> str:
+    """``0.688 < 0.750``, with more digits when three would show two different numbers as
+    equal (``0.6875 < 0.6876``, never ``0.688 < 0.688``)."""
+    a, b = format_score(value), format_score(threshold)
+    if a == b and value != threshold:
+        for digits in range(4, 10):
+            a, b = f"{value:.{digits}f}", f"{threshold:.{digits}f}"
+            if a != b:
+                break
+    return f"{a}{between}{b}"
+
+
 def _drop_text(v: GateVerdict) -> str:
     """``0.846 → 0.692``: the gated metric on the common cases, before and after."""
     return f"{format_score(v.baseline_value)} → {format_score(v.current_value)}"
@@ -109,10 +121,7 @@ def headline(v: GateVerdict) -> str:
     if v.status == "regressed":
         return f"{v.suite} regressed ({_drop_text(v)}, p={format_p(v.p_worse)})"
     if v.status == "below_threshold":
-        return (
-            f"{v.suite} below threshold ({format_score(v.metric_value)} < "
-            f"{format_score(v.threshold)})"
-        )
+        return f"{v.suite} below threshold ({_pair(v.metric_value, v.threshold, ' < ')})"
     if v.status == "improved":
         return f"{v.suite} improved ({_drop_text(v)}, p={format_p(v.p_better)})"
     unseen = f", {_unseen_short(v)}" if v.unseen_drop else ""
@@ -165,10 +174,8 @@ def notes(v: GateVerdict) -> list[str]:
     below = "below_threshold" in v.failures
     lines: list[str] = []
     m = metric_label(v)
-    threshold_text = (
-        f"{m} {format_score(v.metric_value)} "
-        f"{'<' if below else '≥'} threshold {format_score(v.threshold)}"
-    )
+    between = " < threshold " if below else " ≥ threshold "
+    threshold_text = f"{m} {_pair(v.metric_value, v.threshold, between)}"
     tested = "regressed" in v.failures
     if tested:
         lines.append(
