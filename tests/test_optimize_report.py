@@ -155,7 +155,7 @@ def test_json_and_terminal_lines() -> None:
     assert lines[0] == "gpo ticket_router: accepted: held-out test improved (0.500 → 0.750)"
     assert "eval 0.600 -> 0.800 | test 0.500 -> 0.750 | train 0.550 -> 0.700" in lines[1]
     assert "1 rejected (over_budget 1)" in lines[2]
-    assert "prompt: 2 words changed, will be written back" in lines[3]
+    assert "prompt: 2 words changed, accepted for write-back" in lines[3]
 
 
 def test_escaping_helpers() -> None:

@@ -424,7 +424,8 @@ def optimize_terminal_lines(result: OptimizationResult, session: Usage | None = 
         lines.append(f"  resumed after step {result.resumed_from} from its checkpoint{sent}")
     if result.changed:
         words = word_edit_distance(result.initial_prompt, result.best_prompt)
-        action = "will be written back" if result.should_write else "not written"
+        # whether it is written (CI, --gpo-dry-run, a refused file) is said with the writes
+        action = "accepted for write-back" if result.should_write else "not accepted"
         lines.append(f"  prompt: {words} words changed, {action}")
     if result.stopped_reason:
         lines.append(f"  stopped early: {result.stopped_reason}")
