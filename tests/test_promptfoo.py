@@ -85,6 +85,10 @@ def test_configs_are_collected_only_with_the_ini_switch(pytester: pytest.Pyteste
     pytester.makeini("[pytest]\n")
     off = run(pytester, "--collect-only", "-q")
     assert "no tests collected" in off.stdout.str()
+    # the user is told why their config did not run, and how to switch it on
+    plain = run(pytester)
+    assert "1 promptfoo config(s) not collected" in plain.stdout.str()
+    assert "set gpo_promptfoo = true" in plain.stdout.str()
     pytester.makeini("[pytest]\ngpo_promptfoo = true\n")
     on = run(pytester, "--collect-only", "-q")
     on.stdout.fnmatch_lines(["evals/router/promptfooconfig.yaml::evals/router[[]route|sim[]]"])

@@ -18,6 +18,7 @@ from pytest_gpo.plugin.stash import (
     BUDGET_FILE_INPUT,
     BUDGET_FILE_KEY,
     SETTINGS_KEY,
+    SKIPPED_PROMPTFOO_KEY,
     gpo_session,
     has_session,
 )
@@ -114,10 +115,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         from pytest_gpo.plugin.items import SuiteFile
 
         return SuiteFile.from_parent(parent, path=file_path)
-    if is_promptfoo_file(file_path) and _promptfoo_on(parent.config):
-        from pytest_gpo.plugin.promptfoo_items import PromptfooFile
+    if is_promptfoo_file(file_path):
+        if _promptfoo_on(parent.config):
+            from pytest_gpo.plugin.promptfoo_items import PromptfooFile
 
-        return PromptfooFile.from_parent(parent, path=file_path)
+            return PromptfooFile.from_parent(parent, path=file_path)
+        seen = parent.config.stash.setdefault(SKIPPED_PROMPTFOO_KEY, [])
+        seen.append(str(file_path))
     return None
 
 
@@ -223,6 +227,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """The summary table of every suite, and what was written."""
+    skipped = config.stash.get(SKIPPED_PROMPTFOO_KEY, [])
+    if skipped and not _is_worker(config):
+        terminalreporter.write_line(
+            f"pytest-gpo: {len(skipped)} promptfoo config(s) not collected "
+            f"({Path(skipped[0]).name}...); set gpo_promptfoo = true in the ini to run them "
+            "(docs/promptfoo.md)"
+        )
     if not has_session(config) or _is_worker(config) or not _runs_tests(config):
         return
     gs = gpo_session(config)

@@ -19,6 +19,8 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 SESSION_KEY = pytest.StashKey["GpoSession"]()
 #: The xdist controller's shared budget file (see :mod:`pytest_gpo.llm.ledger`).
 BUDGET_FILE_KEY = pytest.StashKey[str]()
+#: promptfoo configs seen while ``gpo_promptfoo`` is off (named once in the summary).
+SKIPPED_PROMPTFOO_KEY = pytest.StashKey[list[str]]()
 #: Its path in every worker's ``workerinput``.
 BUDGET_FILE_INPUT = "gpo_budget_file"
 
