@@ -8,17 +8,26 @@
   var data = JSON.parse(document.getElementById("gpo-data").textContent);
   var app = document.getElementById("app");
 
+  // Controls and bidi overrides are shown as escapes (\u202e), as in the terminal and the
+  // markdown report: an answer must not reorder or hide what the page shows around it.
+  var CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+  function shown(text) {
+    return String(text).replace(CONTROLS, function (c) {
+      return "\\u" + ("000" + c.charCodeAt(0).toString(16)).slice(-4);
+    });
+  }
+
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
     var key;
     for (key in attrs || {}) {
-      if (key === "text") node.textContent = attrs[key];
+      if (key === "text") node.textContent = shown(attrs[key]);
       else if (key === "className") node.className = attrs[key];
       else node.setAttribute(key, attrs[key]);
     }
     (children || []).forEach(function (child) {
       if (child === null || child === undefined) return;
-      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+      node.appendChild(typeof child === "string" ? document.createTextNode(shown(child)) : child);
     });
     return node;
   }
