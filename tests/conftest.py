@@ -75,6 +75,7 @@ SLOW: dict[str, float] = {
     "test_unwritable_baseline_is_one_error_and_the_reports_are_still_written": 9.0,
     # measured alone under a load average of 9 (eight pytest subprocesses)
     "test_paper_harness.py::test_quick_run_writes_the_table_and_a_second_run_resumes": 86.8,
+    "test_session_verdict.py::test_ctrl_c_while_a_request_is_out_still_counts_it": 12.0,
     # measured with -n 2 on a loaded machine (`--durations`, three files of the trust model)
     "test_trust_secrets.py::test_sentinel_secrets_in_every_place_reach_no_file_and_no_output": 81.0,
     "test_budget_shared.py::test_xdist_workers_share_one_call_cap": 43.6,

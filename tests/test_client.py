@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import subprocess
@@ -592,3 +593,26 @@ def test_server_embeddings_and_fault_script(openai_server: OpenAIServer) -> None
     assert post("/chat/completions", {"model": "m", "messages": []})[0] == 404
     assert openai_server.faults_served == ["ok", "429", "ok", "404"]
     assert openai_server.embedding_requests == 1 and openai_server.chat_requests == 3
+
+
+def test_a_call_interrupted_in_flight_is_still_counted(runner: EventLoopRunner) -> None:
+    """Ctrl-C while a request is out: the server got it, so the usage counts it."""
+    import asyncio
+
+    with OpenAIServer(latency=5.0) as server:
+        client = make_client(runner, timeout=30.0)
+
+        async def go() -> None:
+            task = asyncio.ensure_future(client.complete(request(server)))
+            for _ in range(200):  # bounded: until the request reached the server
+                if server.chat_requests:
+                    break
+                await asyncio.sleep(0.02)
+            task.cancel()  # what the session does on Ctrl-C: cancel, then close the client
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await client.aclose()
+
+        runner.run(go())
+        assert server.chat_requests == 1
+    assert client.usage.calls == 1 and client.budget.calls_made == 1

@@ -300,3 +300,46 @@ def test_suites_pass_but_another_test_fails_the_reports_do_not_say_passed(
     assert data["summary"].startswith("❌") and "✅" not in data["summary"]
     markdown = (recorded.path / "out" / "report.md").read_text(encoding="utf-8")
     assert "pytest exits 1" in markdown.splitlines()[3]
+
+
+def test_ctrl_c_while_a_request_is_out_still_counts_it(pytester: pytest.Pytester) -> None:
+    """The server got the request before the interrupt: every report counts it as sent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from openai_server import OpenAIServer
+
+    with OpenAIServer(latency=30.0) as server:
+        pytester.makeini(
+            "[pytest]\ngpo_model = openai/slow\ngpo_cache = off\ngpo_trusted_params = api_base\n"
+        )
+        (pytester.path / "p.txt").write_text("Say {{ w }}", encoding="utf-8")
+        (pytester.path / "slow.gpo.yaml").write_text(
+            f"prompt: p.txt\nparams: {{api_base: '{server.base_url}'}}\nthreshold: 0\n"
+            "cases: [{id: c0, vars: {w: a}, expected: a}]\n",
+            encoding="utf-8",
+        )
+        env = {**os.environ, "OPENAI_API_KEY": "sk-test-interrupt"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--gpo-report", "out/r.md"],
+            cwd=pytester.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not server.chat_requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.chat_requests == 1
+            proc.send_signal(signal.SIGINT)
+            out = proc.communicate(timeout=60)[0].decode("utf-8", "replace")
+        finally:
+            proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    data = json.loads((pytester.path / "out" / "r.json").read_text(encoding="utf-8"))
+    assert data["suites"][0]["usage"]["calls"] == 1, out
+    assert "model calls: 1," in out

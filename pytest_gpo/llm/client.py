@@ -366,6 +366,8 @@ class LiteLLMClient:
                     response = await self._send(litellm, kwargs, router)
                 except asyncio.CancelledError:
                     self.budget.settle(reservation, None, charge_estimate=True)
+                    # interrupted (Ctrl-C, a stopped run): the requests were sent all the same
+                    self._count_interrupted(attempts, plus(spent, reservation.cost))
                     raise
                 except Exception as exc:
                     left -= loop.time() - started
@@ -439,6 +441,16 @@ class LiteLLMClient:
             left -= delay
 
     # -- pieces ----------------------------------------------------------------------------------
+
+    def _count_interrupted(self, attempts: int, cost: float | None) -> None:
+        """Count the attempts of a call cancelled in flight: no completion will count them."""
+        self.usage.calls += attempts
+        self.usage.retries += max(0, attempts - 1)
+        self.usage.errors += 1
+        if cost is None:
+            self.usage.cost_unknown += 1
+        else:
+            self.usage.cost += cost
 
     def _get_semaphore(self) -> asyncio.Semaphore:
         # Created on first use so that it binds to the loop the client runs on.

@@ -219,6 +219,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from pytest_gpo.plugin.finish import finish_session
 
+    if int(exitstatus) == pytest.ExitCode.INTERRUPTED:
+        gs.settle_interrupted()  # requests in flight were sent: count them before reporting
     status = finish_session(gs, int(exitstatus))
     if status is not None:
         session.exitstatus = status

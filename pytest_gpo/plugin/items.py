@@ -129,6 +129,7 @@ class SuiteItem(pytest.Item):
         if gs.settings.optimize or self.config.option.setuponly:
             return
         before = gs.usage_now()
+        gs.running = (record, before)
         try:
             record.model = gs.model_for(self.suite)
             run = gs.run_suite(self.suite)
@@ -203,6 +204,7 @@ class SuiteItem(pytest.Item):
 
         record = gs.record(self.nodeid, self.suite)
         before = gs.usage_now()
+        gs.running = (record, before)
         try:
             result = optimize_suite(gs, self.suite, progress)
         except GpoError as exc:

@@ -120,6 +120,8 @@ class GpoSession:
     _registry: ScorerRegistry | None = None
     _runner: EventLoopRunner | None = None
     _client: ModelClient | None = None
+    #: the suite whose model calls run now, and the client's counters when it started
+    running: tuple[SuiteRecord, Usage | None] | None = None
     _baseline: BaselineStore | None = None
     _scores: ScoreCache | None = None
     #: what finishing the session did (written by :func:`.finish.finish_session`)
@@ -405,6 +407,18 @@ class GpoSession:
     def uses_simulated_models(self) -> bool:
         """True when any suite ran on the built-in simulated models."""
         return any(rec.model.startswith(SIM_PREFIX) for rec in self.records.values())
+
+    def settle_interrupted(self) -> None:
+        """After Ctrl-C: cancel the calls still in flight (the client counts them as sent)
+        and give them to the suite that made them, so the reports count every request."""
+        if self._runner is None or self._client is None or self.running is None:
+            return
+        record, before = self.running
+        with contextlib.suppress(GpoError):
+            self._runner.run(self._client.aclose())
+        usage = self.usage_since(before)
+        if usage is not None:
+            record.usage = usage
 
     def close(self) -> None:
         """Close the client and the event loop."""
