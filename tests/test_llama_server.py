@@ -35,7 +35,8 @@ pytestmark = pytest.mark.llama
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "example_project"
+# the frozen copy the tests own (the demo rewrites example_project/prompts)
+EXAMPLE = ROOT / "tests" / "fixtures" / "support_desk"
 ALIAS = "smollm2"
 MODEL = f"openai/{ALIAS}"
 CUT = "answer cut at max_tokens (finish_reason: length)"

@@ -9,14 +9,11 @@ stdout nor stderr contains either key. See docs/reliability.md.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 from openai_server import OpenAIServer
+from secret_scan import last_word_responder, leaks, run_pytest, written_files
 
 ENV_KEY = "sk-SENTINEL-ENV-4f1d9a7c0b2e"
 PARAM_KEY = "sk-SENTINEL-PARAM-8c3e5b1a9d7f"
@@ -24,13 +21,6 @@ PARAM_KEY = "sk-SENTINEL-PARAM-8c3e5b1a9d7f"
 BAD_KEY = "sk-SENTINEL-BAD-6a2f8e4c1d3b"
 #: What must never show up: the keys, and the distinctive parts of them.
 NEEDLES = [ENV_KEY, PARAM_KEY, BAD_KEY, "SENTINEL", "4f1d9a7c0b2e", "8c3e5b1a9d7f", "6a2f8e4c1d3b"]
-
-
-def responder(body: dict[str, Any]) -> str:
-    text = " ".join(str(m.get("content", "")) for m in body["messages"])
-    if "<START>" in text:  # an optimizer request
-        return "<START>Answer with the last word only: {{ word }}<END>"
-    return str(body["messages"][-1]["content"]).split()[-1]
 
 
 def suite(name: str, api_base: str, extra_params: str = "") -> str:
@@ -50,30 +40,23 @@ def suite(name: str, api_base: str, extra_params: str = "") -> str:
 
 
 def run(project: Path, server: OpenAIServer, *args: str) -> tuple[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPO_", "OPENAI_"))}
-    env.pop("CI", None)
-    env.update(
-        OPENAI_API_KEY=ENV_KEY,
-        OPENAI_BASE_URL=server.base_url,  # every openai/... call stays on 127.0.0.1
-        LITELLM_LOCAL_MODEL_COST_MAP="True",
-        GITHUB_STEP_SUMMARY=str(project / "out" / "step_summary.md"),
+    return run_pytest(
+        project,
+        {
+            "OPENAI_API_KEY": ENV_KEY,
+            "OPENAI_BASE_URL": server.base_url,  # every openai/... call stays on 127.0.0.1
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "GITHUB_STEP_SUMMARY": str(project / "out" / "step_summary.md"),
+        },
+        *args,
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return proc.stdout, proc.stderr
 
 
 def test_keys_never_reach_files_reports_logs_or_output(tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / "out").mkdir(parents=True)
     with OpenAIServer(
-        responder=responder,
+        responder=last_word_responder,
         faults=["400", "ok", "429", "500"],
         fault_rates={"429": 0.15, "500": 0.1, "400": 0.05},
         retry_after=0.01,
@@ -142,11 +125,7 @@ def test_keys_never_reach_files_reports_logs_or_output(tmp_path: Path) -> None:
     # the keys really were sent, and the error bodies really echoed them
     assert f"Bearer {ENV_KEY}" in authorizations and f"Bearer {PARAM_KEY}" in authorizations
     assert {"400", "401", "429", "500"} <= faults
-    written = [
-        p
-        for p in project.rglob("*")
-        if p.is_file() and (p not in inputs or p.read_bytes() != inputs[p])
-    ]
+    written = written_files(project, inputs)
     names = {p.name for p in written}
     assert {
         "report.md",
@@ -161,21 +140,10 @@ def test_keys_never_reach_files_reports_logs_or_output(tmp_path: Path) -> None:
     } <= names, names
     assert any(".gpo/cache" in str(p) for p in written)
     assert (project / "out" / "run.log").stat().st_size > 10_000  # DEBUG logs were captured
-    leaks = [
-        (str(p.relative_to(project)), needle)
-        for p in written
-        for needle in NEEDLES
-        if needle.encode() in p.read_bytes()
-    ]
-    for i, (stdout, stderr) in enumerate(outputs):
+    for stdout, _ in outputs:
         assert "could not be scored" in stdout or "passed" in stdout, stdout[-2000:]
-        leaks += [
-            (f"run {i} {stream}", needle)
-            for stream, text in (("stdout", stdout), ("stderr", stderr))
-            for needle in NEEDLES
-            if needle in text
-        ]
-    assert not leaks, leaks
+    found = leaks(project, written, outputs, NEEDLES)
+    assert not found, found
     # the provider's echo of the key was shown, redacted
     assert "you sent Bearer ***" in outputs[0][0]
     # the refused key: one request, then not sent again; the suite names what to check

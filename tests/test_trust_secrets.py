@@ -10,8 +10,6 @@ import base64
 import logging
 import os
 import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from unittest import mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai_server import OpenAIServer
+from secret_scan import last_word_responder, leaks, run_pytest, written_files
 
 from pytest_gpo.llm.redact import install_log_redaction, remember_params, scrub
 
@@ -147,13 +146,6 @@ BASIC = base64.b64encode(f"suser:{S_INI_PW}".encode()).decode()
 NEEDLES = [*SENTINELS, "SENTINEL", BASIC]
 
 
-def responder(body: dict[str, Any]) -> str:
-    text = " ".join(str(m.get("content", "")) for m in body["messages"])
-    if "<START>" in text:
-        return "<START>Answer with the last word only: {{ word }}<END>"
-    return str(body["messages"][-1]["content"]).split()[-1]
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -177,26 +169,11 @@ def _suite(name: str, model: str, params: str) -> str:
     )
 
 
-def _run(project: Path, env_extra: dict[str, str], *args: str) -> tuple[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GPO_", "OPENAI_"))}
-    env.pop("CI", None)
-    env.update(env_extra)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return proc.stdout, proc.stderr
-
-
 def test_sentinel_secrets_in_every_place_reach_no_file_and_no_output(tmp_path: Path) -> None:
     project = tmp_path / "project"
     (project / "out").mkdir(parents=True)
     with OpenAIServer(
-        responder=responder,
+        responder=last_word_responder,
         fault_rates={"429": 0.1, "500": 0.1, "400": 0.05},
         retry_after=0.01,
         leak_key_in_errors=True,
@@ -243,7 +220,7 @@ def test_sentinel_secrets_in_every_place_reach_no_file_and_no_output(tmp_path: P
         inputs = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
         common = ["--log-file-level", "DEBUG", "--log-level", "DEBUG", "-rA"]
         outputs = [
-            _run(
+            run_pytest(
                 project,
                 env,
                 "--gpo-report",
@@ -259,7 +236,7 @@ def test_sentinel_secrets_in_every_place_reach_no_file_and_no_output(tmp_path: P
                 "3",
                 *common,
             ),
-            _run(
+            run_pytest(
                 project,
                 env,
                 "--gpo-optimize",
@@ -276,7 +253,7 @@ def test_sentinel_secrets_in_every_place_reach_no_file_and_no_output(tmp_path: P
                 *common,
             ),
             # a cache URL that cannot be parsed: a clear error, no traceback, no password
-            _run(
+            run_pytest(
                 project,
                 {**env, "GPO_CACHE_URL": f"redis://:{S_REDIS}@127.0.0.1:notaport/0"},
                 "--junitxml",
@@ -293,27 +270,11 @@ def test_sentinel_secrets_in_every_place_reach_no_file_and_no_output(tmp_path: P
     assert any(h.get("authorization") == f"Basic {BASIC}" for h in seen)  # the ini's user-info
     assert "you sent Bearer ***" in outputs[0][0]
     assert "gpo_cache_url" in outputs[2][0] and "Traceback" not in outputs[2][0]
-    written = [
-        p
-        for p in project.rglob("*")
-        if p.is_file() and (p not in inputs or p.read_bytes() != inputs[p])
-    ]
+    written = written_files(project, inputs)
     names = {p.name for p in written}
     assert {"report.md", "report.json", "junit.xml", "run.log", "optimize.log"} <= names, names
     assert any(".gpo/runs" in str(p) for p in written), names  # optimizer checkpoints
-    leaks = [
-        (str(p.relative_to(project)), needle)
-        for p in written
-        for needle in NEEDLES
-        if needle.encode() in p.read_bytes()
-    ]
-    for i, (stdout, stderr) in enumerate(outputs):
-        leaks += [
-            (f"run {i} {stream}", needle)
-            for stream, text in (("stdout", stdout), ("stderr", stderr))
-            for needle in NEEDLES
-            if needle in text
-        ]
-    assert not leaks, leaks
+    found = leaks(project, written, outputs, NEEDLES)
+    assert not found, found
     # the scan can fail: the inputs the user wrote do hold their secrets
     assert S_ROUTER.encode() in (project / "router.yaml").read_bytes()
