@@ -10,17 +10,14 @@ import asyncio
 import hashlib
 import json
 import multiprocessing
-import shutil
-import socket
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from openai_server import OpenAIServer
+from redis_server import free_port, redis_server
 
 from pytest_gpo.llm.cache import RedisCache, encode_entry, open_cache
 from pytest_gpo.llm.client import LiteLLMClient
@@ -51,57 +48,11 @@ def entry(text: str = "hello", **extra: Any) -> dict[str, Any]:
     return data
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
     """A private redis-server on 127.0.0.1 for this module, without persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start on port {port}")
-                time.sleep(0.05)
-        client.close()
+    with redis_server() as (_, url):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
@@ -272,7 +223,7 @@ def test_pytest_runs_share_the_redis_cache(
 
 def test_unreachable_redis_is_reported_not_fatal(openai_server: OpenAIServer) -> None:
     """A cache that cannot be read is a miss with a recorded error; the call still happens."""
-    cache = RedisCache(f"redis://127.0.0.1:{_free_port()}/0")
+    cache = RedisCache(f"redis://127.0.0.1:{free_port()}/0")
     with EventLoopRunner() as runner:
         client = LiteLLMClient(cache=cache, concurrency=2)
         runner.client = client
