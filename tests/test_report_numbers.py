@@ -6,11 +6,11 @@ from __future__ import annotations
 import html
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_report import make_suite
 
 from pytest_gpo.gate.baseline import BaselineEntry
 from pytest_gpo.gate.messages import failing_case_table, format_score
@@ -23,29 +23,11 @@ from pytest_gpo.report.markdown import render_markdown
 from pytest_gpo.report.model import Report, SuiteReport, build_report
 from pytest_gpo.report.terminal import all_cases_lines, terminal_table
 from pytest_gpo.results import CaseResult, RunResult, SuiteRun
-from pytest_gpo.suites.model import Suite
 
 SCORES = st.one_of(
     st.sampled_from([0.0, 0.25, 1 / 3, 0.5, 2 / 3, 0.8333, 1.0]),
     st.floats(0, 1, allow_nan=False),
 )
-
-
-def _suite(name: str, threshold: float, metric: str) -> Suite:
-    return Suite(
-        name=name,
-        path=Path(f"{name}.gpo.yaml"),
-        prompt_path=Path(f"{name}.txt"),
-        prompt_text="p",
-        prompt_bytes=b"p",
-        system=None,
-        model=None,
-        params={},
-        cases=(),
-        scorers=(),
-        threshold=threshold,
-        threshold_metric=metric,
-    )
 
 
 @st.composite
@@ -94,7 +76,7 @@ def suite_reports(draw: st.DrawFn, name: str) -> SuiteReport:
             name, "no cached response", threshold=threshold, metric=metric, status=kind
         )
         return SuiteReport(verdict, requests=usage if kind == "error" else None)
-    suite = _suite(name, threshold, metric)
+    suite = make_suite(name, threshold=threshold, metric=metric)
     ids = [f"c{i}" for i in range(draw(st.integers(1, 6)))]
     repeats = draw(st.integers(1, 3))
     run = SuiteRun(name, "m", "p", draw(cases(ids, repeats)), usage=usage)
