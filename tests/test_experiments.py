@@ -17,11 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_optimize_fakes import BagOfWordsEmbedder, ScriptedClient, steps_script
+from test_optimize_runner import SimClient
 
 from pytest_gpo import sim
 from pytest_gpo.errors import SuiteError
 from pytest_gpo.evaluate import EvalOptions, evaluate
-from pytest_gpo.llm.types import Completion, Request, Usage
+from pytest_gpo.llm.types import Completion, Usage
 from pytest_gpo.optimize.config import OptimizeConfig
 from pytest_gpo.optimize.estimate import plan_run
 from pytest_gpo.optimize.loop import optimize
@@ -229,30 +230,6 @@ def test_without_a_tie_eval_decides_and_there_is_no_note() -> None:
 
 
 # --- seeds: the split seed and the optimizer seed are independent -------------------------
-
-
-class SimClient:
-    """The simulated models in-process."""
-
-    def __init__(self) -> None:
-        self.usage = Usage()
-        self.requests: list[Request] = []
-
-    async def complete(self, request: Request) -> Completion:
-        self.requests.append(request)
-        texts = sim.simulate(
-            request.model,
-            [dict(m) for m in request.messages],
-            temperature=request.params.get("temperature"),
-            sample=request.sample,
-            n=request.n,
-        )
-        completion = Completion(texts=tuple(texts), prompt_tokens=1, completion_tokens=1)
-        self.usage.add(completion)
-        return completion
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _router_run(**settings_: Any) -> tuple[OptimizationResult, SimClient]:
