@@ -8,7 +8,6 @@ case and the fix, raised at collection time so a bad suite never costs a model c
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from pytest_gpo.suites.paths import (
     MAX_PROMPT_BYTES,
     Confinement,
     display,
+    looks_like_text_file,
     read_confined,
     resolve_path,
     suite_stem,
@@ -65,12 +65,6 @@ DEFAULT_SCORERS: tuple[dict[str, Any], ...] = ({"type": "exact"},)
 
 #: Most runs of a case that ``repeat`` / ``min_pass`` may ask for.
 MAX_REPEAT = 1000
-
-
-#: A ``system:`` value that can only be meant as a file: no spaces, a text-file suffix.
-_LOOKS_LIKE_PATH = re.compile(
-    r"^[\w.\-/\\~]+\.(txt|md|markdown|j2|jinja|jinja2|prompt|tmpl)$", re.I
-)
 
 
 class _Loader:
@@ -342,7 +336,7 @@ class _Loader:
                         key="system",
                         fix="save it as UTF-8 text",
                     ) from None
-            if _LOOKS_LIKE_PATH.match(candidate):
+            if looks_like_text_file(candidate):
                 # 'prompts/sytem.txt' (a typo) must not be sent to the model as the message
                 raise self.err(
                     f"system file not found: {candidate}",

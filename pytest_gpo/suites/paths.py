@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,19 @@ def suite_stem(path: Path) -> str:
         if path.name.endswith(suffix):
             return path.name[: -len(suffix)]
     return path.stem
+
+
+#: A one-line value that can only be meant as a text file: no spaces, no template, a prompt
+#: or text suffix (``prompts/main.txt``), as promptfoo reads a bare prompt path.
+_LOOKS_LIKE_TEXT_FILE = re.compile(
+    r"^[\w.\-/\\~]+\.(txt|md|markdown|j2|jinja|jinja2|prompt|tmpl|njk|nunjucks|hbs)$",
+    re.IGNORECASE,
+)
+
+
+def looks_like_text_file(value: str) -> bool:
+    """True when ``value`` reads as a path to a prompt or text file rather than as text."""
+    return _LOOKS_LIKE_TEXT_FILE.match(value.strip()) is not None
 
 
 def resolve_path(directory: Path, value: str, *, where: str, key: str) -> Path:

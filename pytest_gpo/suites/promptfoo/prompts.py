@@ -9,7 +9,7 @@ from typing import Any
 
 from pytest_gpo.errors import SuiteError
 from pytest_gpo.suites.describe import kind_of
-from pytest_gpo.suites.paths import MAX_PROMPT_BYTES, display, read_confined
+from pytest_gpo.suites.paths import MAX_PROMPT_BYTES, display, looks_like_text_file, read_confined
 from pytest_gpo.suites.promptfoo.files import FileReader
 
 #: Prompt files that are not a single text template.
@@ -78,13 +78,6 @@ def _file_prompt(ref: str, label: str | None, key: str, reader: FileReader) -> P
     return Prompt(label or ref[len("file://") :], ref, path, text, raw, inline=False)
 
 
-#: A prompt that is a bare file path (no spaces, no template, a prompt-file suffix).
-_LOOKS_LIKE_FILE = re.compile(
-    r"^[\w.\-/\\]+\.(txt|md|markdown|j2|jinja|jinja2|prompt|tmpl|njk|nunjucks|hbs)$",
-    re.IGNORECASE,
-)
-
-
 def _one(item: Any, index: int, reader: FileReader, config_raw: bytes) -> Prompt:
     key = f"prompts[{index}]"
     label: str | None = None
@@ -115,7 +108,7 @@ def _one(item: Any, index: int, reader: FileReader, config_raw: bytes) -> Prompt
         )
     if item.strip().startswith("file://"):
         return _file_prompt(item.strip(), label, key, reader)
-    if _LOOKS_LIKE_FILE.match(item.strip()):
+    if looks_like_text_file(item):
         # promptfoo reads a bare path such as 'prompts/main.txt' as a file, not as the text
         # 'prompts/main.txt' (a missing file is an error naming it, never a literal prompt)
         return _file_prompt("file://" + item.strip(), label, key, reader)
