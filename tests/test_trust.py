@@ -255,3 +255,31 @@ def test_a_key_passes_exactly_when_it_is_safe_or_trusted_and_never_a_price(
     priced = "cost" in key or key == "base_model"
     allowed = (key in SAFE_PARAMS or key in trusted) and key not in ("n", "stream")
     assert refused == (priced or not allowed)
+
+
+_PART = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.:", min_size=1, max_size=20)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(
+    provider=_PART,
+    name=_PART,
+    scheme=st.sampled_from(["http", "https", "HTTP", "ws", "file", "redis"]),
+    host=st.sampled_from(["127.0.0.1:8801", "evil.example", "[::1]", "host/v1/chat"]),
+)
+def test_a_model_name_is_refused_exactly_when_it_carries_an_endpoint(
+    provider: str, name: str, scheme: str, host: str
+) -> None:
+    """Plain provider/model names pass; the same with an endpoint anywhere in them never."""
+    from pytest_gpo.errors import ConfigError
+    from pytest_gpo.llm.trust import check_model_name
+
+    check_model_name(f"{provider}/{name}")  # e.g. openai/gpt-4o-mini, ollama/llama3:8b
+    for bad in (
+        f"{provider}/{scheme}://{host}",
+        f"{provider}/{name}/{scheme}://{host}",
+        f"{scheme}://{host}/{name}",
+        f"{provider}/{name} {host}",
+    ):
+        with pytest.raises(ConfigError):
+            check_model_name(bad)

@@ -152,7 +152,7 @@ def check_untrusted_params(
 
 #: Model names litellm reads an endpoint from (``oobabooga/http://host/...``,
 #: ``huggingface/https://endpoint``): a suite file would choose where requests go.
-_URL_IN_NAME = re.compile(r"://|^\s*(https?|wss?|file)\b|[\s\\]", re.IGNORECASE)
+_URL_IN_NAME = re.compile(r"://|[\s\\]")
 
 
 def check_model_name(model: str) -> None:
