@@ -1,7 +1,7 @@
 """Racing a step's candidates vs scoring each on all of eval: task calls, same write-back, test.
 
 For each suite of the frozen example project (``tests/fixtures/support_desk``) and each seed,
-one optimization runs with ``racing: off`` and one with the mode measured (default ``on``),
+one optimization runs with ``racing: off`` and one with ``racing: on`` (the default),
 otherwise at the default settings (preset ``gpo``: 8 candidates, steps from the split; the
 suites' own ``optimize:`` mappings are ignored). The simulated models are called in-process
 (``sim.simulate``) behind a client that answers a repeated identical request from memory, like
@@ -14,13 +14,13 @@ reduction, the fraction of seeds that write back the same prompt (the prompt fil
 after the run: the best prompt when accepted, else the initial one), and the mean held-out
 (test split) score of what is written back.
 
-    .venv/bin/python benchmarks/bench_racing.py [--seeds 20] [--mode on|exact]
-        [--suites ticket_router,contact_extraction,order_total] [--delta 0.05] [--rounds 4]
+    .venv/bin/python benchmarks/bench_racing.py [--seeds 20]
+        [--suites ticket_router,contact_extraction,order_total] [--width 8]
         [--json PATH]
 
-``--rounds`` changes the number of rounds a step's race is cut into (the shipped value is
-``pytest_gpo.optimize.race.ROUNDS``): more rounds stop candidates sooner but make a step wait
-for more rounds of calls one after the other.
+``--width`` is the client's concurrency (``--gpo-concurrency``, default 8): a race round scores
+that many calls' worth of cases. The table also gives the rounds of calls a step waits for one
+after the other (full evaluation: the step's calls / width, as the client queues them).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from tabulate import tabulate  # noqa: E402
 from pytest_gpo import sim  # noqa: E402
 from pytest_gpo.evaluate import EvalOptions, evaluate  # noqa: E402
 from pytest_gpo.llm.types import Completion, Request, Usage  # noqa: E402
-from pytest_gpo.optimize import race  # noqa: E402
+from pytest_gpo.optimize import step as step_module  # noqa: E402
 from pytest_gpo.optimize.config import OptimizeConfig  # noqa: E402
 from pytest_gpo.optimize.loop import optimize  # noqa: E402
 from pytest_gpo.optimize.progress import ProgressEvent  # noqa: E402
@@ -105,14 +105,28 @@ class BagOfWords:
         return rows
 
 
-def one_run(suite: Suite, seed: int, racing: str, delta: float) -> dict[str, Any]:
+ROUNDS: list[int] = []
+_race = step_module.race
+
+
+async def _counting_race(*args: Any, **kwargs: Any) -> Any:
+    out = await _race(*args, **kwargs)
+    ROUNDS.append(out.rounds)
+    return out
+
+
+step_module.race = _counting_race  # type: ignore[assignment]
+
+
+def one_run(suite: Suite, seed: int, racing: str, width: int) -> dict[str, Any]:
     """One optimization of ``suite``; task calls counted at the client."""
     client = MemoSimClient()
+    ROUNDS.clear()
     repeat = suite.repeat or 1
     min_pass = suite.min_pass if suite.min_pass is not None else repeat // 2 + 1
     options = EvalOptions(model=sim.TASK_MODEL, repeat=repeat, min_pass=min_pass)
     cases = {c.id: c for c in suite.cases}
-    config = OptimizeConfig.from_mapping({"seed": seed, "racing": racing, "race_delta": delta})
+    config = OptimizeConfig.from_mapping({"seed": seed, "racing": racing})
     marks: list[int] = []
 
     async def evaluate_prompt(prompt: str, case_ids: Sequence[str]) -> SuiteRun:
@@ -138,14 +152,20 @@ def one_run(suite: Suite, seed: int, racing: str, delta: float) -> dict[str, Any
             embedder=BagOfWords(),
             progress=on_event,
             repeats=repeat,
+            concurrency=width,
         )
     )
     initial_calls = result.split_sizes["eval"] * repeat
     step_calls = (marks[-1] - initial_calls) if marks else 0
+    # off: one round of every call a step, which the client runs `width` at a time
+    per_step = [b - a for a, b in zip([initial_calls, *marks], marks, strict=False)]
+    waves = sum(math.ceil(c / width) for c in per_step)
+    rounds = waves if racing == "off" else sum(ROUNDS)
     written = result.best_prompt if result.should_write else result.initial_prompt
     test = result.scores["test"]
     return {
         "steps": len(marks),
+        "rounds": rounds,
         "step_calls": step_calls,
         "written": hashlib.sha256(written.encode()).hexdigest()[:12],
         "test_written": test.after if result.should_write else test.before,
@@ -154,12 +174,17 @@ def one_run(suite: Suite, seed: int, racing: str, delta: float) -> dict[str, Any
     }
 
 
-def bench_suite(name: str, seeds: int, mode: str, delta: float) -> dict[str, Any]:
+def bench_suite(name: str, seeds: int, width: int) -> dict[str, Any]:
     """Both modes over ``seeds`` seeds of one suite."""
     suite = load_suite(SUITES_DIR / f"{name}.gpo.yaml", builtin_registry())
     rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for seed in range(seeds):
-        rows.append((one_run(suite, seed, "off", delta), one_run(suite, seed, mode, delta)))
+        rows.append(
+            (
+                one_run(suite, seed, "off", width),
+                one_run(suite, seed, "on", width),
+            )
+        )
     off_per_step = [a["step_calls"] / max(1, a["steps"]) for a, _ in rows]
     on_per_step = [b["step_calls"] / max(1, b["steps"]) for _, b in rows]
     same = sum(1 for a, b in rows if a["written"] == b["written"])
@@ -171,11 +196,17 @@ def bench_suite(name: str, seeds: int, mode: str, delta: float) -> dict[str, Any
         "seeds": seeds,
         "steps": rows[0][0]["steps"],
         "task calls/step off": round(mean_off, 1),
-        f"task calls/step {mode}": round(mean_on, 1),
+        "task calls/step on": round(mean_on, 1),
         "fewer": f"{1 - mean_on / mean_off:.1%}" if mean_off else "",
         "same write-back": f"{same}/{seeds}",
+        "rounds/step off": round(
+            statistics.fmean(a["rounds"] / max(1, a["steps"]) for a, _ in rows), 1
+        ),
+        "rounds/step on": round(
+            statistics.fmean(b["rounds"] / max(1, b["steps"]) for _, b in rows), 1
+        ),
         "test off": round(statistics.fmean(a["test_written"] or 0.0 for a, _ in rows), 4),
-        f"test {mode}": round(statistics.fmean(b["test_written"] or 0.0 for _, b in rows), 4),
+        "test on": round(statistics.fmean(b["test_written"] or 0.0 for _, b in rows), 4),
         "_off_calls": sum(a["step_calls"] for a, _ in rows),
         "_on_calls": sum(b["step_calls"] for _, b in rows),
         "_steps": sum(b["steps"] for _, b in rows),
@@ -186,24 +217,18 @@ def bench_suite(name: str, seeds: int, mode: str, delta: float) -> dict[str, Any
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--mode", choices=("on", "exact"), default="on")
-    parser.add_argument("--delta", type=float, default=OptimizeConfig().race_delta)
     parser.add_argument("--suites", default=",".join(SUITES))
-    parser.add_argument("--rounds", type=int, default=race.ROUNDS)
+    parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    race.ROUNDS = max(1, args.rounds)
     started = time.perf_counter()
-    rows = [bench_suite(s, args.seeds, args.mode, args.delta) for s in args.suites.split(",")]
+    rows = [bench_suite(s, args.seeds, args.width) for s in args.suites.split(",")]
     off = sum(r["_off_calls"] for r in rows)
     on = sum(r["_on_calls"] for r in rows)
     same = sum(r["_same"] for r in rows)
     runs = args.seeds * len(rows)
     shown = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    print(
-        f"racing: {args.mode}, race_delta {args.delta}, {race.ROUNDS} rounds, "
-        f"{args.seeds} seeds per suite"
-    )
+    print(f"racing: on, width {args.width}, {args.seeds} seeds per suite")
     print(tabulate(shown, headers="keys", tablefmt="github", disable_numparse=True))
     print(
         f"\nall suites: {1 - on / off:.1%} fewer task calls in the steps; same write-back in "
@@ -212,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(
             json.dumps(
-                {"mode": args.mode, "delta": args.delta, "rounds": race.ROUNDS, "rows": rows},
+                {"width": args.width, "rows": rows},
                 indent=2,
             )
             + "\n",

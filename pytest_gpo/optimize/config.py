@@ -28,8 +28,14 @@ SCHEDULES: tuple[str, ...] = ("cosine", "linear", "fixed", "none")
 UPDATES: tuple[str, ...] = ("generation", "edit")
 
 # experiments and selection (F)
-Racing = Literal["on", "exact", "off"]
+Racing = Literal["on", "off"]
+#: ``exact`` was the name of today's ``on`` when ``on`` also ran a statistical test: still read
 RACINGS: tuple[str, ...] = ("on", "exact", "off")
+
+#: Settings that existed once, with what to do about them.
+REMOVED = {
+    "race_delta": "racing makes no error now, so it has no error rate: delete race_delta",
+}
 #: Optimizer request parameters when a suite sets none (the reference code's: GPO.md).
 #: ``temperature`` comes from the ``temperature`` key (default 1.0) unless the mapping sets it.
 DEFAULT_OPTIMIZER_PARAMS: Mapping[str, Any] = {"max_tokens": 512}
@@ -86,7 +92,6 @@ class OptimizeConfig:
     optimizer_seed: int | None = None
     runs: int = 1
     racing: Racing = "on"
-    race_delta: float = 0.05
     # optimizer requests (E): parameters of optimizer/reflection requests, the meta-prompt's
     # size budgets, the embedding model of relevance retrieval, SGDM's feedback momentum
     optimizer_params: Mapping[str, Any] = field(
@@ -149,6 +154,13 @@ class OptimizeConfig:
                 merged[str(key)] = value
         valid = cls.setting_names()
         for key in merged:
+            if key in REMOVED:
+                raise SuiteError(
+                    f"the optimize setting '{key}' was removed",
+                    path=where,
+                    key=f"optimize.{key}",
+                    fix=REMOVED[key],
+                )
             if key not in valid:
                 close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
                 hint = f"did you mean '{close[0]}'? " if close else ""
@@ -174,7 +186,7 @@ class OptimizeConfig:
         values["optimizer_params"] = _optimizer_params(mapping, overrides, values, where)
         if "splits" in values:
             values["splits"] = _parse_splits(values["splits"], where)
-        for name in ("temperature", "min_gain", "alpha", "max_cost", "race_delta"):
+        for name in ("temperature", "min_gain", "alpha", "max_cost"):
             if isinstance(values.get(name), int) and not isinstance(values[name], bool):
                 # an integer too large for a float is as unusable as .inf: refused as one
                 values[name] = float(values[name]) if abs(values[name]) < 2**1023 else math.inf
@@ -412,14 +424,8 @@ def _check(config: OptimizeConfig, where: str | Path | None) -> None:
         # YAML 1.1 reads a bare on/off as true/false: "racing: off" means what it says
         object.__setattr__(config, "racing", "on" if config.racing else "off")
     _choice(config, "racing", RACINGS, where)
-    _float(config, "race_delta", where, low=0.0, high=1.0)
-    if config.race_delta <= 0.0 or config.race_delta >= 1.0:
-        raise _fail(
-            where,
-            "race_delta",
-            f"'race_delta' must be strictly between 0 and 1, got {config.race_delta!r}",
-            "set race_delta to an error rate such as 0.05 (or racing: exact for no error)",
-        )
+    if str(config.racing) == "exact":
+        object.__setattr__(config, "racing", "on")
     _check_optimizer_requests(config, where)
     model = config.optimizer_model
     if model is not None and (not isinstance(model, str) or not model.strip()):

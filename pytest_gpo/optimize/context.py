@@ -98,6 +98,7 @@ class RunContext:
         repeats: int,
         candidate_filter: CandidateFilter | None,
         system: str | None = None,
+        concurrency: int = 8,
     ) -> None:
         self.suite = suite_name
         self.initial = initial_prompt
@@ -117,6 +118,8 @@ class RunContext:
         self.candidate_filter = candidate_filter
         #: the task model's system message, shown read-only in optimizer requests
         self.system = system
+        #: calls the client runs at once: a racing round scores that many cases
+        self.concurrency = max(1, concurrency)
         self.variables = template_variables(initial_prompt)
         self.memo = EmbeddingMemo(embedder) if embedder is not None else None
         self.fingerprint = fingerprint(

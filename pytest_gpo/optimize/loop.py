@@ -116,6 +116,7 @@ async def optimize(
     candidate_filter: CandidateFilter | None = None,
     split_by_id: Mapping[str, str] | None = None,
     system: str | None = None,
+    concurrency: int = 8,
 ) -> OptimizationResult:
     """Optimize one suite's prompt with GPO (or the preset in ``config``).
 
@@ -127,7 +128,8 @@ async def optimize(
     candidate)`` runs after the built-in checks; a returned reason rejects the candidate.
     ``checkpoint_dir`` is this run's directory (one run per directory; a checkpoint of other
     settings there is ignored and overwritten). ``system`` is the task model's system message
-    (shown to the optimizer read-only). Input errors (fewer than 3 cases, no
+    (shown to the optimizer read-only); ``concurrency`` the calls the task model's client runs at
+    once (a racing round scores that many). Input errors (fewer than 3 cases, no
     optimizer model, relevance without an embedder, a broken template) raise
     :class:`~pytest_gpo.errors.GpoError` before any call; model faults never raise.
     ``split_by_id`` are the cases' predefined splits (all cases or none). With ``config.runs``
@@ -171,6 +173,7 @@ async def optimize(
             repeats=repeats,
             candidate_filter=candidate_filter,
             system=system,
+            concurrency=concurrency,
         )
         return await _run(ctx)
 

@@ -106,25 +106,31 @@ async def run_step(ctx: RunContext, t: int, batch: tuple[str, ...]) -> StepRecor
 async def _score_new(
     ctx: RunContext, t: int, new: Sequence[str], records: Sequence[CandidateRecord]
 ) -> RaceOutcome:
-    """Score the step's new candidates on eval, raced as ``racing`` says (optimize/race.py)."""
+    """Score the step's new candidates on eval, raced as ``racing`` says (optimize/race.py).
+
+    Duplicates of earlier prompts race with their known score, in the place they are listed;
+    a round scores as many cases as the client runs at once.
+    """
     assert ctx.state is not None
     scores = ctx.state.scores
     known = {
         r.text: scores[r.text] for r in records if r.status == "duplicate" and r.text in scores
     }
+    fresh = set(new)
+    listed = list(dict.fromkeys(r.text for r in records if r.text in fresh or r.text in known))
 
     async def score_cases(text: str, case_ids: Sequence[str]) -> dict[str, float]:
         run = await ctx.evaluate(text, case_ids, candidate=True)
         return {c.case_id: c.score for c in run.cases}
 
     return await race(
-        new,
+        listed,
         ctx.splits.eval,
         score_cases,
         mode=ctx.config.racing,
-        delta=ctx.config.race_delta,
         seed=ctx.config.sampling_seed,
         t=t,
         known=known,
         candidate_errors=(RenderRejected,),
+        width=max(1, ctx.concurrency // ctx.repeats),
     )

@@ -187,5 +187,6 @@ def optimize_suite(
             candidate_filter=_hook_filter(session, suite),
             split_by_id=split_map(suite),
             system=suite.system,
+            concurrency=settings.concurrency,
         )
     )
