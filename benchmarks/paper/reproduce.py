@@ -86,9 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=None)
     p.add_argument(
         "--racing",
-        choices=("on", "exact", "off"),
-        default="exact",
-        help="candidate racing, where pytest-gpo has it (default exact: the winner "
+        choices=("on", "off"),
+        default="on",
+        help="candidate racing, where pytest-gpo has it (default on: the winner "
         "full evaluation picks, fewer calls)",
     )
     p.add_argument(
