@@ -65,13 +65,19 @@ _SCORE = st.one_of(st.sampled_from([0.0, 1.0]), st.sampled_from([0.0, 0.5, 1.0])
     st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 8)), max_size=3),
     st.integers(min_value=0, max_value=50),
     st.integers(min_value=1, max_value=20),
+    st.lists(st.integers(0, 2**14 - 1), max_size=3),
 )
 def test_a_race_picks_what_full_evaluation_picks_with_no_more_calls(
-    matrix: list[list[float]], known: list[tuple[float, int]], seed: int, width: int
+    matrix: list[list[float]],
+    known: list[tuple[float, int]],
+    seed: int,
+    width: int,
+    seen: list[int],
 ) -> None:
     """Any scores (pass/fail, halves, fractions; ties everywhere), duplicates of earlier
-    prompts with known scores listed anywhere, any round width: the first-listed best
-    survivor is full evaluation's pick, with its exact mean, and no case is scored twice."""
+    prompts with known scores listed anywhere, candidates an earlier race stopped (with the
+    cases it scored), any round width: the first-listed best survivor is full evaluation's
+    pick, with its exact mean, and no case is scored twice or again."""
     n = len(matrix[0])
     ids = [f"c{i}" for i in range(n)]
     prompts = [f"p{i}" for i in range(len(matrix))]
@@ -81,6 +87,11 @@ def test_a_race_picks_what_full_evaluation_picks_with_no_more_calls(
     for i, (score, where) in enumerate(known):
         listed.insert(min(where, len(listed)), f"k{i}")
         known_map[f"k{i}"] = score
+    # candidate i was stopped by an earlier race after the cases set in bit mask seen[i]
+    prior = {
+        prompts[i]: {c: table[prompts[i]][c] for j, c in enumerate(ids) if mask >> j & 1}
+        for i, mask in enumerate(seen[: len(prompts)])
+    }
     calls: list[tuple[str, str]] = []
 
     async def score_cases(prompt: str, case_ids: Sequence[str]) -> Mapping[str, float]:
@@ -89,7 +100,17 @@ def test_a_race_picks_what_full_evaluation_picks_with_no_more_calls(
         return {c: table[prompt][c] for c in case_ids}
 
     out = asyncio.run(
-        race(listed, ids, score_cases, mode="on", seed=seed, t=1, known=known_map, width=width)
+        race(
+            listed,
+            ids,
+            score_cases,
+            mode="on",
+            seed=seed,
+            t=1,
+            known=known_map,
+            width=width,
+            prior=prior,
+        )
     )
     means = {p: sum(table[p][c] for c in ids) / n for p in prompts} | known_map
     survivors = {**out.scores, **known_map}
@@ -98,8 +119,13 @@ def test_a_race_picks_what_full_evaluation_picks_with_no_more_calls(
     for p, full in out.scores.items():
         assert full == means[p]
     assert set(out.scores) | set(out.dropped) == set(prompts)
-    assert len(calls) == len(set(calls)) == out.case_evals <= out.full_case_evals
-    assert out.full_case_evals == len(prompts) * n
+    assert len(calls) == len(set(calls)) == out.case_evals
+    assert not any(c in prior.get(p, {}) for p, c in calls)
+    assert out.full_case_evals == sum(1 for p in prompts if p not in prior) * n
+    assert out.case_evals <= len(prompts) * n - sum(len(v) for v in prior.values())
+    for p, (_mean, count) in out.dropped.items():
+        assert out.partial[p] == {c: table[p][c] for c in out.partial[p]}
+        assert count == len(out.partial[p]) and set(prior.get(p, {})) <= set(out.partial[p])
 
 
 @pytest.mark.parametrize(

@@ -36,14 +36,16 @@ class RaceOutcome:
 
     ``scores``: the full eval mean of every candidate scored on all of eval. ``dropped``: the
     candidates stopped early, with their mean on the cases they were scored on (``None`` when
-    none) and how many. ``errors``: candidates whose scoring raised (the exception, for the
-    caller to judge). ``case_evals`` counts candidate x case scorings made;
-    ``full_case_evals`` what scoring every new candidate on all of eval would have made.
-    ``rounds`` counts the rounds of calls made one after the other.
+    none) and how many; ``partial``: their case scores (for a later race). ``errors``:
+    candidates whose scoring raised (the exception, for the caller to judge). ``case_evals``
+    counts candidate x case scorings made; ``full_case_evals`` what scoring every candidate
+    new to the run on all of eval would have made (a step where candidates dropped earlier
+    come back may make more). ``rounds`` counts the rounds of calls made one after the other.
     """
 
     scores: dict[str, float] = field(default_factory=dict)
     dropped: dict[str, tuple[float | None, int]] = field(default_factory=dict)
+    partial: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
     case_evals: int = 0
     full_case_evals: int = 0
@@ -61,10 +63,14 @@ def race_order(case_ids: Sequence[str], seed: int, t: int) -> list[str]:
 
 
 class _Field:
-    """The race's state: each candidate's scores so far, in the step's case order."""
+    """The race's state: each candidate's case scores so far (cases scored in the step's order)."""
 
     def __init__(
-        self, candidates: Sequence[str], known: Mapping[str, float], order: Sequence[str]
+        self,
+        candidates: Sequence[str],
+        known: Mapping[str, float],
+        order: Sequence[str],
+        prior: Mapping[str, Mapping[str, float]],
     ) -> None:
         self.order = list(order)
         self.n = len(order)
@@ -72,14 +78,21 @@ class _Field:
         self.pos = {c: i for i, c in enumerate(listed)}
         self.known = {k: v * self.n for k, v in known.items()}
         self.new = [c for c in candidates if c not in known]
-        self.scored: dict[str, list[float]] = {c: [] for c in self.new}
+        cases = set(order)
+        self.scored: dict[str, dict[str, float]] = {
+            c: {k: v for k, v in prior.get(c, {}).items() if k in cases} for c in self.new
+        }
         self.alive = list(self.new)
 
     def upper(self, c: str) -> float:
-        return sum(self.scored[c]) + self.n - len(self.scored[c])
+        return sum(self.scored[c].values()) + self.n - len(self.scored[c])
 
     def lower(self, c: str) -> float:
-        return self.known[c] if c in self.known else sum(self.scored[c])
+        return self.known[c] if c in self.known else sum(self.scored[c].values())
+
+    def left(self, c: str) -> list[str]:
+        """The cases ``c`` has not been scored on, in the step's order."""
+        return [k for k in self.order if k not in self.scored[c]]
 
     def open(self) -> list[str]:
         """Alive candidates with cases left, the most promising (then first-listed) first."""
@@ -93,8 +106,7 @@ class _Field:
         for c in self.open():
             if room <= 0:
                 break
-            start = len(self.scored[c])
-            take = self.order[start : start + room]
+            take = self.left(c)[:room]
             plan.append((c, take))
             room -= len(take)
         return plan
@@ -122,25 +134,32 @@ async def race(
     known: Mapping[str, float] | None = None,
     candidate_errors: tuple[type[BaseException], ...] = (),
     width: int = 8,
+    prior: Mapping[str, Mapping[str, float]] | None = None,
 ) -> RaceOutcome:
     """Race the step's distinct ``candidates`` (in the order listed) on ``case_ids``.
 
     ``known`` are competitors with a full eval score already (no calls); those not in
-    ``candidates`` count as listed after them. ``mode`` is ``on`` or ``off``; ``width`` the
-    cases scored at once in a round (at least one candidate's next case). A
+    ``candidates`` count as listed after them. ``prior`` holds case scores of candidates from
+    an earlier race of this run (they are not scored again, and such a candidate is not counted
+    in ``full_case_evals``: full evaluation would have scored it then). ``mode`` is ``on`` or
+    ``off``; ``width`` the cases scored at once in a round (at least one candidate's next
+    case). A
     ``candidate_errors`` exception from scoring a candidate takes it out of the race (kept in
     ``errors``); any other one is raised after the round it happened in.
     """
     known = dict(known or {})
     n = len(case_ids)
     order = list(case_ids) if mode == "off" else race_order(case_ids, seed, t)
-    state = _Field(candidates, known, order)
-    out = RaceOutcome(full_case_evals=len(state.new) * n)
+    prior = prior or {}
+    state = _Field(candidates, known, order, prior)
+    out = RaceOutcome(full_case_evals=sum(1 for c in state.new if c not in prior) * n)
     if not state.new or n == 0:
         return out
     while True:
         plan = (
-            [(c, order) for c in state.alive] if mode == "off" else state.next_round(max(1, width))
+            [(c, state.left(c)) for c in state.alive if state.left(c)]
+            if mode == "off"
+            else state.next_round(max(1, width))
         )
         if not plan:
             break
@@ -156,16 +175,17 @@ async def race(
                 out.errors[cand] = result
                 state.alive.remove(cand)
             else:
-                state.scored[cand].extend(float(result[cid]) for cid in cases)
+                state.scored[cand].update({cid: float(result[cid]) for cid in cases})
         if mode == "off":
             break
         for cand in state.open():
             if state.beaten(cand):
                 state.alive.remove(cand)
                 part = state.scored[cand]
-                out.dropped[cand] = (sum(part) / len(part) if part else None, len(part))
+                out.partial[cand] = dict(part)
+                mean = sum(part.values()) / len(part) if part else None
+                out.dropped[cand] = (mean, len(part))
     for cand in state.alive:
         # summed in the cases' own order, as full evaluation sums them: equal means stay equal
-        full = dict(zip(order, state.scored[cand], strict=True))
-        out.scores[cand] = sum(full[c] for c in case_ids) / n
+        out.scores[cand] = sum(state.scored[cand][c] for c in case_ids) / n
     return out

@@ -31,6 +31,7 @@ FIELDS = frozenset(
         "evaluations",
         "embedding_seconds",
         "task_model",
+        "partial",
     }
 )
 _COUNTS = ("t", "duplicates", "optimizer_requests", "reflection_requests", "evaluations")
@@ -79,6 +80,16 @@ def check_saved(d: Mapping[str, Any]) -> None:
         raise ValueError("'steps' must be a list")
     if d["task_model"] is not None and not isinstance(d["task_model"], str):
         raise ValueError("'task_model' must be a string or null")
+    partial = d["partial"]
+    if not isinstance(partial, list) or not all(
+        isinstance(p, list)
+        and len(p) == 2
+        and isinstance(p[0], str)
+        and isinstance(p[1], dict)
+        and all(isinstance(k, str) and _number(v) and 0 <= v <= 1 for k, v in p[1].items())
+        for p in partial
+    ):
+        raise ValueError("'partial' must be a list of [prompt, {case: score}] pairs")
 
 
 @dataclass
@@ -99,6 +110,8 @@ class RunState:
     evaluations: int = 0
     embedding_seconds: float = 0.0
     task_model: str | None = None
+    #: eval case scores of candidates a race stopped early (a later race goes on from them)
+    partial: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def best(self) -> TrajectoryEntry:
         """Best by eval over the trajectory; the earliest wins ties (the initial prompt first)."""
@@ -141,6 +154,7 @@ class RunState:
             "evaluations": self.evaluations,
             "embedding_seconds": self.embedding_seconds,
             "task_model": self.task_model,
+            "partial": [[k, dict(v)] for k, v in self.partial.items()],
         }
 
     @classmethod
@@ -161,4 +175,8 @@ class RunState:
             evaluations=int(d.get("evaluations", 0)),
             embedding_seconds=float(d.get("embedding_seconds", 0.0)),
             task_model=d.get("task_model"),
+            partial={
+                str(p): {str(k): float(v) for k, v in cases.items()}
+                for p, cases in d.get("partial", [])
+            },
         )

@@ -62,6 +62,9 @@ async def run_step(ctx: RunContext, t: int, batch: tuple[str, ...]) -> StepRecor
         assert isinstance(error, RenderRejected)
         unrenderable[text] = error.detail
     st.scores.update(raced.scores)
+    st.partial.update(raced.partial)
+    for text in raced.scores:
+        st.partial.pop(text, None)
     for record in records:
         if record.text in unrenderable and record.status in ("accepted", "duplicate"):
             record.status = "template_error"
@@ -109,7 +112,8 @@ async def _score_new(
     """Score the step's new candidates on eval, raced as ``racing`` says (optimize/race.py).
 
     Duplicates of earlier prompts race with their known score, in the place they are listed;
-    a round scores as many cases as the client runs at once.
+    a candidate an earlier race stopped goes on from the cases it was scored on; a round
+    scores as many cases as the client runs at once.
     """
     assert ctx.state is not None
     scores = ctx.state.scores
@@ -133,4 +137,5 @@ async def _score_new(
         known=known,
         candidate_errors=(RenderRejected,),
         width=max(1, ctx.concurrency // ctx.repeats),
+        prior=ctx.state.partial,
     )
