@@ -278,3 +278,67 @@ def test_sentinel_secrets_in_every_place_reach_no_file_and_no_output(tmp_path: P
     assert not found, found
     # the scan can fail: the inputs the user wrote do hold their secrets
     assert S_ROUTER.encode() in (project / "router.yaml").read_bytes()
+
+
+S_ECHO_KEY = "sk-SENTINELECHO-1c9e7b3d"  # OPENAI_API_KEY, echoed back by the model
+S_ECHO_TOKEN = "SENTINELECHOTOKEN-6a2f8d"  # MY_SERVICE_TOKEN, echoed back by the model
+
+
+def _echoing_responder(body: dict[str, Any]) -> str:
+    """A model that knows the user's secrets: every answer and every candidate holds them."""
+    text = " ".join(str(m.get("content", "")) for m in body["messages"])
+    leak = f"key {S_ECHO_KEY} token {S_ECHO_TOKEN}"
+    if "<START>" in text:
+        return f"<START>Say ({leak}) the word {{{{ word }}}}<END>"
+    word = body["messages"][-1]["content"].split()[-1]
+    return word if "the word" in text else f"{word} {leak}"  # the candidate does better
+
+
+def test_secrets_a_model_echoes_reach_no_file_no_output_and_no_prompt(tmp_path: Path) -> None:
+    """A provider that answers with the user's key (shown it, or hostile) and an optimizer
+    whose candidates carry it: the exact values are replaced as each answer arrives, so the
+    cache, the reports, JUnit, the checkpoints, the terminal and the prompt file written back
+    never hold them."""
+    project = tmp_path / "project"
+    project.mkdir()
+    with OpenAIServer(responder=_echoing_responder) as server:
+        (project / "p.txt").write_text("Say {{ word }}\n", encoding="utf-8")
+        (project / "pytest.ini").write_text("[pytest]\ngpo_timeout = 5\n", encoding="utf-8")
+        (project / "echo.gpo.yaml").write_text(
+            _suite("echo", "openai/echo", "{temperature: 0}").replace(
+                "optimize: {steps: 1, candidates: 2, retrieval: none}",
+                "optimize: {steps: 1, candidates: 2, retrieval: none, max_words: 40}",
+            ),
+            encoding="utf-8",
+        )
+        env = {
+            "OPENAI_API_KEY": S_ECHO_KEY,
+            "MY_SERVICE_TOKEN": S_ECHO_TOKEN,
+            "OPENAI_BASE_URL": server.base_url,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        }
+        inputs = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+        outputs = [
+            run_pytest(project, env, "--junitxml", "gate.xml", "-rA", "--gpo-show-all"),
+            run_pytest(
+                project,
+                env,
+                "--gpo-optimize=write",
+                "--gpo-optimizer-model",
+                "openai/optimizer",
+                "--junitxml",
+                "optimize.xml",
+            ),
+        ]
+        headers = server.headers_seen
+    assert any(h.get("Authorization") == f"Bearer {S_ECHO_KEY}" for h in headers)
+    assert "key *** token ***" in outputs[0][0]  # the answers were shown, without the values
+    written = written_files(project, inputs)
+    names = {p.name for p in written}
+    assert {"gate.xml", "optimize.xml", "report.json", "checkpoint.json"} <= names, names
+    assert any(".gpo/cache" in str(p) for p in written), names
+    found = leaks(project, written, outputs, [S_ECHO_KEY, S_ECHO_TOKEN])
+    assert not found, found
+    # the candidate (with its secrets replaced) won and was written back
+    written_prompt = (project / "p.txt").read_text(encoding="utf-8")
+    assert written_prompt == "Say (key *** token ***) the word {{ word }}\n"

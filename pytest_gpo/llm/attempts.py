@@ -7,6 +7,7 @@ from typing import Any
 
 from pytest_gpo.llm import replies
 from pytest_gpo.llm.costs import Costs
+from pytest_gpo.llm.redact import scrub_answer
 from pytest_gpo.llm.types import ErrorKind, Request
 
 
@@ -33,7 +34,9 @@ def read_response(
 ) -> Attempts:
     """What one provider reply brought: its answers (or why none), tokens and cost."""
     answers, bad = replies.answers(response, request.n, request.model)
-    texts = [a.text for a in answers]
+    # a provider echoing a key (hostile, or shown it) must not carry it into the cache,
+    # scores, reports or a candidate prompt written to a file
+    texts = [scrub_answer(a.text, request.params) for a in answers]
     usage = getattr(response, "usage", None)
     prompt_tokens = _int(getattr(usage, "prompt_tokens", 0))
     completion_tokens = _int(getattr(usage, "completion_tokens", 0))

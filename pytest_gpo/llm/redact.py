@@ -125,6 +125,16 @@ def scrub(text: str, params: Mapping[str, Any] | None = None) -> str:
     return text
 
 
+def scrub_answer(text: str, params: Mapping[str, Any] | None = None) -> str:
+    """A model's answer without the *values* of known secrets (a request's keys, secret
+    environment variables, remembered configuration); shapes such as ``sk-...`` or
+    ``password: ...`` stay, because in an answer they may be the data a task asks for."""
+    for secret in _secrets(params or {}):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
 #: litellm's own loggers: releases 1.80 to at least 1.100 log every call's keyword arguments,
 #: ``api_key`` included, at DEBUG (so into ``--log-file``, captured logs and JUnit).
 LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")

@@ -17,6 +17,8 @@ ordinary sentences cost exactly what they did.
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections import Counter
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -37,6 +39,7 @@ CandidateStatus = Literal[
     "dropped_variable",
     "invented_variable",
     "over_budget",
+    "hidden_characters",
 ]
 
 #: Statuses that reject a candidate (it is never scored). ``duplicate`` is not among them:
@@ -49,6 +52,7 @@ REJECTIONS: tuple[str, ...] = (
     "dropped_variable",
     "invented_variable",
     "over_budget",
+    "hidden_characters",
 )
 
 #: Statuses of candidates that may be scored; any other status is a rejection reason.
@@ -63,7 +67,36 @@ REJECTION_TEXT: dict[str, str] = {
     "dropped_variable": "dropped a template variable or no longer shows it in full",
     "invented_variable": "used a variable the cases do not have",
     "over_budget": "changed more words than the budget allows",
+    "hidden_characters": "added invisible or control characters (zero-width, bidi, escapes)",
 }
+
+#: Unicode categories of characters a reader does not see: format (zero-width spaces and
+#: joiners, bidi overrides), control (ANSI escapes; tab, line feed and carriage return are
+#: layout), private use, surrogates, unassigned. They hide words from the edit measure (a
+#: sentence joined by U+200B is one "word") and text from a reviewer, so a candidate may only
+#: hold those the current prompt already holds.
+_HIDDEN_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cs", "Cn"})
+_LAYOUT_CONTROLS = frozenset("\t\n\r")
+
+
+def hidden_characters(candidate: str, current: str) -> str | None:
+    """The invisible characters ``candidate`` adds to ``current``, described, or None."""
+    have = set(current)
+    added = Counter(
+        ch
+        for ch in candidate
+        if ch not in have
+        and ch not in _LAYOUT_CONTROLS
+        and unicodedata.category(ch) in _HIDDEN_CATEGORIES
+    )
+    if not added:
+        return None
+    shown = [
+        f"U+{ord(ch):04X} {unicodedata.name(ch, '(' + unicodedata.category(ch) + ')')} x{n}"
+        for ch, n in added.most_common(3)
+    ]
+    more = f" and {len(added) - 3} more" if len(added) > 3 else ""
+    return ", ".join(shown) + more
 
 
 def word_edit_distance(a: str, b: str) -> int:
@@ -132,6 +165,9 @@ def check_candidate(
         return CandidateCheck("empty", words)
     if candidate == current:
         return CandidateCheck("unchanged", 0)
+    hidden_chars = hidden_characters(candidate, current)
+    if hidden_chars is not None:
+        return CandidateCheck("hidden_characters", words, hidden_chars)
     error = check_syntax(candidate)
     if error is not None:
         return CandidateCheck("template_error", words, error)

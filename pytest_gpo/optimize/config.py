@@ -29,8 +29,9 @@ UPDATES: tuple[str, ...] = ("generation", "edit")
 
 # experiments and selection (F)
 Racing = Literal["on", "off"]
-#: ``exact`` was the name of today's ``on`` when ``on`` also ran a statistical test: still read
-RACINGS: tuple[str, ...] = ("on", "exact", "off")
+#: ``exact``, the name of today's ``on`` when ``on`` also ran a statistical test, is read as
+#: ``on`` (and not offered)
+RACINGS: tuple[str, ...] = ("on", "off")
 
 #: Settings that existed once, with what to do about them.
 REMOVED = {
@@ -423,9 +424,9 @@ def _check(config: OptimizeConfig, where: str | Path | None) -> None:
     if isinstance(config.racing, bool):
         # YAML 1.1 reads a bare on/off as true/false: "racing: off" means what it says
         object.__setattr__(config, "racing", "on" if config.racing else "off")
-    _choice(config, "racing", RACINGS, where)
-    if str(config.racing) == "exact":
+    if config.racing == "exact":  # type: ignore[comparison-overlap]
         object.__setattr__(config, "racing", "on")
+    _choice(config, "racing", RACINGS, where)
     _check_optimizer_requests(config, where)
     model = config.optimizer_model
     if model is not None and (not isinstance(model, str) or not model.strip()):
