@@ -57,6 +57,8 @@ class WriteStatus(StrEnum):
     STALE = "stale"
     UNCHANGED = "unchanged"
     ERROR = "error"
+    #: not attempted: the session was interrupted (Ctrl-C), so no prompt file is written
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)

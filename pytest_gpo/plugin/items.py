@@ -206,7 +206,9 @@ class SuiteItem(pytest.Item):
         before = gs.usage_now()
         gs.running = (record, before)
         try:
-            result = optimize_suite(gs, self.suite, progress)
+            result = optimize_suite(
+                gs, self.suite, progress, lambda where: setattr(record, "run_dir", str(where))
+            )
         except GpoError as exc:
             record.error = "optimization could not run: " + exc.render()
         except Exception as exc:  # a bug: pytest shows it, the reports list the suite

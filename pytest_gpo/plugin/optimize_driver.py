@@ -108,9 +108,14 @@ def _hook_filter(session: GpoSession, suite: Suite) -> CandidateFilter | None:
 
 
 def optimize_suite(
-    session: GpoSession, suite: Suite, progress: Callable[[str], None]
+    session: GpoSession,
+    suite: Suite,
+    progress: Callable[[str], None],
+    on_run_dir: Callable[[Path], None] | None = None,
 ) -> OptimizationResult:
     """Optimize one suite's prompt (blocking, on the session's event loop).
+
+    ``on_run_dir`` is told the run directory (where the checkpoint goes) before the first call.
 
     Raises :class:`~pytest_gpo.errors.GpoError` for settings that cannot work (no optimizer
     model, fewer than 3 cases, a bad ``optimize:`` key); model faults end the run cleanly and
@@ -168,6 +173,9 @@ def optimize_suite(
         progress(format_progress(event))
 
     key = run_key(suite, config, optimizer_model, options.model)
+    where = run_dir(settings.rootdir, suite, key)
+    if on_run_dir is not None:
+        on_run_dir(where)
     return session.runner.run(
         optimize(
             suite_name=suite.name,
@@ -181,7 +189,7 @@ def optimize_suite(
             optimizer_model=optimizer_model,
             embedder=embedder,
             progress=on_event,
-            checkpoint_dir=run_dir(settings.rootdir, suite, key),
+            checkpoint_dir=where,
             dataset_hash=suite.dataset_hash(),
             repeats=options.repeat,
             candidate_filter=_hook_filter(session, suite),
