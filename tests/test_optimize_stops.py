@@ -109,3 +109,70 @@ def test_ctrl_c_writes_no_prompt_file_and_the_rerun_resumes(two_suites: pytest.P
     (two_suites.path / "conftest.py").unlink()
     rerun = two_suites.runpytest("-p", "no:cacheprovider", "--gpo-optimize", "-k", "first")
     assert "resumed after step 2 from its checkpoint" in rerun.stdout.str(), rerun.stdout.str()
+
+
+def _optimization(project: pytest.Pytester, suite: str) -> dict[str, Any]:
+    data: dict[str, Any] = _report(project)["sections"][0]["data"][suite]
+    return data
+
+
+def test_a_cap_that_allows_no_step_scores_no_held_out_test(two_suites: pytest.Pytester) -> None:
+    """--gpo-max-calls 30: the first suite scores its initial prompt on eval (19 calls), cannot
+    afford step 1, and spends nothing on the held-out test (there is nothing to compare): the
+    next suite gets the 11 calls left, not 0."""
+    result = two_suites.runpytest(
+        "-p", "no:cacheprovider", "--gpo-optimize", "--gpo-max-calls", "30", "-k", "first"
+    )
+    out = result.stdout.str()
+    opt = _optimization(two_suites, "first_router")
+    assert opt["usage"]["calls"] == 19, out  # the eval split only
+    assert opt["scores"]["test"] == {"before": None, "after": None}, opt["scores"]
+    assert opt["scores"]["train"]["before"] is None
+    assert opt["reason"].startswith("not accepted: no step could run (stopped before step 1: ")
+    assert "the call cap (30, 19 used)" in opt["reason"] and opt["stopped_reason"]
+    assert opt["test_before"] == [] and opt["accepted"] is False
+    assert "first_router: prompt kept (not accepted: no step could run" in out
+
+
+def test_a_cap_too_small_to_score_the_initial_prompt_is_an_error(
+    two_suites: pytest.Pytester,
+) -> None:
+    """--gpo-max-calls 17 with two suites of 19 eval cases: neither can score its initial
+    prompt, so both are errors (E) naming the cap, the calls needed and the fix; pytest exits
+    non-zero and the reports say the same."""
+    before = _prompts(two_suites)
+    result = two_suites.runpytest(
+        "-p", "no:cacheprovider", "--gpo-optimize", "--gpo-max-calls", "17"
+    )
+    out = result.stdout.str()
+    result.assert_outcomes(errors=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED and "passed" not in out.splitlines()[-1]
+    assert out.count("optimization could not score the initial prompt within the run's cap") == 2
+    assert "--gpo-max-calls 17" in out and "at least 19 calls (the eval split, 19 cases x 1" in out
+    assert "fix: raise --gpo-max-calls / --gpo-max-cost or select fewer suites (-k)" in out
+    assert _prompts(two_suites) == before
+    report = _report(two_suites)
+    assert report["passed"] is False
+    assert [s["status"] for s in report["suites"]] == ["error", "error"]
+    assert all("at least 19 calls" in json.dumps(s) for s in report["suites"])
+    markdown = (two_suites.path / ".gpo" / "report.md").read_text(encoding="utf-8")
+    assert "at least 19 calls" in markdown
+
+
+def test_a_cap_reached_after_some_steps_still_passes(two_suites: pytest.Pytester) -> None:
+    """Documented behaviour kept: a cap that stops the run after step 1 keeps the best prompt
+    so far, scores it on the held-out test (steps ran) and passes."""
+    result = two_suites.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--gpo-optimize",
+        "--gpo-dry-run",
+        "-k",
+        "first",
+        "--gpo-max-calls",
+        "160",
+    )
+    result.assert_outcomes(passed=1, deselected=1)
+    opt = _optimization(two_suites, "first_router")
+    assert len(opt["steps"]) == 1 and opt["stopped_reason"], opt["stopped_reason"]
+    assert opt["scores"]["test"]["before"] is not None

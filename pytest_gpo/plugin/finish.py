@@ -153,15 +153,20 @@ def _optimize_headline(gs: GpoSession, writes: list[WriteOutcome]) -> str:
         if written and r.suite in unwritten:  # some written, not this one: say why here
             parts[-1] += f" ({unwritten[r.suite]})"
     kept = len(results) - len(improved)
+    errored = [rec.name for rec in _records(gs) if rec.error]
+    failed = f"; {len(errored)} could not be optimized (error): {', '.join(errored)}"
     if not improved:
-        return f"⚪ GPO: no prompt improved on the held-out split ({len(results)} kept)"
+        head = f"⚪ GPO: no prompt improved on the held-out split ({len(results)} kept)"
+        return head + (failed if errored else "")
     verb = "rewritten" if written else "not written (see below)"
     if any(w.status == "interrupted" for w in writes):
         verb = NOT_WRITTEN_INTERRUPTED
     if written and unwritten:
         verb = f"{len(written)} rewritten"
     head = f"✍️ GPO: {len(improved)} of {len(results)} prompt(s) improved and {verb}: "
-    return head + "; ".join(parts) + (f"; {kept} kept" if kept else "")
+    return (
+        head + "; ".join(parts) + (f"; {kept} kept" if kept else "") + (failed if errored else "")
+    )
 
 
 def suite_report(rec: SuiteRecord) -> SuiteReport | None:

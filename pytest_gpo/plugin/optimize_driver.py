@@ -198,3 +198,24 @@ def optimize_suite(
             concurrency=settings.concurrency,
         )
     )
+
+
+def cap_error(settings: Settings, result: OptimizationResult, repeats: int) -> str | None:
+    """Why a call or cost cap left an optimization unable to score even its initial prompt
+    (the cap, the calls it needs at least, the fix), or ``None``."""
+    if result.stopped_kind != "budget" or result.steps or result.trajectory:
+        return None
+    caps = []
+    if settings.max_calls is not None:
+        caps.append(f"--gpo-max-calls {settings.max_calls}")
+    if settings.max_cost is not None:
+        caps.append(f"--gpo-max-cost {settings.max_cost:g}")
+    n_eval = result.split_sizes.get("eval", 0)
+    return (
+        f"optimization could not score the initial prompt within the run's cap "
+        f"({' / '.join(caps) or 'the call budget'}, shared by every suite of the run): it needs "
+        f"at least {n_eval * repeats} calls (the eval split, {n_eval} cases x {repeats} "
+        f"repeat(s)) before a step can run, and more for the steps and the held-out test "
+        f"({result.stopped_reason}); fix: raise --gpo-max-calls / --gpo-max-cost or select "
+        "fewer suites (-k)"
+    )
