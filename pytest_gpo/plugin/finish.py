@@ -20,6 +20,7 @@ from pytest_gpo.suites.paths import display
 if TYPE_CHECKING:
     from pytest_gpo.optimize.result import OptimizationResult
     from pytest_gpo.report.model import Report, SuiteReport
+    from pytest_gpo.settings import Settings
     from pytest_gpo.writeback import WriteOutcome
 
 #: pytest's exit status for a session stopped by Ctrl-C (``pytest.ExitCode.INTERRUPTED``)
@@ -81,6 +82,24 @@ def _update_baseline(gs: GpoSession, out: Outcome) -> None:
         out.lines.append(f"baseline NOT updated for {item}")
 
 
+def own_paths(settings: Settings) -> tuple[Path, ...]:
+    """pytest-gpo's own files and folders, never rewritten as a prompt: ``.gpo/``, the cache,
+    the baseline and every report this run writes."""
+    from pytest_gpo.plugin.optimize_driver import RUNS_DIR
+    from pytest_gpo.report.files import report_paths
+
+    paths = [
+        settings.rootdir / Path(RUNS_DIR).parts[0],
+        settings.cache_path,
+        settings.baseline_path,
+    ]
+    if settings.report_path is not None:
+        paths += report_paths(settings.report_path)
+    if settings.html_path is not None:
+        paths.append(settings.html_path)
+    return tuple(paths)
+
+
 def resume_note(rec: SuiteRecord) -> str | None:
     """For a suite whose optimization started but never finished (Ctrl-C): that its checkpoint
     exists and the next run resumes from it (``None`` when there is no checkpoint)."""
@@ -98,6 +117,7 @@ def _write_back(gs: GpoSession, out: Outcome, exitstatus: int) -> int | None:
     from pytest_gpo.writeback import PlannedWrite, WriteOutcome, WriteStatus, apply
 
     plans = []
+    protected = own_paths(gs.settings)
     for rec, result in _optimizations(gs):
         if result.should_write:
             plans.append(
@@ -107,6 +127,7 @@ def _write_back(gs: GpoSession, out: Outcome, exitstatus: int) -> int | None:
                     rec.prompt_sha256,
                     result.best_prompt,
                     root=gs.settings.rootdir,
+                    protected=protected,
                 )
             )
         else:
