@@ -86,6 +86,8 @@ class PlannedWrite:
     root: Path | None = None
     #: pytest-gpo's own files and folders (reports, cache, ``.gpo/``): never written
     protected: tuple[Path, ...] = ()
+    #: the other suites of the run whose prompt is this file too: the write is refused
+    shared_with: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,18 @@ def apply(
     written: dict[Path, str] = {}  # resolved path -> the suite whose prompt it now holds
     for plan in plans:
         target = _resolved(plan.path)
+        if plan.shared_with:  # judged on this suite's cases only, it could hurt the others
+            outcomes.append(
+                WriteOutcome(
+                    plan.suite,
+                    plan.path,
+                    WriteStatus.REFUSED,
+                    f"{display(plan.path)} is also the prompt of {', '.join(plan.shared_with)}: "
+                    f"a rewrite judged on {plan.suite}'s held-out cases alone could make them "
+                    "worse; select one suite with -k to optimize it",
+                )
+            )
+            continue
         if target in written:  # several suites share one prompt file (promptfoo providers)
             outcomes.append(
                 WriteOutcome(

@@ -38,6 +38,35 @@ def _project(pytester: pytest.Pytester, prompts: dict[str, str]) -> pytest.Pytes
     return pytester
 
 
+@pytest.mark.parametrize("xdist", [False, True], ids=["one-process", "xdist"])
+def test_a_prompt_file_two_suites_use_is_not_rewritten_for_one_of_them(
+    pytester: pytest.Pytester, xdist: bool
+) -> None:
+    """Found under -n 2: the suite whose candidate was accepted rewrote the shared file, judged
+    on its own held-out cases only. Now the write is refused naming the other suite; with -k
+    selecting one suite, it is written."""
+    project = _project(
+        pytester, {"first_router": "prompts/shared.txt", "ticket_router": "prompts/shared.txt"}
+    )
+    before = (project.path / "prompts" / "shared.txt").read_text(encoding="utf-8")
+    args = ["-p", "no:cacheprovider", "--gpo-optimize", *(["-n", "2"] if xdist else [])]
+    result = project.runpytest_subprocess(*args)
+    out = result.stdout.str()
+    assert result.ret == 0, out
+    assert (project.path / "prompts" / "shared.txt").read_text(encoding="utf-8") == before
+    result.stdout.fnmatch_lines(
+        [
+            "first_router: prompts/shared.txt is also the prompt of ticket_router: a rewrite "
+            "judged on first_router's held-out cases alone could make them worse; select one "
+            "suite with -k to optimize it",
+        ]
+    )
+    assert "prompt file(s) rewritten" not in out, out
+    selected = project.runpytest_subprocess(*args, "-k", "first_router")
+    assert selected.ret == 1, selected.stdout.str()
+    assert (project.path / "prompts" / "shared.txt").read_text(encoding="utf-8") != before
+
+
 def test_a_prompt_in_pytest_gpos_own_folder_is_refused(pytester: pytest.Pytester) -> None:
     """A suite whose prompt was .gpo/report.md had it reported as rewritten, then overwritten by
     the report; now the write is refused as the tool's own file."""

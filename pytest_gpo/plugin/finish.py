@@ -82,6 +82,19 @@ def _update_baseline(gs: GpoSession, out: Outcome) -> None:
         out.lines.append(f"baseline NOT updated for {item}")
 
 
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
+
+
+def _sharing(rec: SuiteRecord, users: dict[Path, list[SuiteRecord]]) -> tuple[str, ...]:
+    """The other suites of the run (optimized or not) whose prompt is ``rec``'s file too."""
+    others = users.get(_resolved(Path(rec.prompt_path)), [])
+    return tuple(sorted({o.name for o in others if o.nodeid != rec.nodeid}))
+
+
 def own_paths(settings: Settings) -> tuple[Path, ...]:
     """pytest-gpo's own files and folders, never rewritten as a prompt: ``.gpo/``, the cache,
     the baseline and every report this run writes."""
@@ -118,6 +131,10 @@ def _write_back(gs: GpoSession, out: Outcome, exitstatus: int) -> int | None:
 
     plans = []
     protected = own_paths(gs.settings)
+    users: dict[Path, list[SuiteRecord]] = {}  # prompt file -> every suite of the run using it
+    for other in _records(gs):
+        if other.prompt_path:
+            users.setdefault(_resolved(Path(other.prompt_path)), []).append(other)
     for rec, result in _optimizations(gs):
         if result.should_write:
             plans.append(
@@ -128,6 +145,7 @@ def _write_back(gs: GpoSession, out: Outcome, exitstatus: int) -> int | None:
                     result.best_prompt,
                     root=gs.settings.rootdir,
                     protected=protected,
+                    shared_with=_sharing(rec, users),
                 )
             )
         else:
