@@ -38,9 +38,22 @@ PROMPT_SUFFIXES = frozenset(
 #: AGENTS.md): never rewritten, whatever a suite file names as its prompt.
 CODE_NAMES = re.compile(
     r"^(cmakelists\.txt|(dev-|test-)?requirements([-_.][\w.-]*)?\.(txt|in)"
-    r"|constraints([-_.][\w.-]*)?\.txt|pip\.conf|robots\.txt|codeowners"
+    r"|constraints([-_.][\w.-]*)?\.txt|pip\.conf|robots\.txt|codeowners|runtime\.txt"
     r"|(agents|claude|gemini|copilot-instructions|security|license|licence|notice|copying)"
-    r"(\.md|\.txt)?|llms(-full)?\.txt|.*\.(cmake|mk)\.txt)$",
+    r"(\.md|\.txt)?|llms(-full)?\.txt|.*\.(cmake|mk)\.txt"
+    r"|\.(python|node|ruby|java|go|terraform)-version(\.\w+)?|\.tool-versions(\.\w+)?"
+    r"|\.nvmrc(\.\w+)?|\.(cursor|windsurf|cline)rules(\.\w+)?)$",
+    re.IGNORECASE,
+)
+
+#: Folders whose files other tools read or own: pip's requirements folders, virtualenvs and
+#: installed packages, caches, editors' and coding agents' settings and rules. A prompt is
+#: never rewritten inside one (the part of the path below the rootdir is checked).
+TOOL_FOLDERS = re.compile(
+    r"^((requirements|constraints)([-_.][\w.-]*)?|\.venv|venv|site-packages|dist-packages"
+    r"|node_modules|\.tox|\.nox|__pycache__|.+\.dist-info|.+\.egg-info"
+    r"|\.cursor|\.vscode|\.idea|\.devcontainer|\.claude|\.windsurf|\.continue"
+    r"|\.clinerules)$",
     re.IGNORECASE,
 )
 
@@ -57,6 +70,8 @@ class WriteStatus(StrEnum):
     STALE = "stale"
     UNCHANGED = "unchanged"
     ERROR = "error"
+    #: not attempted: the session was interrupted (Ctrl-C), so no prompt file is written
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,10 @@ class PlannedWrite:
     new_text: str
     #: writes must stay inside this directory (symlinks resolved); None: anywhere
     root: Path | None = None
+    #: pytest-gpo's own files and folders (reports, cache, ``.gpo/``): never written
+    protected: tuple[Path, ...] = ()
+    #: the other suites of the run whose prompt is this file too: the write is refused
+    shared_with: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,8 +153,11 @@ def encode_like(original: bytes, new_text: str) -> bytes:
     return BOM + data if has_bom else data
 
 
-def refusal(path: Path, root: Path | None) -> str | None:
-    """Why ``path`` must not be written, or None (checked on the resolved target)."""
+def refusal(path: Path, root: Path | None, protected: Iterable[Path] = ()) -> str | None:
+    """Why ``path`` must not be written, or None (checked on the resolved target).
+
+    ``protected`` are pytest-gpo's own files and folders (reports, cache, ``.gpo/``).
+    """
     try:
         target = path.resolve()
     except (OSError, RuntimeError) as exc:
@@ -153,6 +175,22 @@ def refusal(path: Path, root: Path | None) -> str | None:
         )
     if ".git" in target.parts or ".github" in target.parts:
         return "it is inside a .git or .github folder"
+    for own in protected:
+        where = _resolved(own)
+        if target == where or target.is_relative_to(where):
+            return (
+                f"it is pytest-gpo's own file or folder ({display(own)}: reports, cache, "
+                "checkpoints; write-back never rewrites it; keep prompts in files of their own)"
+            )
+    base = _resolved(root) if root is not None else None
+    inside = target.relative_to(base) if base is not None and target.is_relative_to(base) else None
+    for folder in (inside or target).parts[:-1]:
+        if TOOL_FOLDERS.match(folder):
+            return (
+                f"it is inside {folder}, a folder other tools read or own (requirements, "
+                "virtualenvs and packages, caches, editor and agent settings; write-back never "
+                "rewrites it; keep prompts in files of their own)"
+            )
     if root is not None and not target.is_relative_to(root.resolve()):
         return f"it resolves to {target}, outside {root.resolve()}"
     if not target.is_file():
@@ -177,6 +215,18 @@ def apply(
     written: dict[Path, str] = {}  # resolved path -> the suite whose prompt it now holds
     for plan in plans:
         target = _resolved(plan.path)
+        if plan.shared_with:  # judged on this suite's cases only, it could hurt the others
+            outcomes.append(
+                WriteOutcome(
+                    plan.suite,
+                    plan.path,
+                    WriteStatus.REFUSED,
+                    f"{display(plan.path)} is also the prompt of {', '.join(plan.shared_with)}: "
+                    f"a rewrite judged on {plan.suite}'s held-out cases alone could make them "
+                    "worse; select one suite with -k to optimize it",
+                )
+            )
+            continue
         if target in written:  # several suites share one prompt file (promptfoo providers)
             outcomes.append(
                 WriteOutcome(
@@ -229,7 +279,7 @@ def _apply_one(plan: PlannedWrite, *, dry_run: bool, ci: bool, allow_in_ci: bool
         )
     if data == current:
         return out(WriteStatus.UNCHANGED, f"{plan.path} already holds the optimized prompt")
-    why = refusal(plan.path, plan.root)
+    why = refusal(plan.path, plan.root, plan.protected)
     if why is not None:
         return out(WriteStatus.REFUSED, f"{plan.path} not written: {why}")
     if dry_run:

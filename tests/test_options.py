@@ -282,3 +282,27 @@ def test_a_bad_optimizer_params_value_is_a_usage_error_naming_its_source(value: 
             ini_source="pytest.ini",
         )
     assert "pytest.ini key gpo_optimizer_params" in err.value.render()
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("suites/classify.gpo.yaml", True),
+        ("classify.gpo.yaml", True),
+        ("existing_dir", True),  # exists (a folder of suites given without a slash)
+        ("tests/x.gpo.yaml::s", True),
+        ("bogus", False),
+    ],
+)
+def test_a_path_after_gpo_optimize_gets_a_hint(
+    sim_project: pytest.Pytester, value: str, hint: bool
+) -> None:
+    """``pytest --gpo-optimize suites/x.gpo.yaml``: argparse takes the path as the option's
+    value; the usage error says how to write it."""
+    (sim_project.path / "existing_dir").mkdir()
+    result = sim_project.runpytest("-p", "no:cacheprovider", "--gpo-optimize", value)
+    err = result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"--gpo-optimize: bad value '{value}': must be one of auto, write" in err, err
+    text = "(put paths before --gpo-optimize, or write --gpo-optimize=auto PATH)"
+    assert (text in err) is hint, err

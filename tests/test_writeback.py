@@ -264,3 +264,79 @@ def test_read_only_and_outside_the_root_are_refused(tmp_path: Path) -> None:
     assert [o.status for o in outcomes] == [WriteStatus.REFUSED, WriteStatus.REFUSED]
     assert "read-only" in outcomes[0].message and "outside" in outcomes[1].message
     assert ro.read_bytes() == outside.read_bytes() == b"old {{ t }}\n"
+
+
+REFUSED_PATHS = [
+    "runtime.txt",  # Heroku's / the Python buildpack's runtime
+    ".python-version.txt",
+    ".cursorrules.md",
+    ".windsurfrules.txt",
+    ".clinerules.md",
+    "requirements/base.txt",  # a requirements folder (pip -r)
+    "requirements-files/dev.txt",
+    "constraints/pins.txt",
+    ".venv/lib/python3.11/site-packages/foo-1.0.dist-info/entry_points.txt",
+    "venv/notes.txt",
+    "lib/site-packages/x.txt",
+    "usr/dist-packages/x.txt",
+    "node_modules/pkg/README.md",
+    ".tox/py311/log.txt",
+    ".nox/tests/log.txt",
+    "__pycache__/x.txt",
+    "build/foo-1.0.dist-info/METADATA.txt",
+    "src/foo.egg-info/SOURCES.txt",
+    ".cursor/rules/r.md",
+    ".vscode/notes.md",
+    ".idea/notes.txt",
+    ".devcontainer/README.md",
+    ".claude/commands/c.md",
+    ".windsurf/rules/r.md",
+    ".continue/prompts/p.prompt",
+    ".clinerules/rules.md",
+]
+
+
+@pytest.mark.parametrize("relative", REFUSED_PATHS)
+def test_files_in_tool_folders_and_tool_names_are_refused(tmp_path: Path, relative: str) -> None:
+    """Found by strangers' trials: each of these was rewritten when a suite named it."""
+    target = tmp_path / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"old {{ t }}\n")
+    (outcome,) = apply(
+        [_planned(target, "new {{ t }}", tmp_path)], dry_run=False, ci=False, allow_in_ci=False
+    )
+    assert outcome.status == WriteStatus.REFUSED, outcome.message
+    assert "never rewrites it; keep prompts in files of their own" in outcome.message
+    assert target.read_bytes() == b"old {{ t }}\n"
+
+
+@pytest.mark.parametrize(
+    "relative",
+    ["prompts/env/p.txt", "prompts/runtime_prompt.txt", "myrequirements/p.txt", "venv_x/p.md"],
+)
+def test_prompt_files_near_tool_names_are_still_written(tmp_path: Path, relative: str) -> None:
+    target = tmp_path / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"old {{ t }}\n")
+    (outcome,) = apply(
+        [_planned(target, "new {{ t }}", tmp_path)], dry_run=False, ci=False, allow_in_ci=False
+    )
+    assert outcome.status == WriteStatus.WRITTEN, outcome.message
+
+
+@pytest.mark.parametrize("relative", [".gpo/report.md", ".gpo/prompts/p.txt", "out/r.md"])
+def test_pytest_gpos_own_files_and_folders_are_refused(tmp_path: Path, relative: str) -> None:
+    """The report, the cache and ``.gpo/`` belong to the tool: a prompt there was reported as
+    rewritten, then overwritten by the report."""
+    target = tmp_path / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"old {{ t }}\n")
+    own = (tmp_path / ".gpo", tmp_path / "out" / "r.md", tmp_path / "out" / "r.json")
+    plan = PlannedWrite(
+        "s", target, sha(target.read_bytes()), "new {{ t }}", root=tmp_path, protected=own
+    )
+    (outcome,) = apply([plan], dry_run=False, ci=False, allow_in_ci=False)
+    assert outcome.status == WriteStatus.REFUSED, outcome.message
+    assert "pytest-gpo's own file or folder" in outcome.message
+    assert "keep prompts in files of their own" in outcome.message
+    assert target.read_bytes() == b"old {{ t }}\n"

@@ -170,7 +170,9 @@ def notes(v: GateVerdict) -> list[str]:
             *(f"  {line.strip()}" for line in text if line.strip()),
         ]
     if v.status == "not_run":
-        return ["not run: the session ended before this suite ran (-x, --maxfail or an interrupt)"]
+        why = "not run: the session ended before this suite ran (-x, --maxfail or an interrupt)"
+        # an optimization stopped by Ctrl-C says where its checkpoint is (plugin/finish.py)
+        return [why, *([v.error] if v.error and v.error != "not run" else [])]
     below = "below_threshold" in v.failures
     lines: list[str] = []
     m = metric_label(v)

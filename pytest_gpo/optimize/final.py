@@ -2,6 +2,8 @@
 
 The held-out verdict (:func:`~pytest_gpo.optimize.guard.held_out_verdict`) decides whether the
 best prompt by eval is accepted; train scores are added for the report when the caps allow.
+When no step ran (a cap or a stop before step 1), the best prompt is the initial one and
+nothing is scored: there is nothing to compare, and the calls are left to the run's next suite.
 """
 
 from __future__ import annotations
@@ -48,44 +50,49 @@ async def final_result(
     accepted = False
     paired_name: str | None = None
     paired_p: float | None = None
-    try:
-        prompts = [ctx.initial, best.prompt] if changed else [ctx.initial]
-        runs = await asyncio.gather(
-            *(ctx.evaluate(p, ctx.splits.test) for p in prompts), return_exceptions=True
-        )
-        for outcome in runs:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        before_run = runs[0]
-        after_run = runs[-1]
-        assert isinstance(before_run, SuiteRun) and isinstance(after_run, SuiteRun)
-        test_before = [CaseOutcome.from_case_result(c) for c in before_run.cases]
-        test_after = [CaseOutcome.from_case_result(c) for c in after_run.cases]
-        scores["test"] = SplitScore(before_run.score, after_run.score)
-        after_by_id = after_run.by_id()
-        paired = [
-            (c.score, after_by_id[c.case_id].score)
-            for c in before_run.cases
-            if c.case_id in after_by_id
-        ]
-        verdict = held_out_verdict(
-            changed=changed,
-            eval_before=scores["eval"].before or 0.0,
-            test_before=[b for b, _ in paired],
-            test_after=[a for _, a in paired],
-            min_gain=ctx.config.min_gain,
-            use_paired_test=ctx.config.use_paired_test,
-            alpha=ctx.config.alpha,
-        )
-        accepted, verdict_reason = verdict.accepted, verdict.reason
-        paired_name, paired_p = verdict.test_name, verdict.p_value
-    except Abort as abort:
-        verdict_reason = f"not accepted: the held-out test could not be scored ({abort.reason})"
-        stopped = stopped or abort.reason
+    # no step ran (a cap or a stop before step 1): nothing to compare, no call is spent
+    no_step = not st.steps and not changed
+    if no_step:
+        verdict_reason = f"not accepted: no step could run ({stopped or 'no step ran'})"
+    else:
+        try:
+            prompts = [ctx.initial, best.prompt] if changed else [ctx.initial]
+            runs = await asyncio.gather(
+                *(ctx.evaluate(p, ctx.splits.test) for p in prompts), return_exceptions=True
+            )
+            for outcome in runs:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            before_run = runs[0]
+            after_run = runs[-1]
+            assert isinstance(before_run, SuiteRun) and isinstance(after_run, SuiteRun)
+            test_before = [CaseOutcome.from_case_result(c) for c in before_run.cases]
+            test_after = [CaseOutcome.from_case_result(c) for c in after_run.cases]
+            scores["test"] = SplitScore(before_run.score, after_run.score)
+            after_by_id = after_run.by_id()
+            paired = [
+                (c.score, after_by_id[c.case_id].score)
+                for c in before_run.cases
+                if c.case_id in after_by_id
+            ]
+            verdict = held_out_verdict(
+                changed=changed,
+                eval_before=scores["eval"].before or 0.0,
+                test_before=[b for b, _ in paired],
+                test_after=[a for _, a in paired],
+                min_gain=ctx.config.min_gain,
+                use_paired_test=ctx.config.use_paired_test,
+                alpha=ctx.config.alpha,
+            )
+            accepted, verdict_reason = verdict.accepted, verdict.reason
+            paired_name, paired_p = verdict.test_name, verdict.p_value
+        except Abort as abort:
+            verdict_reason = f"not accepted: the held-out test could not be scored ({abort.reason})"
+            stopped = stopped or abort.reason
     known = selection.train
     if ctx.initial in known and best.prompt in known:
         scores["train"] = SplitScore(known[ctx.initial], known[best.prompt])
-    elif not ctx.budget_hit and ctx.train_affordable():
+    elif not no_step and not ctx.budget_hit and ctx.train_affordable():
         prompts = [ctx.initial, best.prompt] if changed else [ctx.initial]
         train_runs = await asyncio.gather(
             *(_train_score(ctx, p, known) for p in prompts), return_exceptions=True

@@ -76,7 +76,9 @@ async def _run(ctx: RunContext) -> OptimizationResult:
     state = ctx.state
     for t in range(state.t + 1, ctx.total + 1):
         batch = batch_for_step(ctx.splits.train, t, ctx.config)
-        stopped = ctx.stop_requested() or ctx.cap_reason(t, len(batch))
+        stopped = ctx.stop_requested()
+        if not stopped and (stopped := ctx.cap_reason(t, len(batch))):
+            stopped_kind = "budget"  # a cap ended the run, as a capped call would
         if stopped:
             break
         try:

@@ -20,7 +20,18 @@ from pytest_gpo.suites.paths import display
 if TYPE_CHECKING:
     from pytest_gpo.optimize.result import OptimizationResult
     from pytest_gpo.report.model import Report, SuiteReport
+    from pytest_gpo.settings import Settings
     from pytest_gpo.writeback import WriteOutcome
+
+#: pytest's exit status for a session stopped by Ctrl-C (``pytest.ExitCode.INTERRUPTED``)
+INTERRUPTED = 2
+
+#: why nothing is written after Ctrl-C (a rewrite would also change the suite's run key, so
+#: the rerun could not resume from the checkpoint of the optimization that finished)
+NOT_WRITTEN_INTERRUPTED = (
+    "not written: the run was interrupted (rerun to resume: finished suites are kept in their "
+    "checkpoints)"
+)
 
 SIM_NOTE = (
     "NOTE: this run used the built-in SIMULATED models (gpo-sim/...): scores show the "
@@ -71,10 +82,59 @@ def _update_baseline(gs: GpoSession, out: Outcome) -> None:
         out.lines.append(f"baseline NOT updated for {item}")
 
 
-def _write_back(gs: GpoSession, out: Outcome) -> int | None:
-    from pytest_gpo.writeback import PlannedWrite, apply
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
+
+
+def _sharing(rec: SuiteRecord, users: dict[Path, list[SuiteRecord]]) -> tuple[str, ...]:
+    """The other suites of the run (optimized or not) whose prompt is ``rec``'s file too."""
+    others = users.get(_resolved(Path(rec.prompt_path)), [])
+    return tuple(sorted({o.name for o in others if o.nodeid != rec.nodeid}))
+
+
+def own_paths(settings: Settings) -> tuple[Path, ...]:
+    """pytest-gpo's own files and folders, never rewritten as a prompt: ``.gpo/``, the cache,
+    the baseline and every report this run writes."""
+    from pytest_gpo.plugin.optimize_driver import RUNS_DIR
+    from pytest_gpo.report.files import report_paths
+
+    paths = [
+        settings.rootdir / Path(RUNS_DIR).parts[0],
+        settings.cache_path,
+        settings.baseline_path,
+    ]
+    if settings.report_path is not None:
+        paths += report_paths(settings.report_path)
+    if settings.html_path is not None:
+        paths.append(settings.html_path)
+    return tuple(paths)
+
+
+def resume_note(rec: SuiteRecord) -> str | None:
+    """For a suite whose optimization started but never finished (Ctrl-C): that its checkpoint
+    exists and the next run resumes from it (``None`` when there is no checkpoint)."""
+    from pytest_gpo.optimize.checkpoint import checkpoint_path
+
+    if rec.ran or not rec.run_dir or not checkpoint_path(rec.run_dir).is_file():
+        return None
+    return (
+        "not run: interrupted while optimizing; its checkpoint "
+        f"({display(Path(rec.run_dir))}) exists and the next run resumes from it"
+    )
+
+
+def _write_back(gs: GpoSession, out: Outcome, exitstatus: int) -> int | None:
+    from pytest_gpo.writeback import PlannedWrite, WriteOutcome, WriteStatus, apply
 
     plans = []
+    protected = own_paths(gs.settings)
+    users: dict[Path, list[SuiteRecord]] = {}  # prompt file -> every suite of the run using it
+    for other in _records(gs):
+        if other.prompt_path:
+            users.setdefault(_resolved(Path(other.prompt_path)), []).append(other)
     for rec, result in _optimizations(gs):
         if result.should_write:
             plans.append(
@@ -84,6 +144,8 @@ def _write_back(gs: GpoSession, out: Outcome) -> int | None:
                     rec.prompt_sha256,
                     result.best_prompt,
                     root=gs.settings.rootdir,
+                    protected=protected,
+                    shared_with=_sharing(rec, users),
                 )
             )
         else:
@@ -91,16 +153,24 @@ def _write_back(gs: GpoSession, out: Outcome) -> int | None:
     if not plans:
         return None
     s = gs.settings
-    out.writes = apply(plans, dry_run=s.dry_run, ci=in_ci(), allow_in_ci=s.optimize == "write")
+    if exitstatus == INTERRUPTED:  # Ctrl-C: write nothing, the checkpoints resume the run
+        out.writes = [
+            WriteOutcome(p.suite, p.path, WriteStatus.INTERRUPTED, NOT_WRITTEN_INTERRUPTED)
+            for p in plans
+        ]
+    else:
+        out.writes = apply(plans, dry_run=s.dry_run, ci=in_ci(), allow_in_ci=s.optimize == "write")
     for w in out.writes:
         out.lines.append(f"{w.suite}: {w.message}")
     written = [w for w in out.writes if w.written]
     path = s.report_path  # written after this, in every optimize run
     report = f" and {display(path)}" if path is not None else ""
     if written:
+        # the exit status is 1 only when pytest itself would exit 0 or 1
+        exits = " (this run exits 1, like --force-regen)" if exitstatus in (0, 1) else ""
         out.lines.append(
             f"{len(written)} prompt file(s) rewritten: review the diff (git diff){report}, "
-            "then re-run pytest to check them (this run exits 1, like --force-regen)"
+            f"then re-run pytest to check them{exits}"
         )
         return 1
     return None
@@ -122,13 +192,20 @@ def _optimize_headline(gs: GpoSession, writes: list[WriteOutcome]) -> str:
         if written and r.suite in unwritten:  # some written, not this one: say why here
             parts[-1] += f" ({unwritten[r.suite]})"
     kept = len(results) - len(improved)
+    errored = [rec.name for rec in _records(gs) if rec.error]
+    failed = f"; {len(errored)} could not be optimized (error): {', '.join(errored)}"
     if not improved:
-        return f"⚪ GPO: no prompt improved on the held-out split ({len(results)} kept)"
+        head = f"⚪ GPO: no prompt improved on the held-out split ({len(results)} kept)"
+        return head + (failed if errored else "")
     verb = "rewritten" if written else "not written (see below)"
+    if any(w.status == "interrupted" for w in writes):
+        verb = NOT_WRITTEN_INTERRUPTED
     if written and unwritten:
         verb = f"{len(written)} rewritten"
     head = f"✍️ GPO: {len(improved)} of {len(results)} prompt(s) improved and {verb}: "
-    return head + "; ".join(parts) + (f"; {kept} kept" if kept else "")
+    return (
+        head + "; ".join(parts) + (f"; {kept} kept" if kept else "") + (failed if errored else "")
+    )
 
 
 def suite_report(rec: SuiteRecord) -> SuiteReport | None:
@@ -161,7 +238,7 @@ def suite_report(rec: SuiteRecord) -> SuiteReport | None:
         return SuiteReport(verdict, run, file=where, requests=rec.usage)
     verdict = error_verdict(
         rec.name,
-        "not run",
+        resume_note(rec) or "not run",
         threshold=threshold,
         metric=rec.metric,
         status="not_run",
@@ -238,8 +315,9 @@ def finish_session(gs: GpoSession, exitstatus: int) -> int | None:
         done, _ = _attempt(out, lambda: _update_baseline(gs, out))
         ok = ok and done
     if gs.settings.optimize:
-        done, status = _attempt(out, lambda: _write_back(gs, out))
+        done, status = _attempt(out, lambda: _write_back(gs, out, exitstatus))
         ok = ok and done
+        out.lines += [f"{r.name}: {note}" for r in _records(gs) if (note := resume_note(r))]
     final = status if status is not None and exitstatus in (0, 1) else exitstatus
     reason = "prompt files were rewritten; re-run pytest to check them" if status else None
     if not ok and final == 0:

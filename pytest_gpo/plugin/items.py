@@ -118,7 +118,8 @@ class SuiteItem(pytest.Item):
         return gpo_session(self.config)
 
     def setup(self) -> None:
-        """Run the model calls (not when optimizing: the optimizer makes its own)."""
+        """Run the model calls: score the suite, or with --gpo-optimize optimize its prompt (an
+        optimization that cannot run is an error, E, like a suite that cannot be scored)."""
         gs = self.gs
         record = gs.record(self.nodeid, self.suite)
         duplicate = gs.duplicate_name_error(self.suite)
@@ -126,7 +127,10 @@ class SuiteItem(pytest.Item):
             record.error = duplicate.render()
             set_junit_properties(self, record)
             pytest.fail(record.error, pytrace=False)
-        if gs.settings.optimize or self.config.option.setuponly:
+        if self.config.option.setuponly:
+            return
+        if gs.settings.optimize:
+            self._optimize()
             return
         before = gs.usage_now()
         gs.running = (record, before)
@@ -163,10 +167,9 @@ class SuiteItem(pytest.Item):
             )
 
     def runtest(self) -> None:
-        """Gate the run (or optimize the prompt with --gpo-optimize)."""
+        """Gate the run (with --gpo-optimize, setup optimized the prompt: nothing to gate)."""
         gs = self.gs
         if gs.settings.optimize:
-            self._optimize()
             return
         assert self.run is not None
         record = gs.record(self.nodeid, self.suite)
@@ -186,7 +189,7 @@ class SuiteItem(pytest.Item):
             raise SuiteFailed(failure_text(verdict, self.suite, self.run, more))
 
     def _optimize(self) -> None:
-        from pytest_gpo.plugin.optimize_driver import optimize_suite
+        from pytest_gpo.plugin.optimize_driver import cap_error, optimize_suite
 
         gs = self.gs
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -206,7 +209,9 @@ class SuiteItem(pytest.Item):
         before = gs.usage_now()
         gs.running = (record, before)
         try:
-            result = optimize_suite(gs, self.suite, progress)
+            result = optimize_suite(
+                gs, self.suite, progress, lambda where: setattr(record, "run_dir", str(where))
+            )
         except GpoError as exc:
             record.error = "optimization could not run: " + exc.render()
         except Exception as exc:  # a bug: pytest shows it, the reports list the suite
@@ -217,9 +222,13 @@ class SuiteItem(pytest.Item):
         if not record.error and result.stopped_kind not in (None, "budget") and not result.steps:
             # every call failed before a step could run: an error, as in a gated run
             record.error = f"optimization failed before its first step: {result.stopped_reason}"
+        if not record.error:
+            # a cap too small to score the initial prompt: an error, never a green 'prompt kept'
+            record.error = cap_error(gs.settings, result, gs.eval_options(self.suite).repeat)
         if record.error:
             set_junit_properties(self, record)
-            raise SuiteFailed(record.error)
+            # raised outside the except block so pytest shows no chained exception
+            pytest.fail(record.error, pytrace=False)
         record.optimization = result
         gs.note_unpriced(record)
         record.model = gs.model_for(self.suite)

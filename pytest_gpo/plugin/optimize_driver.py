@@ -108,9 +108,14 @@ def _hook_filter(session: GpoSession, suite: Suite) -> CandidateFilter | None:
 
 
 def optimize_suite(
-    session: GpoSession, suite: Suite, progress: Callable[[str], None]
+    session: GpoSession,
+    suite: Suite,
+    progress: Callable[[str], None],
+    on_run_dir: Callable[[Path], None] | None = None,
 ) -> OptimizationResult:
     """Optimize one suite's prompt (blocking, on the session's event loop).
+
+    ``on_run_dir`` is told the run directory (where the checkpoint goes) before the first call.
 
     Raises :class:`~pytest_gpo.errors.GpoError` for settings that cannot work (no optimizer
     model, fewer than 3 cases, a bad ``optimize:`` key); model faults end the run cleanly and
@@ -168,6 +173,9 @@ def optimize_suite(
         progress(format_progress(event))
 
     key = run_key(suite, config, optimizer_model, options.model)
+    where = run_dir(settings.rootdir, suite, key)
+    if on_run_dir is not None:
+        on_run_dir(where)
     return session.runner.run(
         optimize(
             suite_name=suite.name,
@@ -181,7 +189,7 @@ def optimize_suite(
             optimizer_model=optimizer_model,
             embedder=embedder,
             progress=on_event,
-            checkpoint_dir=run_dir(settings.rootdir, suite, key),
+            checkpoint_dir=where,
             dataset_hash=suite.dataset_hash(),
             repeats=options.repeat,
             candidate_filter=_hook_filter(session, suite),
@@ -189,4 +197,25 @@ def optimize_suite(
             system=suite.system,
             concurrency=settings.concurrency,
         )
+    )
+
+
+def cap_error(settings: Settings, result: OptimizationResult, repeats: int) -> str | None:
+    """Why a call or cost cap left an optimization unable to score even its initial prompt
+    (the cap, the calls it needs at least, the fix), or ``None``."""
+    if result.stopped_kind != "budget" or result.steps or result.trajectory:
+        return None
+    caps = []
+    if settings.max_calls is not None:
+        caps.append(f"--gpo-max-calls {settings.max_calls}")
+    if settings.max_cost is not None:
+        caps.append(f"--gpo-max-cost {settings.max_cost:g}")
+    n_eval = result.split_sizes.get("eval", 0)
+    return (
+        f"optimization could not score the initial prompt within the run's cap "
+        f"({' / '.join(caps) or 'the call budget'}, shared by every suite of the run): it needs "
+        f"at least {n_eval * repeats} calls (the eval split, {n_eval} cases x {repeats} "
+        f"repeat(s)) before a step can run, and more for the steps and the held-out test "
+        f"({result.stopped_reason}); fix: raise --gpo-max-calls / --gpo-max-cost or select "
+        "fewer suites (-k)"
     )

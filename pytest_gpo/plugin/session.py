@@ -66,6 +66,8 @@ class SuiteRecord:
     #: the suite's number of cases (shown for a suite that errored or never ran)
     case_count: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: the run directory of this suite's optimization (its checkpoint), once it started
+    run_dir: str = ""
 
     @property
     def ran(self) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pytest_gpo.llm.limits import DEFAULT_MAX_TOKENS
@@ -70,6 +71,27 @@ def _choice(*choices: str) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def _optimize_mode(text: str) -> str:
+    """``--gpo-optimize``'s value; a path there (``--gpo-optimize suites/x.gpo.yaml``: argparse
+    takes the path as the optional value) gets a hint how to write it."""
+    if text in OPTIMIZE_MODES:
+        return text
+    message = "must be one of " + ", ".join(OPTIMIZE_MODES)
+    looks_like_path = (
+        any(c in text for c in "/\\")
+        or "::" in text
+        or text.startswith((".", "~"))
+        or text.lower().endswith((".yaml", ".yml", ".json", ".py"))
+    )
+    try:
+        exists = Path(text).exists()
+    except (OSError, ValueError):
+        exists = False
+    if looks_like_path or exists:
+        message += " (put paths before --gpo-optimize, or write --gpo-optimize=auto PATH)"
+    raise ValueError(message)
 
 
 def _limit(text: str) -> int:
@@ -312,7 +334,7 @@ OPTIONS: tuple[Option, ...] = (
         "--gpo-optimize",
         None,
         None,
-        _choice(*OPTIMIZE_MODES),
+        _optimize_mode,
         None,
         "optimize the collected suites' prompts with GPO and write them back "
         "(=write: also when CI is set)",

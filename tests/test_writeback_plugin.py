@@ -1,0 +1,78 @@
+"""Write-back through `pytest --gpo-optimize`: a prompt file two suites share, and
+pytest-gpo's own files, are never rewritten (with and without pytest-xdist)."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+EXAMPLE = Path(__file__).resolve().parent / "fixtures" / "support_desk"
+
+
+def _project(pytester: pytest.Pytester, prompts: dict[str, str]) -> pytest.Pytester:
+    """One ticket router suite per ``name: prompt path`` (relative to the rootdir), two steps
+    of four candidates each on the simulated models; every prompt file starts as router.txt."""
+    (pytester.path / "suites").mkdir()
+    router = (EXAMPLE / "suites" / "ticket_router.gpo.yaml").read_text(encoding="utf-8")
+    router = router.replace("{steps: 6, candidates: 8}", "{steps: 2, candidates: 4}")
+    shutil.copy(EXAMPLE / "suites" / "tickets.jsonl", pytester.path / "suites" / "tickets.jsonl")
+    for name, prompt in prompts.items():
+        target = pytester.path / prompt
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXAMPLE / "prompts" / "router.txt", target)
+        text = router.replace("name: ticket_router", f"name: {name}")
+        text = text.replace("../prompts/router.txt", f"../{prompt}")
+        (pytester.path / "suites" / f"{name}.gpo.yaml").write_text(text, encoding="utf-8")
+    pytester.makeini(
+        textwrap.dedent("""
+        [pytest]
+        gpo_model = gpo-sim/task
+        gpo_optimizer_model = gpo-sim/optimizer
+    """)
+    )
+    return pytester
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["one-process", "xdist"])
+def test_a_prompt_file_two_suites_use_is_not_rewritten_for_one_of_them(
+    pytester: pytest.Pytester, xdist: bool
+) -> None:
+    """Found under -n 2: the suite whose candidate was accepted rewrote the shared file, judged
+    on its own held-out cases only. Now the write is refused naming the other suite; with -k
+    selecting one suite, it is written."""
+    project = _project(
+        pytester, {"first_router": "prompts/shared.txt", "ticket_router": "prompts/shared.txt"}
+    )
+    before = (project.path / "prompts" / "shared.txt").read_text(encoding="utf-8")
+    args = ["-p", "no:cacheprovider", "--gpo-optimize", *(["-n", "2"] if xdist else [])]
+    result = project.runpytest_subprocess(*args)
+    out = result.stdout.str()
+    assert result.ret == 0, out
+    assert (project.path / "prompts" / "shared.txt").read_text(encoding="utf-8") == before
+    result.stdout.fnmatch_lines(
+        [
+            "first_router: prompts/shared.txt is also the prompt of ticket_router: a rewrite "
+            "judged on first_router's held-out cases alone could make them worse; select one "
+            "suite with -k to optimize it",
+        ]
+    )
+    assert "prompt file(s) rewritten" not in out, out
+    selected = project.runpytest_subprocess(*args, "-k", "first_router")
+    assert selected.ret == 1, selected.stdout.str()
+    assert (project.path / "prompts" / "shared.txt").read_text(encoding="utf-8") != before
+
+
+def test_a_prompt_in_pytest_gpos_own_folder_is_refused(pytester: pytest.Pytester) -> None:
+    """A suite whose prompt was .gpo/report.md had it reported as rewritten, then overwritten by
+    the report; now the write is refused as the tool's own file."""
+    project = _project(pytester, {"first_router": ".gpo/report.md"})
+    result = project.runpytest("-p", "no:cacheprovider", "--gpo-optimize")
+    out = result.stdout.str()
+    assert result.ret == 0, out
+    assert "first_router: .gpo/report.md not written: it is pytest-gpo's own file" in out, out
+    assert "prompt file(s) rewritten" not in out
