@@ -120,12 +120,12 @@ def test_file_edited_during_the_run_is_not_clobbered(router_project: pytest.Pyte
 
 def test_call_cap_stops_cleanly_and_is_never_exceeded(router_project: pytest.Pytester) -> None:
     result = router_project.runpytest(
-        "-p", "no:cacheprovider", "--gpo-optimize", "--gpo-max-calls", "150", "--gpo-cache", "off"
+        "-p", "no:cacheprovider", "--gpo-optimize", "--gpo-max-calls", "250", "--gpo-cache", "off"
     )
     out = result.stdout.str()
     assert "INTERNALERROR" not in out and "Traceback" not in out
     opt = report_json(router_project)["sections"][0]["data"]["ticket_router"]
-    assert opt["usage"]["calls"] <= 150
+    assert opt["usage"]["calls"] <= 250 and opt["steps"]
     assert opt["stopped_reason"]
 
 

@@ -116,22 +116,26 @@ def _optimization(project: pytest.Pytester, suite: str) -> dict[str, Any]:
     return data
 
 
-def test_a_cap_that_allows_no_step_scores_no_held_out_test(two_suites: pytest.Pytester) -> None:
-    """--gpo-max-calls 30: the first suite scores its initial prompt on eval (19 calls), cannot
-    afford step 1, and spends nothing on the held-out test (there is nothing to compare): the
-    next suite gets the 11 calls left, not 0."""
+def test_a_cap_that_allows_no_step_is_an_error_and_scores_no_held_out_test(
+    two_suites: pytest.Pytester,
+) -> None:
+    """--gpo-max-calls 30: the first suite scores its initial prompt on eval (19 calls) and
+    cannot afford step 1. It spends nothing on the held-out test (there is nothing to compare)
+    and is an error naming the cap and the fix: an optimization that did nothing is never a
+    green 'prompt kept'."""
+    before = _prompts(two_suites)
     result = two_suites.runpytest(
         "-p", "no:cacheprovider", "--gpo-optimize", "--gpo-max-calls", "30", "-k", "first"
     )
     out = result.stdout.str()
-    opt = _optimization(two_suites, "first_router")
-    assert opt["usage"]["calls"] == 19, out  # the eval split only
-    assert opt["scores"]["test"] == {"before": None, "after": None}, opt["scores"]
-    assert opt["scores"]["train"]["before"] is None
-    assert opt["reason"].startswith("not accepted: no step could run (stopped before step 1: ")
-    assert "the call cap (30, 19 used)" in opt["reason"] and opt["stopped_reason"]
-    assert opt["test_before"] == [] and opt["accepted"] is False
-    assert "first_router: prompt kept (not accepted: no step could run" in out
+    result.assert_outcomes(errors=1, deselected=1)
+    assert "optimization could not run a step within the run's cap (--gpo-max-calls 30" in out
+    assert "the initial prompt was scored, then stopped before step 1: " in out
+    assert "the call cap (30, 19 used)" in out
+    assert "fix: raise --gpo-max-calls / --gpo-max-cost or select fewer suites (-k)" in out
+    assert _prompts(two_suites) == before
+    report = _report(two_suites)
+    assert report["passed"] is False and report["totals"]["usage"]["calls"] == 19, out
 
 
 def test_a_cap_too_small_to_score_the_initial_prompt_is_an_error(

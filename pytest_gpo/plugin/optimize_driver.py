@@ -201,21 +201,28 @@ def optimize_suite(
 
 
 def cap_error(settings: Settings, result: OptimizationResult, repeats: int) -> str | None:
-    """Why a call or cost cap left an optimization unable to score even its initial prompt
-    (the cap, the calls it needs at least, the fix), or ``None``."""
-    if result.stopped_kind != "budget" or result.steps or result.trajectory:
+    """Why a call or cost cap left an optimization unable to run a single step (not even to
+    score its initial prompt, or not the first step after it): the cap, the calls it needs at
+    least, the fix; ``None`` when a step ran or no cap stopped it. An optimization that did
+    nothing is never a green 'prompt kept'."""
+    if result.stopped_kind != "budget" or result.steps:
         return None
     caps = []
     if settings.max_calls is not None:
         caps.append(f"--gpo-max-calls {settings.max_calls}")
     if settings.max_cost is not None:
         caps.append(f"--gpo-max-cost {settings.max_cost:g}")
+    cap = f"({' / '.join(caps) or 'the call budget'}, shared by every suite of the run)"
+    fix = "fix: raise --gpo-max-calls / --gpo-max-cost or select fewer suites (-k)"
+    if result.trajectory:
+        return (
+            f"optimization could not run a step within the run's cap {cap}: the initial prompt "
+            f"was scored, then {result.stopped_reason}; {fix}"
+        )
     n_eval = result.split_sizes.get("eval", 0)
     return (
-        f"optimization could not score the initial prompt within the run's cap "
-        f"({' / '.join(caps) or 'the call budget'}, shared by every suite of the run): it needs "
+        f"optimization could not score the initial prompt within the run's cap {cap}: it needs "
         f"at least {n_eval * repeats} calls (the eval split, {n_eval} cases x {repeats} "
         f"repeat(s)) before a step can run, and more for the steps and the held-out test "
-        f"({result.stopped_reason}); fix: raise --gpo-max-calls / --gpo-max-cost or select "
-        "fewer suites (-k)"
+        f"({result.stopped_reason}); {fix}"
     )
