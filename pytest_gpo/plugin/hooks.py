@@ -17,6 +17,7 @@ from pytest_gpo.plugin import hookspecs
 from pytest_gpo.plugin.stash import (
     BUDGET_FILE_INPUT,
     BUDGET_FILE_KEY,
+    REPORTED_KEY,
     SETTINGS_KEY,
     SKIPPED_PROMPTFOO_KEY,
     gpo_session,
@@ -104,9 +105,8 @@ class _ReportedSuites:
         self.config = config
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Note ``report``'s node id in the session (only once a suite made the session)."""
-        if has_session(self.config):
-            gpo_session(self.config).reported.add(report.nodeid)
+        """Note ``report``'s node id (in the config: the session may not exist yet)."""
+        self.config.stash.setdefault(REPORTED_KEY, set()).add(report.nodeid)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

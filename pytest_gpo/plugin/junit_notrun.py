@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_gpo.plugin.stash import REPORTED_KEY
+
 if TYPE_CHECKING:
     from pytest_gpo.plugin.session import GpoSession
 
@@ -36,7 +38,7 @@ def add_not_run_testcases(session: pytest.Session, gs: GpoSession) -> int:
     from pytest_gpo.report.junit import junit_properties
 
     reason = _not_run_reason(session)
-    written = gs.reported
+    written = session.config.stash.get(REPORTED_KEY, set())
     added = 0
     for record in list(gs.records.values()):
         if record.nodeid in written or record.optimization is not None:

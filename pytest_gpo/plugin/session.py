@@ -131,8 +131,6 @@ class GpoSession:
     #: the suite files collected under each suite name (a name must be unique: it keys the
     #: baseline)
     suite_paths: dict[str, list[Path]] = field(default_factory=dict)
-    #: node ids pytest reported on (JUnit has a testcase for these; see plugin/junit_notrun.py)
-    reported: set[str] = field(default_factory=set)
 
     # -- loading ------------------------------------------------------------------------------
 

@@ -21,6 +21,9 @@ SESSION_KEY = pytest.StashKey["GpoSession"]()
 BUDGET_FILE_KEY = pytest.StashKey[str]()
 #: promptfoo configs seen while ``gpo_promptfoo`` is off (named once in the summary).
 SKIPPED_PROMPTFOO_KEY = pytest.StashKey[list[str]]()
+#: Node ids pytest reported on: kept from the first report, before any suite made the session
+#: (under xdist the controller builds its session only when a worker's results arrive).
+REPORTED_KEY = pytest.StashKey[set[str]]()
 #: Its path in every worker's ``workerinput``.
 BUDGET_FILE_INPUT = "gpo_budget_file"
 
