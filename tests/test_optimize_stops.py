@@ -180,3 +180,31 @@ def test_a_cap_reached_after_some_steps_still_passes(two_suites: pytest.Pytester
     opt = _optimization(two_suites, "first_router")
     assert len(opt["steps"]) == 1 and opt["stopped_reason"], opt["stopped_reason"]
     assert opt["scores"]["test"]["before"] is not None
+
+
+def test_steps_whose_held_out_test_the_shared_cap_cannot_pay_are_errors_under_xdist(
+    two_suites: pytest.Pytester,
+) -> None:
+    """-n 2 with --gpo-max-calls 200: each worker plans to keep calls for its held-out test,
+    but the cap is shared (264 calls would be needed) and the other worker spends them. A
+    suite whose steps ran without a held-out verdict can write nothing: an error, never a
+    green 'prompt kept' (which suite it hits depends on the workers' timing)."""
+    pytest.importorskip("xdist")
+    result = two_suites.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        "--gpo-optimize",
+        "--gpo-dry-run",
+        "--gpo-max-calls",
+        "200",
+    )
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, out
+    assert "error" in out.splitlines()[-1]
+    assert "so nothing can be written" in out or "could not run a step" in out
+    assert "prompt kept (not accepted: the held-out test could not be scored" not in out
+    assert _report(two_suites)["passed"] is False

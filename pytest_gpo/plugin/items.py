@@ -189,7 +189,7 @@ class SuiteItem(pytest.Item):
             raise SuiteFailed(failure_text(verdict, self.suite, self.run, more))
 
     def _optimize(self) -> None:
-        from pytest_gpo.plugin.optimize_driver import cap_error, optimize_suite
+        from pytest_gpo.plugin.optimize_driver import nothing_done_error, optimize_suite
 
         gs = self.gs
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -223,8 +223,10 @@ class SuiteItem(pytest.Item):
             # every call failed before a step could run: an error, as in a gated run
             record.error = f"optimization failed before its first step: {result.stopped_reason}"
         if not record.error:
-            # a cap too small to score the initial prompt: an error, never a green 'prompt kept'
-            record.error = cap_error(gs.settings, result, gs.eval_options(self.suite).repeat)
+            # an optimization that did nothing writable: an error, never a green 'prompt kept'
+            record.error = nothing_done_error(
+                gs.settings, result, gs.eval_options(self.suite).repeat
+            )
         if record.error:
             set_junit_properties(self, record)
             # raised outside the except block so pytest shows no chained exception

@@ -200,11 +200,22 @@ def optimize_suite(
     )
 
 
-def cap_error(settings: Settings, result: OptimizationResult, repeats: int) -> str | None:
+def nothing_done_error(settings: Settings, result: OptimizationResult, repeats: int) -> str | None:
     """Why a call or cost cap left an optimization unable to run a single step (not even to
     score its initial prompt, or not the first step after it): the cap, the calls it needs at
-    least, the fix; ``None`` when a step ran or no cap stopped it. An optimization that did
-    nothing is never a green 'prompt kept'."""
+    least, the fix; or why steps ran but the held-out test could not be scored; ``None``
+    otherwise. An optimization that did nothing is never a green 'prompt kept'."""
+    test = result.scores.get("test")
+    unjudged = bool(result.steps) and (test is None or test.before is None)
+    if unjudged:
+        # steps ran, but no held-out verdict (under xdist the workers share one cap): the
+        # calls bought nothing that could be written, which must not pass as 'prompt kept'
+        return (
+            f"optimization ran {len(result.steps)} step(s) but could not score the held-out "
+            f"test, so nothing can be written: {result.reason.removeprefix('not accepted: ')}; "
+            "fix: raise --gpo-max-calls / --gpo-max-cost (under pytest-xdist the workers "
+            "share it), select fewer suites (-k), or check the provider"
+        )
     if result.stopped_kind != "budget" or result.steps:
         return None
     caps = []
