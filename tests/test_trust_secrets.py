@@ -342,3 +342,54 @@ def test_secrets_a_model_echoes_reach_no_file_no_output_and_no_prompt(tmp_path: 
     # the candidate (with its secrets replaced) won and was written back
     written_prompt = (project / "p.txt").read_text(encoding="utf-8")
     assert written_prompt == "Say (key *** token ***) the word {{ word }}\n"
+
+
+def _encoded(secret: str, how: str, before: str, after: str) -> str:
+    import base64
+    from urllib.parse import quote
+
+    if how == "base64":
+        return base64.b64encode(f"{before}{secret}{after}".encode()).decode()
+    if how == "base64url":
+        return base64.urlsafe_b64encode(f"{before}{secret}{after}".encode()).decode()
+    inner = {
+        "plain": secret,
+        "upper": secret.upper(),
+        "reversed": secret[::-1],
+        "percent": quote(secret, safe=""),
+        "hex": secret.encode().hex(),
+    }[how]
+    return f"{before}{inner}{after}"
+
+
+@PROPERTY
+@given(
+    SECRET,
+    st.sampled_from(["plain", "upper", "reversed", "percent", "hex", "base64", "base64url"]),
+    NAME,
+    NAME,
+)
+def test_a_secret_a_model_writes_plainly_or_lightly_encoded_is_taken_out_of_its_answer(
+    secret: str, how: str, before: str, after: str
+) -> None:
+    """The value of a secret variable in an answer, as is, in another case, reversed,
+    percent-encoded, hex or base64 at any byte alignment inside a longer text: what is left
+    of the answer no longer holds it (a base64 text may keep the 1-2 characters shared with
+    its neighbours, never enough to decode it)."""
+    import base64
+
+    from pytest_gpo.llm.redact import scrub_answer
+
+    encoded = _encoded(secret, how, before, after)
+    with mock.patch.dict(os.environ, {"ACME_SERVICE_TOKEN": secret}):
+        clean = scrub_answer(f"Sure: {encoded} (done)")
+    assert "***" in clean
+    assert secret.lower() not in clean.lower() and secret[::-1] not in clean
+    if how.startswith("base64"):
+        word = clean.split()[1]
+        for pad in ("", "=", "=="):
+            try:
+                decoded = base64.b64decode(word.replace("***", "") + pad, altchars=b"-_")
+            except ValueError:
+                continue
+            assert secret.encode() not in decoded

@@ -10,13 +10,14 @@ the user-info (``user:password@``) and query string of any URL (``redis://:pw@ho
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from pytest_gpo.llm.types import SECRET_PARAMS, Request
 
@@ -125,13 +126,36 @@ def scrub(text: str, params: Mapping[str, Any] | None = None) -> str:
     return text
 
 
+def _base64_cores(secret: bytes) -> list[str]:
+    """The base64 characters that encode only ``secret``'s bits, at each of the 3 byte
+    alignments it can have inside a longer encoded text (standard and URL-safe alphabets)."""
+    cores: list[str] = []
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + secret + b"\0" * 3).decode()
+        start = -(-8 * shift // 6)
+        end = 8 * (shift + len(secret)) // 6
+        core = encoded[start:end]
+        cores += [core, core.replace("+", "-").replace("/", "_")]
+    return cores
+
+
+def secret_forms(secret: str) -> list[str]:
+    """``secret`` and the forms a model can trivially write it in: reversed, percent-encoded,
+    hex, base64 (any alignment); the longest first."""
+    raw = secret.encode("utf-8", errors="surrogatepass")
+    forms = {secret, secret[::-1], quote(secret, safe=""), raw.hex(), *_base64_cores(raw)}
+    return sorted((f for f in forms if len(f) >= _MIN_SECRET), key=len, reverse=True)
+
+
 def scrub_answer(text: str, params: Mapping[str, Any] | None = None) -> str:
     """A model's answer without the *values* of known secrets (a request's keys, secret
-    environment variables, remembered configuration); shapes such as ``sk-...`` or
-    ``password: ...`` stay, because in an answer they may be the data a task asks for."""
+    environment variables, remembered configuration), in any letter case, nor their reversed,
+    percent-encoded, hex or base64 forms; shapes such as ``sk-...`` or ``password: ...`` stay,
+    because in an answer they may be the data a task asks for."""
     for secret in _secrets(params or {}):
-        if secret in text:
-            text = text.replace(secret, "***")
+        for form in secret_forms(secret):
+            if form.lower() in text.lower():
+                text = re.sub(re.escape(form), "***", text, flags=re.IGNORECASE)
     return text
 
 

@@ -72,23 +72,49 @@ REJECTION_TEXT: dict[str, str] = {
 
 #: Unicode categories of characters a reader does not see: format (zero-width spaces and
 #: joiners, bidi overrides), control (ANSI escapes; tab, line feed and carriage return are
-#: layout), private use, surrogates, unassigned. They hide words from the edit measure (a
-#: sentence joined by U+200B is one "word") and text from a reviewer, so a candidate may only
-#: hold those the current prompt already holds.
+#: layout), private use, surrogates, unassigned (and the ranges below). They hide words from
+#: the edit measure (a sentence joined by U+200B is one "word") and text from a reviewer, so a
+#: candidate may only hold those the current prompt already holds.
 _HIDDEN_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cs", "Cn"})
 _LAYOUT_CONTROLS = frozenset("\t\n\r")
+#: Unicode's Default_Ignorable_Code_Point ranges (rendered as nothing: variation selectors, the
+#: combining grapheme joiner, Hangul fillers...), whatever their category, and blanks that are
+#: not whitespace (U+2800 BRAILLE PATTERN BLANK): each can join words or carry hidden bytes.
+_INVISIBLE_RANGES = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x2800, 0x2800),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+
+
+def _invisible(ch: str) -> bool:
+    if ch in _LAYOUT_CONTROLS:
+        return False
+    if unicodedata.category(ch) in _HIDDEN_CATEGORIES:
+        return True
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _INVISIBLE_RANGES)
 
 
 def hidden_characters(candidate: str, current: str) -> str | None:
     """The invisible characters ``candidate`` adds to ``current``, described, or None."""
     have = set(current)
-    added = Counter(
-        ch
-        for ch in candidate
-        if ch not in have
-        and ch not in _LAYOUT_CONTROLS
-        and unicodedata.category(ch) in _HIDDEN_CATEGORIES
-    )
+    added = Counter(ch for ch in candidate if ch not in have and _invisible(ch))
     if not added:
         return None
     shown = [
