@@ -173,7 +173,8 @@ def refusal(path: Path, root: Path | None, protected: Iterable[Path] = ()) -> st
             f"{target.name} is read as code or configuration by other tools "
             "(write-back never rewrites it; keep prompts in files of their own)"
         )
-    if ".git" in target.parts or ".github" in target.parts:
+    # case-insensitive file systems (macOS, Windows) treat .GitHub as .github
+    if {".git", ".github"} & {part.casefold() for part in target.parts}:
         return "it is inside a .git or .github folder"
     for own in protected:
         where = _resolved(own)
@@ -197,6 +198,12 @@ def refusal(path: Path, root: Path | None, protected: Iterable[Path] = ()) -> st
         return "it is not a regular file"
     if target.stat().st_mode & 0o111:
         return "it is executable"
+    if target.stat().st_nlink > 1:
+        return (
+            f"it has {target.stat().st_nlink} hard links: the atomic rewrite would split them "
+            "(the other names would keep the old prompt, and another suite may use one); "
+            "give the prompt a file of its own"
+        )
     if not os.access(target, os.W_OK) or not (target.stat().st_mode & 0o200):
         return "it is read-only (make it writable to accept rewrites)"
     return None

@@ -310,6 +310,35 @@ def test_files_in_tool_folders_and_tool_names_are_refused(tmp_path: Path, relati
     assert target.read_bytes() == b"old {{ t }}\n"
 
 
+@pytest.mark.parametrize("relative", ["wb/.Github/g.md", ".GIT/notes.txt", "a/.GitHub/x.md"])
+def test_git_folders_are_refused_in_any_letter_case(tmp_path: Path, relative: str) -> None:
+    """On a case-insensitive file system (macOS) .Github is the .github folder."""
+    target = tmp_path / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"old {{ t }}\n")
+    (outcome,) = apply(
+        [_planned(target, "new {{ t }}", tmp_path)], dry_run=False, ci=False, allow_in_ci=False
+    )
+    assert outcome.status == WriteStatus.REFUSED and ".github" in outcome.message
+    assert target.read_bytes() == b"old {{ t }}\n"
+
+
+def test_a_hard_linked_prompt_is_refused_and_both_names_keep_it(tmp_path: Path) -> None:
+    """Two names of one file (two suites' prompts, say): an atomic rewrite would split them
+    silently, so it is refused and both names still hold the same prompt."""
+    (tmp_path / "prompts").mkdir()
+    first = tmp_path / "prompts" / "lang.txt"
+    first.write_bytes(b"old {{ t }}\n")
+    second = tmp_path / "lang_hard.txt"
+    os.link(first, second)
+    (outcome,) = apply(
+        [_planned(first, "new {{ t }}", tmp_path)], dry_run=False, ci=False, allow_in_ci=False
+    )
+    assert outcome.status == WriteStatus.REFUSED and "2 hard links" in outcome.message
+    assert first.read_bytes() == second.read_bytes() == b"old {{ t }}\n"
+    assert os.path.samefile(first, second)
+
+
 @pytest.mark.parametrize(
     "relative",
     ["prompts/env/p.txt", "prompts/runtime_prompt.txt", "myrequirements/p.txt", "venv_x/p.md"],
