@@ -11,6 +11,7 @@ into its JUnit properties (:func:`pytest_gpo.report.junit.junit_properties`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,7 +21,7 @@ from pytest_gpo.llm.types import error_text
 from pytest_gpo.plugin.stash import gpo_session
 from pytest_gpo.report.controls import visible
 from pytest_gpo.suites.model import Suite
-from pytest_gpo.suites.paths import suite_stem
+from pytest_gpo.suites.paths import display, suite_stem
 
 if TYPE_CHECKING:
     from pytest_gpo.gate.verdict import GateVerdict
@@ -188,6 +189,18 @@ class SuiteItem(pytest.Item):
             more = gs.more_cases_hint()
             raise SuiteFailed(failure_text(verdict, self.suite, self.run, more))
 
+    def _sharing_the_prompt(self) -> list[str]:
+        """The other selected suites of this session whose prompt is this suite's file."""
+        mine = _same_file_key(self.suite.prompt_path)
+        return sorted(
+            item.suite.name
+            for item in self.session.items
+            if isinstance(item, SuiteItem)
+            and item is not self
+            and item.suite.name != self.suite.name
+            and _same_file_key(item.suite.prompt_path) == mine
+        )
+
     def _optimize(self) -> None:
         from pytest_gpo.plugin.optimize_driver import nothing_done_error, optimize_suite
 
@@ -206,6 +219,18 @@ class SuiteItem(pytest.Item):
                 reporter.write_line(f"[gpo] {line}")
 
         record = gs.record(self.nodeid, self.suite)
+        shared = self._sharing_the_prompt()
+        if shared:
+            # refused before any call: write-back would refuse the file anyway (writeback.py)
+            record.error = (
+                f"optimization not started: {display(self.suite.prompt_path)} is also the "
+                f"prompt of {', '.join(shared)} in this run; a rewrite judged on "
+                f"{self.suite.name}'s held-out cases alone could make them worse, so it would "
+                f"not be written. Optimize one of them by its file: pytest "
+                f"{display(Path(self.suite.path))} --gpo-optimize"
+            )
+            set_junit_properties(self, record)
+            pytest.fail(record.error, pytrace=False)
         before = gs.usage_now()
         gs.running = (record, before)
         try:
@@ -250,3 +275,13 @@ class SuiteItem(pytest.Item):
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """Location shown in reports."""
         return self.path, None, f"gpo suite {self.suite.name}"
+
+
+def _same_file_key(path: Path) -> tuple[int, int] | str:
+    """What makes two paths one file: device and inode (symlinks and hard links too), or the
+    resolved path when the file cannot be read."""
+    try:
+        info = path.stat()
+    except OSError:
+        return str(path.resolve())
+    return (info.st_dev, info.st_ino)
