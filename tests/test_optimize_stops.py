@@ -208,3 +208,45 @@ def test_steps_whose_held_out_test_the_shared_cap_cannot_pay_are_errors_under_xd
     assert "so nothing can be written" in out or "could not run a step" in out
     assert "prompt kept (not accepted: the held-out test could not be scored" not in out
     assert _report(two_suites)["passed"] is False
+
+
+def test_a_second_ctrl_c_while_the_run_finishes_is_held(two_suites: pytest.Pytester) -> None:
+    """A tester pressed Ctrl-C twice, 0.3 s apart: the second broke pytest's own handling of
+    the first (exit 130 and a traceback) and left a report saying exit 0. It is now held with
+    a note, and pytest exits 2 with reports that say 2."""
+    two_suites.makeconftest(
+        textwrap.dedent("""
+        import time
+        from pathlib import Path
+
+        def pytest_gpo_filter_candidate(suite_name, current, candidate):
+            if suite_name == "ticket_router" and not Path("started").exists():
+                Path("started").touch()
+                time.sleep(6)  # on the event loop: both SIGINTs arrive meanwhile
+            return None
+    """)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--gpo-optimize"],
+        cwd=two_suites.path,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (two_suites.path / "started").exists() and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert (two_suites.path / "started").exists()
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=120)[0].decode("utf-8", "replace")
+    finally:
+        proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "pytest-gpo: finishing the reports; press Ctrl-C again to abandon them" in out, out
+    report = _report(two_suites)
+    assert report["exit_status"] == 2 and report["passed"] is False

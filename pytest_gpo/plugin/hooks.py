@@ -14,6 +14,7 @@ import pytest
 
 from pytest_gpo.errors import GpoError
 from pytest_gpo.plugin import hookspecs
+from pytest_gpo.plugin.interrupts import InterruptHold
 from pytest_gpo.plugin.stash import (
     BUDGET_FILE_INPUT,
     BUDGET_FILE_KEY,
@@ -96,6 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # The session itself is built on first use (stash.gpo_session), keeping --help light.
     config.stash[SETTINGS_KEY] = settings
     config.pluginmanager.register(_ReportedSuites(config), "gpo-reported-suites")
+    config.pluginmanager.register(InterruptHold(config), "gpo-interrupt-hold")
 
 
 class _ReportedSuites:
