@@ -152,12 +152,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _suite(name: str, model: str, params: str) -> str:
+def _suite(name: str, model: str, params: str, prompt: str = "p.txt") -> str:
+    """A suite file; suites optimized together need a prompt file each."""
     cases = "\n".join(f"  - {{id: c{i}, vars: {{word: w{i}}}, expected: w{i}}}" for i in range(6))
     return (
         textwrap.dedent(f"""\
         name: {name}
-        prompt: p.txt
+        prompt: {prompt}
         model: {model}
         params: {params}
         threshold: 0
@@ -181,6 +182,8 @@ def test_sentinel_secrets_in_every_place_reach_no_file_and_no_output(tmp_path: P
     ) as server:
         port = server.port
         (project / "p.txt").write_text("Say {{ word }}\n", encoding="utf-8")
+        for name in ("trusted", "routed", "env_key"):  # optimized together: a prompt each
+            (project / f"{name}.txt").write_text("Say {{ word }}\n", encoding="utf-8")
         (project / "pytest.ini").write_text(
             "[pytest]\ngpo_timeout = 5\ngpo_router = router.yaml\n"
             "gpo_trusted_params = api_base extra_headers\n",
@@ -201,9 +204,12 @@ def test_sentinel_secrets_in_every_place_reach_no_file_and_no_output(tmp_path: P
                 "trusted",
                 "openai/echo",
                 f"{{api_base: '{trusted_base}', extra_headers: {{X-Sentinel: {S_HEADER}}}}}",
+                "trusted.txt",
             ),
-            "routed": _suite("routed", "routed", "{temperature: 0}"),
-            "env_key": _suite("env_key", "openai/echo", f"{{api_base: '{server.base_url}'}}"),
+            "routed": _suite("routed", "routed", "{temperature: 0}", "routed.txt"),
+            "env_key": _suite(
+                "env_key", "openai/echo", f"{{api_base: '{server.base_url}'}}", "env_key.txt"
+            ),
             # OPENAI_BASE_URL with a query string: the SDK's URLs break, every call fails
             "env_base": _suite("env_base", "openai/echo", "{temperature: 0}"),
         }
