@@ -39,7 +39,8 @@ PROMPT_SUFFIXES = frozenset(
 CODE_NAMES = re.compile(
     r"^(cmakelists\.txt|(dev-|test-)?requirements([-_.][\w.-]*)?\.(txt|in)"
     r"|constraints([-_.][\w.-]*)?\.txt|pip\.conf|robots\.txt|codeowners|runtime\.txt"
-    r"|(agents|claude|gemini|copilot-instructions|security|license|licence|notice|copying)"
+    r"|(agents|claude|gemini|copilot-instructions|conventions|security|license|licence"
+    r"|notice|copying)"
     r"(\.md|\.txt)?|llms(-full)?\.txt|.*\.(cmake|mk)\.txt"
     r"|\.(python|node|ruby|java|go|terraform)-version(\.\w+)?|\.tool-versions(\.\w+)?"
     r"|\.nvmrc(\.\w+)?|\.(cursor|windsurf|cline)rules(\.\w+)?)$",
@@ -53,7 +54,8 @@ TOOL_FOLDERS = re.compile(
     r"^((requirements|constraints)([-_.][\w.-]*)?|\.venv|venv|site-packages|dist-packages"
     r"|node_modules|\.tox|\.nox|__pycache__|.+\.dist-info|.+\.egg-info"
     r"|\.cursor|\.vscode|\.idea|\.devcontainer|\.claude|\.windsurf|\.continue"
-    r"|\.clinerules)$",
+    r"|\.clinerules|\.junie|\.roo|\.kiro|\.amazonq|\.aiassistant|\.gemini|\.codex|\.aider.*"
+    r"|\.gitlab|\.circleci|\.buildkite|\.husky)$",
     re.IGNORECASE,
 )
 

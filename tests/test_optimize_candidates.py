@@ -267,6 +267,9 @@ def test_a_candidate_adding_invisible_characters_is_never_scored(
     kept = current.replace("the", "the" + hidden)
     again = check_candidate(kept.replace("Route", "Send"), kept, None, frozenset({"ticket"}))
     assert again.status == "accepted"
+    # one stray character in the prompt does not license more of it
+    more = check_candidate(kept + hidden + "x", kept, None, frozenset({"ticket"}))
+    assert more.status == "hidden_characters" and f"U+{ord(hidden):04X}" in more.detail
 
 
 def test_the_zero_width_exfiltration_is_caught_and_layout_is_not_hidden() -> None:

@@ -293,6 +293,15 @@ REFUSED_PATHS = [
     ".windsurf/rules/r.md",
     ".continue/prompts/p.prompt",
     ".clinerules/rules.md",
+    # a third tester's list: more agents' rule folders, aider's conventions, CI folders
+    ".junie/guidelines.md",
+    ".roo/rules.md",
+    ".kiro/steering.md",
+    ".amazonq/rules/r.md",
+    ".aiassistant/rules/r.md",
+    "CONVENTIONS.md",
+    ".gitlab/issue_templates/bug.md",
+    ".circleci/notes.txt",
 ]
 
 

@@ -74,7 +74,7 @@ REJECTION_TEXT: dict[str, str] = {
 #: joiners, bidi overrides), control (ANSI escapes; tab, line feed and carriage return are
 #: layout), private use, surrogates, unassigned (and the ranges below). They hide words from
 #: the edit measure (a sentence joined by U+200B is one "word") and text from a reviewer, so a
-#: candidate may only hold those the current prompt already holds.
+#: candidate may hold no more of them than the current prompt does.
 _HIDDEN_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cs", "Cn"})
 _LAYOUT_CONTROLS = frozenset("\t\n\r")
 #: Unicode's Default_Ignorable_Code_Point ranges (rendered as nothing: variation selectors, the
@@ -112,9 +112,10 @@ def _invisible(ch: str) -> bool:
 
 
 def hidden_characters(candidate: str, current: str) -> str | None:
-    """The invisible characters ``candidate`` adds to ``current``, described, or None."""
-    have = set(current)
-    added = Counter(ch for ch in candidate if ch not in have and _invisible(ch))
+    """The invisible characters ``candidate`` adds to ``current`` (one more of a kind the
+    current prompt holds counts too: a stray U+200B must not license twenty), or None."""
+    have = Counter(ch for ch in current if _invisible(ch))
+    added = Counter(ch for ch in candidate if _invisible(ch)) - have
     if not added:
         return None
     shown = [

@@ -190,16 +190,20 @@ class SuiteItem(pytest.Item):
             raise SuiteFailed(failure_text(verdict, self.suite, self.run, more))
 
     def _sharing_the_prompt(self) -> list[str]:
-        """The other selected suites of this session whose prompt is this suite's file."""
+        """The selected suites of this session that also read this suite's prompt file: as
+        their prompt, or as a system message (this suite's own too)."""
         mine = _same_file_key(self.suite.prompt_path)
-        return sorted(
-            item.suite.name
-            for item in self.session.items
-            if isinstance(item, SuiteItem)
-            and item is not self
-            and item.suite.name != self.suite.name
-            and _same_file_key(item.suite.prompt_path) == mine
-        )
+        found: set[str] = set()
+        for item in self.session.items:
+            if not isinstance(item, SuiteItem):
+                continue
+            other = item.suite
+            same_prompt = _same_file_key(other.prompt_path) == mine
+            if item is not self and other.name != self.suite.name and same_prompt:
+                found.add(other.name)
+            if other.system_path is not None and _same_file_key(other.system_path) == mine:
+                found.add(f"{other.name} (its system message)")
+        return sorted(found)
 
     def _optimize(self) -> None:
         from pytest_gpo.plugin.optimize_driver import nothing_done_error, optimize_suite
@@ -222,12 +226,17 @@ class SuiteItem(pytest.Item):
         shared = self._sharing_the_prompt()
         if shared:
             # refused before any call: write-back would refuse the file anyway (writeback.py)
-            record.error = (
-                f"optimization not started: {display(self.suite.prompt_path)} is also the "
-                f"prompt of {', '.join(shared)} in this run; a rewrite judged on "
-                f"{self.suite.name}'s held-out cases alone could make them worse, so it would "
-                f"not be written. Optimize one of them by its file: pytest "
+            fix = (
+                "give the prompt and the system message a file each"
+                if f"{self.suite.name} (its system message)" in shared
+                else "optimize one of them by its file: pytest "
                 f"{display(Path(self.suite.path))} --gpo-optimize"
+            )
+            record.error = (
+                f"optimization not started: {display(self.suite.prompt_path)} is also read by "
+                f"{', '.join(shared)} in this run (as a prompt or a system message); a rewrite "
+                f"judged on {self.suite.name}'s held-out cases alone could change them, so it "
+                f"would not be written; fix: {fix}"
             )
             set_junit_properties(self, record)
             pytest.fail(record.error, pytrace=False)

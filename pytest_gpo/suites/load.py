@@ -147,7 +147,7 @@ class _Loader:
             raise self.err(
                 f"{exc.message} (template {display(prompt_path)})", key="prompt", fix=exc.fix
             ) from None
-        system = self.system(data.get("system"))
+        system, system_path = self.system(data.get("system"))
         model = self.string(data, "model", default=None)
         params = self.params(data.get("params"))
         cases = load_cases(
@@ -183,6 +183,7 @@ class _Loader:
             prompt_text=prompt_text,
             prompt_bytes=prompt_bytes,
             system=system,
+            system_path=system_path,
             model=model,
             params=params,
             cases=cases,
@@ -308,9 +309,10 @@ class _Loader:
             )
         return path, raw, text
 
-    def system(self, value: Any) -> str | None:
+    def system(self, value: Any) -> tuple[str | None, Path | None]:
+        """The system message, and the file it was read from (``None``: written inline)."""
         if value is None:
-            return None
+            return None, None
         if not isinstance(value, str):
             raise self.err(
                 f"'system' must be text or a file path, not {kind_of(value)}",
@@ -329,7 +331,7 @@ class _Loader:
                         key="system",
                         limit=MAX_PROMPT_BYTES,
                     )
-                    return raw.decode("utf-8-sig")
+                    return raw.decode("utf-8-sig"), path
                 except (OSError, UnicodeDecodeError) as exc:
                     raise self.err(
                         f"cannot read system file {path}: {exc}",
@@ -344,7 +346,7 @@ class _Loader:
                     fix="fix the path (relative to the suite file), or write the system "
                     "message itself as text",
                 )
-        return value
+        return value, None
 
     def params(self, value: Any) -> dict[str, Any]:
         if value is None:

@@ -100,6 +100,8 @@ class Suite:
     min_pass: int | None = None
     max_drop: float | None = None
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    #: the file ``system`` was read from (None: written in the suite file, or none)
+    system_path: Path | None = None
 
     @property
     def prompt_sha256(self) -> str:
