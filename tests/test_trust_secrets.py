@@ -358,12 +358,25 @@ def _encoded(secret: str, how: str, before: str, after: str) -> str:
         return base64.b64encode(f"{before}{secret}{after}".encode()).decode()
     if how == "base64url":
         return base64.urlsafe_b64encode(f"{before}{secret}{after}".encode()).decode()
+    import codecs
+
+    if how in ("base64 of reversed", "base64 of upper"):
+        value = secret[::-1] if how.endswith("reversed") else secret.upper()
+        return base64.b64encode(f"{before}{value}{after}".encode()).decode()
+    every = "".join(f"%{b:02x}" for b in secret.encode())
     inner = {
         "plain": secret,
         "upper": secret.upper(),
         "reversed": secret[::-1],
+        "rot13": codecs.encode(secret, "rot13"),
         "percent": quote(secret, safe=""),
+        "every byte percent-encoded": every,
+        "twice percent-encoded": every.replace("%", "%25"),
         "hex": secret.encode().hex(),
+        "spaced hex": " ".join(f"{b:02x}" for b in secret.encode()),
+        "x escapes": "".join(f"\\x{b:02x}" for b in secret.encode()),
+        "u escapes": "".join(f"\\u{ord(c):04x}" for c in secret),
+        "html references": "".join(f"&#{ord(c)};" for c in secret),
     }[how]
     return f"{before}{inner}{after}"
 
@@ -371,17 +384,24 @@ def _encoded(secret: str, how: str, before: str, after: str) -> str:
 @PROPERTY
 @given(
     SECRET,
-    st.sampled_from(["plain", "upper", "reversed", "percent", "hex", "base64", "base64url"]),
+    st.sampled_from(
+        [
+            *("plain", "upper", "reversed", "rot13", "percent", "every byte percent-encoded"),
+            *("twice percent-encoded", "hex", "spaced hex", "x escapes", "u escapes"),
+            *("html references", "base64", "base64url", "base64 of reversed", "base64 of upper"),
+        ]
+    ),
     NAME,
     NAME,
 )
 def test_a_secret_a_model_writes_plainly_or_lightly_encoded_is_taken_out_of_its_answer(
     secret: str, how: str, before: str, after: str
 ) -> None:
-    """The value of a secret variable in an answer, as is, in another case, reversed,
-    percent-encoded, hex or base64 at any byte alignment inside a longer text: what is left
-    of the answer no longer holds it (a base64 text may keep the 1-2 characters shared with
-    its neighbours, never enough to decode it)."""
+    """The value of a secret variable in an answer, as is, in another case, reversed, rot13,
+    percent-encoded (every byte, twice), hex (spaced too), as ``\\x``/``\\u`` escapes or
+    HTML references, or base64 at any byte alignment (of the value reversed or upper-case
+    too) inside a longer text: what is left of the answer no longer holds it (a base64 text
+    may keep the 1-2 characters shared with its neighbours, never enough to decode it)."""
     import base64
 
     from pytest_gpo.llm.redact import scrub_answer

@@ -11,13 +11,15 @@ the user-info (``user:password@``) and query string of any URL (``redis://:pw@ho
 from __future__ import annotations
 
 import base64
+import codecs
+import html
 import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from pytest_gpo.llm.types import SECRET_PARAMS, Request
 
@@ -140,22 +142,74 @@ def _base64_cores(secret: bytes) -> list[str]:
 
 
 def secret_forms(secret: str) -> list[str]:
-    """``secret`` and the forms a model can trivially write it in: reversed, percent-encoded,
-    hex, base64 (any alignment); the longest first."""
+    """``secret`` and the forms a model can trivially write it in: reversed, rot13,
+    percent-encoded, hex, base64 (any alignment; of the reversed and upper-case value too);
+    for a long secret also its first and last two thirds. The longest first."""
     raw = secret.encode("utf-8", errors="surrogatepass")
-    forms = {secret, secret[::-1], quote(secret, safe=""), raw.hex(), *_base64_cores(raw)}
+    forms = {
+        secret,
+        secret[::-1],
+        codecs.encode(secret, "rot13"),
+        quote(secret, safe=""),
+        raw.hex(),
+    }
+    for variant in (raw, raw[::-1], secret.upper().encode("utf-8", errors="surrogatepass")):
+        forms.update(_base64_cores(variant))
+    if len(secret) >= 16:
+        part = max(12, 2 * len(secret) // 3)
+        forms.update({secret[:part], secret[-part:]})
     return sorted((f for f in forms if len(f) >= _MIN_SECRET), key=len, reverse=True)
+
+
+#: Runs of escaped characters a model may spell a value in: every byte percent-encoded (once
+#: or twice), ``\xHH``, ``\uHHHH``, HTML character references, spaced or colon-separated hex.
+_ENCODED_RUNS: tuple[tuple[re.Pattern[str], Callable[[str], str]], ...] = (
+    (re.compile(r"(?:%(?:25)?[0-9A-Fa-f]{2}){6,}"), lambda t: unquote(unquote(t))),
+    (re.compile(r"(?:\\x[0-9A-Fa-f]{2}){6,}"), lambda t: _hex_text(t.replace("\\x", ""))),
+    (re.compile(r"(?:\\u[0-9A-Fa-f]{4}){6,}"), lambda t: _utf16_text(t.replace("\\u", ""))),
+    (re.compile(r"(?:&#(?:[0-9]{1,7}|[xX][0-9A-Fa-f]{1,6});){6,}"), html.unescape),
+    (
+        re.compile(r"(?:[0-9A-Fa-f]{2}[ :\-]){5,}[0-9A-Fa-f]{2}"),
+        lambda t: _hex_text(t),
+    ),
+)
+
+
+def _hex_text(text: str) -> str:
+    digits = re.sub(r"[^0-9A-Fa-f]", "", text)
+    try:
+        return bytes.fromhex(digits[: len(digits) // 2 * 2]).decode("utf-8", errors="replace")
+    except ValueError:
+        return ""
+
+
+def _utf16_text(digits: str) -> str:
+    return "".join(chr(int(digits[i : i + 4], 16)) for i in range(0, len(digits) - 3, 4))
 
 
 def scrub_answer(text: str, params: Mapping[str, Any] | None = None) -> str:
     """A model's answer without the *values* of known secrets (a request's keys, secret
-    environment variables, remembered configuration), in any letter case, nor their reversed,
-    percent-encoded, hex or base64 forms; shapes such as ``sk-...`` or ``password: ...`` stay,
-    because in an answer they may be the data a task asks for."""
-    for secret in _secrets(params or {}):
+    environment variables, remembered configuration), in any letter case, nor the forms of
+    :func:`secret_forms`, nor a run of escapes (``%73%6b...``, ``\\x73...``, ``&#115;...``)
+    that decodes to one; shapes such as ``sk-...`` or ``password: ...`` stay, because in an
+    answer they may be the data a task asks for."""
+    secrets = _secrets(params or {})
+    if not secrets:
+        return text
+    for secret in secrets:
         for form in secret_forms(secret):
             if form.lower() in text.lower():
                 text = re.sub(re.escape(form), "***", text, flags=re.IGNORECASE)
+    lowered = [s.lower() for s in secrets]
+
+    for pattern, decode in _ENCODED_RUNS:
+
+        def replace(match: re.Match[str], decode: Callable[[str], str] = decode) -> str:
+            plain = decode(match.group()).lower()
+            hit = any(s in plain or s[::-1] in plain for s in lowered)
+            return "***" if hit else match.group()
+
+        text = pattern.sub(replace, text)
     return text
 
 
