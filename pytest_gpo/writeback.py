@@ -39,7 +39,7 @@ PROMPT_SUFFIXES = frozenset(
 CODE_NAMES = re.compile(
     r"^(cmakelists\.txt|(dev-|test-)?requirements([-_.][\w.-]*)?\.(txt|in)"
     r"|constraints([-_.][\w.-]*)?\.txt|pip\.conf|robots\.txt|codeowners|runtime\.txt"
-    r"|(agents|claude|gemini|copilot-instructions|conventions|security|license|licence"
+    r"|(agents?|claude|gemini|qwen|copilot-instructions|conventions|security|license|licence"
     r"|notice|copying)"
     r"(\.md|\.txt)?|llms(-full)?\.txt|.*\.(cmake|mk)\.txt"
     r"|\.(python|node|ruby|java|go|terraform)-version(\.\w+)?|\.tool-versions(\.\w+)?"

@@ -37,6 +37,7 @@ def _result(**kw: object) -> OptimizationResult:
             candidates=[
                 CandidateRecord("Route the support ticket. x", 2, "accepted", score=0.7),
                 CandidateRecord("a | b\nnew line", 60, "over_budget", "60 > 49 words"),
+                CandidateRecord("x\u2060y\U000e0100z", 1, "hidden_characters", "U+2060"),
             ],
             chosen=0,
             current_score=0.7,
@@ -111,6 +112,8 @@ def test_markdown_has_diff_scores_flips_steps_chart_and_provenance() -> None:
     assert "line [60.0, 70.0, 80.0]" in md
     assert 'x-axis "step" [0, 1, 2]' in md
     assert "a \\| b<br>new line" in md  # a rejected candidate's text, escaped
+    # a rejected candidate's invisible characters are shown, not hidden, to the reviewer
+    assert "x\\u2060y\\U000e0100z" in md and "\u2060" not in md
     assert "1 over_budget (changed more words than the budget allows)" in md
     assert "openai/gpt-4o-mini" in md and "| seed" in md and "abababababababab" in md
     assert "$0.0120" in md

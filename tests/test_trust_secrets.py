@@ -364,7 +364,27 @@ def _encoded(secret: str, how: str, before: str, after: str) -> str:
         value = secret[::-1] if how.endswith("reversed") else secret.upper()
         return base64.b64encode(f"{before}{value}{after}".encode()).decode()
     every = "".join(f"%{b:02x}" for b in secret.encode())
+    raw = secret.encode()
+    half = len(raw) // 2
     inner = {
+        "percent and x escapes mixed": "".join(f"%{b:02X}" for b in raw[:half])
+        + "".join(f"\\x{b:02x}" for b in raw[half:]),
+        "every other byte percent-encoded": "".join(
+            f"%{b:02X}" if i % 2 else chr(b) for i, b in enumerate(raw)
+        ),
+        "html references without ;": "".join(f"&#{b}" for b in raw),
+        "0x hex": " ".join(f"0x{b:02x}" for b in raw),
+        "comma hex": ",".join(f"{b:02x}" for b in raw),
+        "hex a line each": "\n".join(f"{b:02x}" for b in raw),
+        "hex of upper": secret.upper().encode().hex(),
+        "U escapes": "".join(f"\\U{b:08x}" for b in raw),
+        "u{} escapes": "".join(f"\\u{{{b:x}}}" for b in raw),
+        "three times percent-encoded": every.replace("%", "%25").replace("%", "%25"),
+        "full-width": "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in secret),
+        "zero-width inside": secret[:4] + "\u200b" + secret[4:],
+        "base64 across lines": "\n".join(
+            (lambda e: [e[:8], e[8:]])(base64.b64encode(raw).decode())
+        ),
         "plain": secret,
         "upper": secret.upper(),
         "reversed": secret[::-1],
@@ -378,6 +398,8 @@ def _encoded(secret: str, how: str, before: str, after: str) -> str:
         "u escapes": "".join(f"\\u{ord(c):04x}" for c in secret),
         "html references": "".join(f"&#{ord(c)};" for c in secret),
     }[how]
+    if how == "html references without ;":  # "&#50" then "0" would read as "&#500"
+        return f"{before} {inner} {after}"
     return f"{before}{inner}{after}"
 
 
@@ -389,6 +411,10 @@ def _encoded(secret: str, how: str, before: str, after: str) -> str:
             *("plain", "upper", "reversed", "rot13", "percent", "every byte percent-encoded"),
             *("twice percent-encoded", "hex", "spaced hex", "x escapes", "u escapes"),
             *("html references", "base64", "base64url", "base64 of reversed", "base64 of upper"),
+            *("percent and x escapes mixed", "every other byte percent-encoded", "0x hex"),
+            *("html references without ;", "comma hex", "hex a line each", "hex of upper"),
+            *("U escapes", "u{} escapes", "three times percent-encoded", "full-width"),
+            *("zero-width inside", "base64 across lines"),
         ]
     ),
     NAME,
@@ -398,24 +424,39 @@ def test_a_secret_a_model_writes_plainly_or_lightly_encoded_is_taken_out_of_its_
     secret: str, how: str, before: str, after: str
 ) -> None:
     """The value of a secret variable in an answer, as is, in another case, reversed, rot13,
-    percent-encoded (every byte, twice), hex (spaced too), as ``\\x``/``\\u`` escapes or
-    HTML references, or base64 at any byte alignment (of the value reversed or upper-case
-    too) inside a longer text: what is left of the answer no longer holds it (a base64 text
-    may keep the 1-2 characters shared with its neighbours, never enough to decode it)."""
-    import base64
+    percent-encoded (every byte, every other byte, up to three times, mixed with ``\\x``
+    escapes), hex (spaced, ``0x``, comma- or line-separated, of the upper case), as
+    ``\\x``/``\\u``/``\\U``/``\\u{}`` escapes or HTML references (with or without
+    ``;``), full-width, with a zero-width space inside, or base64 at any byte alignment (across
+    lines, of the value reversed or upper-case too) inside a longer text: it is replaced where
+    it stands or the answer is withheld, and no reading of what is left holds it."""
 
-    from pytest_gpo.llm.redact import scrub_answer
+    from pytest_gpo.llm.redact import holds_secret, scrub_answer
 
     encoded = _encoded(secret, how, before, after)
     with mock.patch.dict(os.environ, {"ACME_SERVICE_TOKEN": secret}):
         clean = scrub_answer(f"Sure: {encoded} (done)")
-    assert "***" in clean
+        # replaced where it stands, or the answer withheld: no reading of it holds the value
+        assert "***" in clean and not holds_secret(clean), clean
     assert secret.lower() not in clean.lower() and secret[::-1] not in clean
-    if how.startswith("base64"):
-        word = clean.split()[1]
-        for pad in ("", "=", "=="):
-            try:
-                decoded = base64.b64decode(word.replace("***", "") + pad, altchars=b"-_")
-            except ValueError:
-                continue
-            assert secret.encode() not in decoded
+
+
+@PROPERTY
+@given(SECRET, st.text(max_size=200))
+def test_an_answer_without_the_secret_is_left_as_it_is(secret: str, answer: str) -> None:
+    """Decoding to look for secrets never changes an answer that does not hold one: JSON,
+    percent signs, HTML entities, hex colours, escapes and any other text stay byte for
+    byte."""
+    from pytest_gpo.llm.redact import scrub_answer, secret_forms
+
+    samples = [
+        answer,
+        '{"total": "100%", "ok": true, "note": "a &amp; b \\u00e9"}',
+        "colours #ff00aa 0x1f 0x20 de ad be ef 00 11, 50%25 off, &#169; 2026",
+        "C:\\\\x86\\\\Users, \\\\U0001F600 and %s/%d",
+    ]
+    with mock.patch.dict(os.environ, {"ACME_SERVICE_TOKEN": secret}):
+        for text in samples:
+            if any(form.lower() in text.lower() for form in secret_forms(secret)):
+                continue  # it holds a form (a long key's last two thirds, say): a real hit
+            assert scrub_answer(text) == text

@@ -300,6 +300,8 @@ REFUSED_PATHS = [
     ".amazonq/rules/r.md",
     ".aiassistant/rules/r.md",
     "CONVENTIONS.md",
+    "QWEN.md",
+    "AGENT.md",
     ".gitlab/issue_templates/bug.md",
     ".circleci/notes.txt",
 ]

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import base64
 import codecs
+import contextlib
+import functools
 import html
 import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from pytest_gpo.invisible import without_invisible
 from pytest_gpo.llm.types import SECRET_PARAMS, Request
 
 _MAX_ERROR_CHARS = 1000
@@ -141,76 +145,113 @@ def _base64_cores(secret: bytes) -> list[str]:
     return cores
 
 
-def secret_forms(secret: str) -> list[str]:
+@functools.lru_cache(maxsize=256)
+def secret_forms(secret: str) -> tuple[str, ...]:
     """``secret`` and the forms a model can trivially write it in: reversed, rot13,
-    percent-encoded, hex, base64 (any alignment; of the reversed and upper-case value too);
-    for a long secret also its first and last two thirds. The longest first."""
-    raw = secret.encode("utf-8", errors="surrogatepass")
-    forms = {
-        secret,
-        secret[::-1],
-        codecs.encode(secret, "rot13"),
-        quote(secret, safe=""),
-        raw.hex(),
-    }
-    for variant in (raw, raw[::-1], secret.upper().encode("utf-8", errors="surrogatepass")):
-        forms.update(_base64_cores(variant))
+    percent-encoded, hex (of the value, its reverse and its upper case), base64 at any
+    alignment (of the same three); for a long secret the same of its first and last two
+    thirds. The longest first."""
+    parts = [secret]
     if len(secret) >= 16:
-        part = max(12, 2 * len(secret) // 3)
-        forms.update({secret[:part], secret[-part:]})
-    return sorted((f for f in forms if len(f) >= _MIN_SECRET), key=len, reverse=True)
+        cut = max(12, 2 * len(secret) // 3)
+        parts += [secret[:cut], secret[-cut:]]
+    forms: set[str] = set()
+    for part in parts:
+        for value in (part, part[::-1], part.upper()):
+            raw = value.encode("utf-8", errors="surrogatepass")
+            forms.update({value, raw.hex(), *_base64_cores(raw)})
+        forms.update({codecs.encode(part, "rot13"), quote(part, safe="")})
+    return tuple(sorted((f for f in forms if len(f) >= _MIN_SECRET), key=len, reverse=True))
 
 
-#: Runs of escaped characters a model may spell a value in: every byte percent-encoded (once
-#: or twice), ``\xHH``, ``\uHHHH``, HTML character references, spaced or colon-separated hex.
-_ENCODED_RUNS: tuple[tuple[re.Pattern[str], Callable[[str], str]], ...] = (
-    (re.compile(r"(?:%(?:25)?[0-9A-Fa-f]{2}){6,}"), lambda t: unquote(unquote(t))),
-    (re.compile(r"(?:\\x[0-9A-Fa-f]{2}){6,}"), lambda t: _hex_text(t.replace("\\x", ""))),
-    (re.compile(r"(?:\\u[0-9A-Fa-f]{4}){6,}"), lambda t: _utf16_text(t.replace("\\u", ""))),
-    (re.compile(r"(?:&#(?:[0-9]{1,7}|[xX][0-9A-Fa-f]{1,6});){6,}"), html.unescape),
-    (
-        re.compile(r"(?:[0-9A-Fa-f]{2}[ :\-]){5,}[0-9A-Fa-f]{2}"),
-        lambda t: _hex_text(t),
-    ),
+_BACKSLASH = re.compile(
+    r"\\(?:x([0-9A-Fa-f]{2})|u\{([0-9A-Fa-f]{1,6})\}|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8}))"
 )
+_HEX_RUN = re.compile(r"(?:(?:0[xX])?[0-9A-Fa-f]{2}[^0-9A-Za-z]{0,3}){6,}")
 
 
-def _hex_text(text: str) -> str:
-    digits = re.sub(r"[^0-9A-Fa-f]", "", text)
-    try:
-        return bytes.fromhex(digits[: len(digits) // 2 * 2]).decode("utf-8", errors="replace")
-    except ValueError:
-        return ""
+def _unescape(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        code = int(next(g for g in match.groups() if g is not None), 16)
+        return chr(code) if code < 0x110000 and not 0xD800 <= code < 0xE000 else ""
+
+    return _BACKSLASH.sub(one, text)
 
 
-def _utf16_text(digits: str) -> str:
-    return "".join(chr(int(digits[i : i + 4], 16)) for i in range(0, len(digits) - 3, 4))
+def _hex_runs(text: str) -> str:
+    """The text that every run of hex bytes in ``text`` decodes to (``73 6b``, ``0x73,0x6b``,
+    ``736b``), one run a line."""
+    out = []
+    for match in _HEX_RUN.finditer(text):
+        digits = re.sub(r"0[xX]|[^0-9A-Fa-f]", "", match.group())
+        for start in (0, 1):  # a run may start in the middle of a byte
+            chunk = digits[start:]
+            chunk = chunk[: len(chunk) // 2 * 2]
+            with contextlib.suppress(ValueError):
+                out.append(bytes.fromhex(chunk).decode("utf-8", errors="replace"))
+    return "\n".join(out)
+
+
+_ASCII_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def readings(text: str) -> list[str]:
+    """``text`` as a reader or a decoder could read it: without invisible characters, in
+    compatibility form (full-width letters), with percent, HTML and backslash escapes decoded
+    (three times, in any mix), and what its hex runs decode to; each also without whitespace
+    (a base64 text broken into lines)."""
+    if text.isascii():  # the common case, fast: only controls can be invisible there
+        plain = _ASCII_CONTROLS.sub("", text)
+    else:
+        plain = unicodedata.normalize("NFKC", without_invisible(text))
+    found = {text, plain}
+    decoded = plain
+    if any(mark in plain for mark in "%&\\"):
+        for _ in range(3):
+            decoded = _unescape(html.unescape(unquote(decoded)))
+        found.add(decoded)
+    for source in {plain, decoded}:
+        if _HEX_RUN.search(source):
+            found.add(_hex_runs(source))
+    return list(found) + ["".join(t.split()) for t in found]
+
+
+def holds_secret(text: str, params: Mapping[str, Any] | None = None) -> bool:
+    """Whether any reading of ``text`` (:func:`readings`) holds a form of a known secret."""
+    secrets = _secrets(params or {})
+    return bool(secrets) and _readable(text, tuple(secrets))
+
+
+def _readable(text: str, secrets: tuple[str, ...]) -> bool:
+    pattern = _forms_pattern(secrets)
+    return any(pattern.search(r) for r in readings(text))
+
+
+@functools.lru_cache(maxsize=64)
+def _forms_pattern(secrets: tuple[str, ...]) -> re.Pattern[str]:
+    """One case-insensitive pattern for every form of every secret (the longest first)."""
+    forms = sorted({f for s in secrets for f in secret_forms(s)}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, forms)), re.IGNORECASE)
+
+
+#: What an answer is replaced with when a secret can be read out of it but not cut out of it.
+WITHHELD = "*** (answer withheld: a secret could be read out of it)"
 
 
 def scrub_answer(text: str, params: Mapping[str, Any] | None = None) -> str:
     """A model's answer without the *values* of known secrets (a request's keys, secret
-    environment variables, remembered configuration), in any letter case, nor the forms of
-    :func:`secret_forms`, nor a run of escapes (``%73%6b...``, ``\\x73...``, ``&#115;...``)
-    that decodes to one; shapes such as ``sk-...`` or ``password: ...`` stay, because in an
-    answer they may be the data a task asks for."""
+    environment variables, remembered configuration): each form of :func:`secret_forms` is
+    replaced by ``***`` where it stands (any letter case); an answer from which one can still
+    be read (:func:`readings`: escapes in any mix, invisible characters inside it, hex with
+    any separators, full-width letters, line breaks) is withheld whole (:data:`WITHHELD`).
+    Shapes such as ``sk-...`` or ``password: ...`` stay, because in an answer they may be the
+    data a task asks for."""
     secrets = _secrets(params or {})
     if not secrets:
         return text
-    for secret in secrets:
-        for form in secret_forms(secret):
-            if form.lower() in text.lower():
-                text = re.sub(re.escape(form), "***", text, flags=re.IGNORECASE)
-    lowered = [s.lower() for s in secrets]
-
-    for pattern, decode in _ENCODED_RUNS:
-
-        def replace(match: re.Match[str], decode: Callable[[str], str] = decode) -> str:
-            plain = decode(match.group()).lower()
-            hit = any(s in plain or s[::-1] in plain for s in lowered)
-            return "***" if hit else match.group()
-
-        text = pattern.sub(replace, text)
-    return text
+    known = tuple(secrets)
+    text = _forms_pattern(known).sub("***", text)
+    return WITHHELD if _readable(text, known) else text
 
 
 #: litellm's own loggers: releases 1.80 to at least 1.100 log every call's keyword arguments,

@@ -26,6 +26,7 @@ from typing import Literal
 from rapidfuzz.distance import Levenshtein
 
 from pytest_gpo.errors import SuiteError
+from pytest_gpo.invisible import invisible
 from pytest_gpo.optimize.variables import check_shown
 from pytest_gpo.templates.template import check_syntax, template_variables
 
@@ -70,52 +71,14 @@ REJECTION_TEXT: dict[str, str] = {
     "hidden_characters": "added invisible or control characters (zero-width, bidi, escapes)",
 }
 
-#: Unicode categories of characters a reader does not see: format (zero-width spaces and
-#: joiners, bidi overrides), control (ANSI escapes; tab, line feed and carriage return are
-#: layout), private use, surrogates, unassigned (and the ranges below). They hide words from
-#: the edit measure (a sentence joined by U+200B is one "word") and text from a reviewer, so a
-#: candidate may hold no more of them than the current prompt does.
-_HIDDEN_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cs", "Cn"})
-_LAYOUT_CONTROLS = frozenset("\t\n\r")
-#: Unicode's Default_Ignorable_Code_Point ranges (rendered as nothing: variation selectors, the
-#: combining grapheme joiner, Hangul fillers...), whatever their category, and blanks that are
-#: not whitespace (U+2800 BRAILLE PATTERN BLANK): each can join words or carry hidden bytes.
-_INVISIBLE_RANGES = (
-    (0x00AD, 0x00AD),
-    (0x034F, 0x034F),
-    (0x061C, 0x061C),
-    (0x115F, 0x1160),
-    (0x17B4, 0x17B5),
-    (0x180B, 0x180F),
-    (0x200B, 0x200F),
-    (0x202A, 0x202E),
-    (0x2060, 0x206F),
-    (0x2800, 0x2800),
-    (0x3164, 0x3164),
-    (0xFE00, 0xFE0F),
-    (0xFEFF, 0xFEFF),
-    (0xFFA0, 0xFFA0),
-    (0xFFF0, 0xFFF8),
-    (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A),
-    (0xE0000, 0xE0FFF),
-)
-
-
-def _invisible(ch: str) -> bool:
-    if ch in _LAYOUT_CONTROLS:
-        return False
-    if unicodedata.category(ch) in _HIDDEN_CATEGORIES:
-        return True
-    code = ord(ch)
-    return any(low <= code <= high for low, high in _INVISIBLE_RANGES)
-
 
 def hidden_characters(candidate: str, current: str) -> str | None:
-    """The invisible characters ``candidate`` adds to ``current`` (one more of a kind the
-    current prompt holds counts too: a stray U+200B must not license twenty), or None."""
-    have = Counter(ch for ch in current if _invisible(ch))
-    added = Counter(ch for ch in candidate if _invisible(ch)) - have
+    """The invisible characters (:mod:`pytest_gpo.invisible`) ``candidate`` adds to
+    ``current`` (one more of a kind the current prompt holds counts too: a stray U+200B must
+    not license twenty), or None. They hide words from the edit measure (a sentence joined by
+    U+200B is one "word") and text from a reviewer."""
+    have = Counter(ch for ch in current if invisible(ch))
+    added = Counter(ch for ch in candidate if invisible(ch)) - have
     if not added:
         return None
     shown = [

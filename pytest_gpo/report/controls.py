@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from pytest_gpo.invisible import invisible
+
 #: C0 controls but tab and newline, DEL, C1 controls, bidi embeddings/overrides/isolates,
 #: line and paragraph separators, and lone surrogates (which no terminal can encode).
 _CONTROLS = re.compile(
@@ -31,3 +33,14 @@ def _escape(match: re.Match[str]) -> str:
 def visible(text: str) -> str:
     """``text`` with every control character (see the module doc) shown as its escape."""
     return _CONTROLS.sub(_escape, text)
+
+
+def reveal(text: str) -> str:
+    """``text`` with control characters *and* every invisible one (zero-width, variation
+    selectors, blanks: :mod:`pytest_gpo.invisible`) shown as escapes: for candidate prompts,
+    whose hidden characters a reviewer must see (answers keep an emoji's joiners)."""
+    shown = visible(text)
+    return "".join(
+        (f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}") if invisible(ch) else ch
+        for ch in shown
+    )

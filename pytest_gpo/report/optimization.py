@@ -26,6 +26,7 @@ from pytest_gpo.llm.types import Usage
 from pytest_gpo.optimize.budget import REJECTION_TEXT, word_edit_distance
 from pytest_gpo.optimize.result import CaseOutcome, OptimizationResult, SplitScore
 from pytest_gpo.report.cells import outcome_text, sample_text
+from pytest_gpo.report.controls import reveal
 from pytest_gpo.report.experiments import (
     experiment_json,
     experiment_markdown,
@@ -183,8 +184,8 @@ def _rejections(result: OptimizationResult) -> list[str]:
                         str(step.t),
                         escape_cell(cand.status),
                         f"{cand.words} / {allowed}",
-                        escape_cell(cand.detail, 60),
-                        escape_cell(cand.text, 120),
+                        escape_cell(reveal(cand.detail), 60),
+                        escape_cell(reveal(cand.text), 120),
                     ]
                 )
     if rows:
