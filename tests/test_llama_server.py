@@ -35,7 +35,7 @@ pytestmark = pytest.mark.llama
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
-# the frozen copy the tests own (the demo rewrites example_project/prompts)
+# the frozen copy of the example the tests own (the demo rewrites the example's prompts)
 EXAMPLE = ROOT / "tests" / "fixtures" / "support_desk"
 ALIAS = "smollm2"
 MODEL = f"openai/{ALIAS}"

@@ -5,45 +5,25 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
+from router_suites import router_project
 
 pytest_plugins = ["pytester"]
-
-EXAMPLE = Path(__file__).resolve().parent / "fixtures" / "support_desk"
 
 
 @pytest.fixture
 def two_suites(pytester: pytest.Pytester) -> pytest.Pytester:
     """The ticket router suite twice (``first_router`` runs first), each with its own prompt
     file, two steps of four candidates, on the simulated models without a response cache."""
-    (pytester.path / "suites").mkdir()
-    (pytester.path / "prompts").mkdir()
-    router = (EXAMPLE / "suites" / "ticket_router.gpo.yaml").read_text(encoding="utf-8")
-    router = router.replace("{steps: 6, candidates: 8}", "{steps: 2, candidates: 4}")
-    shutil.copy(EXAMPLE / "suites" / "tickets.jsonl", pytester.path / "suites" / "tickets.jsonl")
-    for name, prompt in (("first_router", "first.txt"), ("ticket_router", "router.txt")):
-        shutil.copy(EXAMPLE / "prompts" / "router.txt", pytester.path / "prompts" / prompt)
-        text = router.replace("name: ticket_router", f"name: {name}")
-        text = text.replace("../prompts/router.txt", f"../prompts/{prompt}")
-        (pytester.path / "suites" / f"{name}.gpo.yaml").write_text(text, encoding="utf-8")
-    pytester.makeini(
-        textwrap.dedent("""
-        [pytest]
-        gpo_model = gpo-sim/task
-        gpo_optimizer_model = gpo-sim/optimizer
-        gpo_cache = off
-    """)
-    )
-    return pytester
+    prompts = {"first_router": "prompts/first.txt", "ticket_router": "prompts/router.txt"}
+    return router_project(pytester, prompts, cache="off")
 
 
 def _prompts(project: pytest.Pytester) -> dict[str, str]:
@@ -55,11 +35,10 @@ def _report(project: pytest.Pytester) -> dict[str, Any]:
     return data
 
 
-def test_ctrl_c_writes_no_prompt_file_and_the_rerun_resumes(two_suites: pytest.Pytester) -> None:
-    """A real SIGINT while the second suite optimizes: the first suite's accepted prompt is not
-    written (its checkpoint is kept), pytest exits 2 and nothing says it exits 1; the
-    interrupted suite's line says its checkpoint exists and the next run resumes from it."""
-    two_suites.makeconftest(
+def _interrupted(project: pytest.Pytester, presses: int) -> tuple[int, str]:
+    """``pytest --gpo-optimize`` in a subprocess, sent ``presses`` SIGINTs 0.3 s apart while
+    the second suite's first candidate is held on the event loop: (exit status, output)."""
+    project.makeconftest(
         textwrap.dedent("""
         import time
         from pathlib import Path
@@ -67,30 +46,41 @@ def test_ctrl_c_writes_no_prompt_file_and_the_rerun_resumes(two_suites: pytest.P
         def pytest_gpo_filter_candidate(suite_name, current, candidate):
             if suite_name == "ticket_router" and not Path("started").exists():
                 Path("started").touch()
-                time.sleep(6)  # on the event loop: the SIGINT arrives meanwhile
+                time.sleep(6)  # on the event loop: the SIGINTs arrive meanwhile
             return None
     """)
     )
-    before = _prompts(two_suites)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--gpo-optimize"],
-        cwd=two_suites.path,
+        cwd=project.path,
         env=dict(os.environ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 120
-        while not (two_suites.path / "started").exists() and time.monotonic() < deadline:
+        while not (project.path / "started").exists() and time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
             time.sleep(0.05)
-        assert (two_suites.path / "started").exists()
-        proc.send_signal(signal.SIGINT)
+        assert (project.path / "started").exists()
+        for press in range(presses):
+            if press:
+                time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
         out = proc.communicate(timeout=120)[0].decode("utf-8", "replace")
     finally:
         proc.kill()
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    return proc.returncode, out
+
+
+def test_ctrl_c_writes_no_prompt_file_and_the_rerun_resumes(two_suites: pytest.Pytester) -> None:
+    """A real SIGINT while the second suite optimizes: the first suite's accepted prompt is not
+    written (its checkpoint is kept), pytest exits 2 and nothing says it exits 1; the
+    interrupted suite's line says its checkpoint exists and the next run resumes from it."""
+    before = _prompts(two_suites)
+    returncode, out = _interrupted(two_suites, presses=1)
+    assert returncode == pytest.ExitCode.INTERRUPTED, out
     assert _prompts(two_suites) == before, out
     assert "rewritten" not in out and "exits 1" not in out, out
     assert (
@@ -214,39 +204,8 @@ def test_a_second_ctrl_c_while_the_run_finishes_is_held(two_suites: pytest.Pytes
     """A tester pressed Ctrl-C twice, 0.3 s apart: the second broke pytest's own handling of
     the first (exit 130 and a traceback) and left a report saying exit 0. It is now held with
     a note, and pytest exits 2 with reports that say 2."""
-    two_suites.makeconftest(
-        textwrap.dedent("""
-        import time
-        from pathlib import Path
-
-        def pytest_gpo_filter_candidate(suite_name, current, candidate):
-            if suite_name == "ticket_router" and not Path("started").exists():
-                Path("started").touch()
-                time.sleep(6)  # on the event loop: both SIGINTs arrive meanwhile
-            return None
-    """)
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--gpo-optimize"],
-        cwd=two_suites.path,
-        env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (two_suites.path / "started").exists() and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert (two_suites.path / "started").exists()
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        out = proc.communicate(timeout=120)[0].decode("utf-8", "replace")
-    finally:
-        proc.kill()
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    returncode, out = _interrupted(two_suites, presses=2)
+    assert returncode == pytest.ExitCode.INTERRUPTED, out
     assert "pytest-gpo: finishing the reports; press Ctrl-C again to abandon them" in out, out
     report = _report(two_suites)
     assert report["exit_status"] == 2 and report["passed"] is False

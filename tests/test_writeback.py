@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pytest_gpo import fsutil
 from pytest_gpo.writeback import (
     PlannedWrite,
+    WriteOutcome,
     WriteStatus,
     _lines,
     apply,
@@ -189,6 +190,18 @@ def _planned(path: Path, new: str, root: Path | None = None) -> PlannedWrite:
     return PlannedWrite("s", path, sha(path.read_bytes()), new, root=root)
 
 
+def _rewrite(root: Path, relative: str) -> tuple[Path, WriteOutcome]:
+    """A prompt file at ``root/relative`` holding ``old {{ t }}``, and what applying a plan to
+    rewrite it did."""
+    target = root / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"old {{ t }}\n")
+    (outcome,) = apply(
+        [_planned(target, "new {{ t }}", root)], dry_run=False, ci=False, allow_in_ci=False
+    )
+    return target, outcome
+
+
 def test_a_symlinked_prompt_is_written_through_to_its_target(tmp_path: Path) -> None:
     target = tmp_path / "shared" / "router.txt"
     target.parent.mkdir()
@@ -310,12 +323,7 @@ REFUSED_PATHS = [
 @pytest.mark.parametrize("relative", REFUSED_PATHS)
 def test_files_in_tool_folders_and_tool_names_are_refused(tmp_path: Path, relative: str) -> None:
     """Found by strangers' trials: each of these was rewritten when a suite named it."""
-    target = tmp_path / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(b"old {{ t }}\n")
-    (outcome,) = apply(
-        [_planned(target, "new {{ t }}", tmp_path)], dry_run=False, ci=False, allow_in_ci=False
-    )
+    target, outcome = _rewrite(tmp_path, relative)
     assert outcome.status == WriteStatus.REFUSED, outcome.message
     assert "never rewrites it; keep prompts in files of their own" in outcome.message
     assert target.read_bytes() == b"old {{ t }}\n"
@@ -324,12 +332,7 @@ def test_files_in_tool_folders_and_tool_names_are_refused(tmp_path: Path, relati
 @pytest.mark.parametrize("relative", ["wb/.Github/g.md", ".GIT/notes.txt", "a/.GitHub/x.md"])
 def test_git_folders_are_refused_in_any_letter_case(tmp_path: Path, relative: str) -> None:
     """On a case-insensitive file system (macOS) .Github is the .github folder."""
-    target = tmp_path / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(b"old {{ t }}\n")
-    (outcome,) = apply(
-        [_planned(target, "new {{ t }}", tmp_path)], dry_run=False, ci=False, allow_in_ci=False
-    )
+    target, outcome = _rewrite(tmp_path, relative)
     assert outcome.status == WriteStatus.REFUSED and ".github" in outcome.message
     assert target.read_bytes() == b"old {{ t }}\n"
 
@@ -355,12 +358,7 @@ def test_a_hard_linked_prompt_is_refused_and_both_names_keep_it(tmp_path: Path) 
     ["prompts/env/p.txt", "prompts/runtime_prompt.txt", "myrequirements/p.txt", "venv_x/p.md"],
 )
 def test_prompt_files_near_tool_names_are_still_written(tmp_path: Path, relative: str) -> None:
-    target = tmp_path / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(b"old {{ t }}\n")
-    (outcome,) = apply(
-        [_planned(target, "new {{ t }}", tmp_path)], dry_run=False, ci=False, allow_in_ci=False
-    )
+    _, outcome = _rewrite(tmp_path, relative)
     assert outcome.status == WriteStatus.WRITTEN, outcome.message
 
 

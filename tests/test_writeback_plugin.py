@@ -3,39 +3,10 @@ pytest-gpo's own files, are never rewritten (with and without pytest-xdist)."""
 
 from __future__ import annotations
 
-import shutil
-import textwrap
-from pathlib import Path
-
 import pytest
+from router_suites import router_project
 
 pytest_plugins = ["pytester"]
-
-EXAMPLE = Path(__file__).resolve().parent / "fixtures" / "support_desk"
-
-
-def _project(pytester: pytest.Pytester, prompts: dict[str, str]) -> pytest.Pytester:
-    """One ticket router suite per ``name: prompt path`` (relative to the rootdir), two steps
-    of four candidates each on the simulated models; every prompt file starts as router.txt."""
-    (pytester.path / "suites").mkdir()
-    router = (EXAMPLE / "suites" / "ticket_router.gpo.yaml").read_text(encoding="utf-8")
-    router = router.replace("{steps: 6, candidates: 8}", "{steps: 2, candidates: 4}")
-    shutil.copy(EXAMPLE / "suites" / "tickets.jsonl", pytester.path / "suites" / "tickets.jsonl")
-    for name, prompt in prompts.items():
-        target = pytester.path / prompt
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(EXAMPLE / "prompts" / "router.txt", target)
-        text = router.replace("name: ticket_router", f"name: {name}")
-        text = text.replace("../prompts/router.txt", f"../{prompt}")
-        (pytester.path / "suites" / f"{name}.gpo.yaml").write_text(text, encoding="utf-8")
-    pytester.makeini(
-        textwrap.dedent("""
-        [pytest]
-        gpo_model = gpo-sim/task
-        gpo_optimizer_model = gpo-sim/optimizer
-    """)
-    )
-    return pytester
 
 
 @pytest.mark.parametrize("xdist", [False, True], ids=["one-process", "xdist"])
@@ -45,7 +16,7 @@ def test_a_prompt_file_two_suites_use_is_not_rewritten_for_one_of_them(
     """Found under -n 2: the suite whose candidate was accepted rewrote the shared file, judged
     on its own held-out cases only. Now neither suite is optimized (an error before any call,
     naming the other suite and how to select one by its file); selecting one, it is written."""
-    project = _project(
+    project = router_project(
         pytester, {"first_router": "prompts/shared.txt", "ticket_router": "prompts/shared.txt"}
     )
     before = (project.path / "prompts" / "shared.txt").read_text(encoding="utf-8")
@@ -66,7 +37,7 @@ def test_a_prompt_file_two_suites_use_is_not_rewritten_for_one_of_them(
 def test_a_prompt_in_pytest_gpos_own_folder_is_refused(pytester: pytest.Pytester) -> None:
     """A suite whose prompt was .gpo/report.md had it reported as rewritten, then overwritten by
     the report; now the write is refused as the tool's own file."""
-    project = _project(pytester, {"first_router": ".gpo/report.md"})
+    project = router_project(pytester, {"first_router": ".gpo/report.md"})
     result = project.runpytest("-p", "no:cacheprovider", "--gpo-optimize")
     out = result.stdout.str()
     assert result.ret == 0, out
@@ -80,7 +51,7 @@ def test_a_prompt_that_is_a_system_message_file_is_not_optimized(
 ) -> None:
     """Found by a tester: a suite whose prompt file was another suite's (or its own)
     ``system:`` file had it rewritten, changing that system message silently."""
-    project = _project(pytester, {"first_router": "prompts/first.txt"})
+    project = router_project(pytester, {"first_router": "prompts/first.txt"})
     suite = project.path / "suites" / "first_router.gpo.yaml"
     if whose == "its own":
         suite.write_text(
