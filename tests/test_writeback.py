@@ -329,6 +329,37 @@ def test_files_in_tool_folders_and_tool_names_are_refused(tmp_path: Path, relati
     assert target.read_bytes() == b"old {{ t }}\n"
 
 
+TOOL_DIRS = [
+    *(".git", ".github", ".venv", "venv", "site-packages", "node_modules", ".tox", "__pycache__"),
+    *("requirements", "constraints-dev", "foo-1.0.dist-info", "pkg.egg-info", ".cursor"),
+    *(".vscode", ".claude", ".junie", ".roo", ".kiro", ".amazonq", ".gitlab", ".circleci"),
+]
+
+
+@settings(max_examples=150, derandomize=True, deadline=None)
+@given(
+    st.sampled_from(TOOL_DIRS),
+    st.lists(st.booleans(), min_size=20, max_size=20),  # longer than any folder name
+    st.lists(st.sampled_from(["prompts", "a b", "x.y", "ü"]), max_size=2),
+    st.sampled_from(["p.txt", "p.md", "rules.prompt"]),
+)
+def test_a_tool_folder_anywhere_in_any_letter_case_is_never_written(
+    tmp_path_factory: pytest.TempPathFactory,
+    folder: str,
+    upper: list[bool],
+    above: list[str],
+    name: str,
+) -> None:
+    """A tool's folder at any depth below the rootdir, in any mix of letter case (macOS and
+    Windows file systems ignore case): the prompt file inside it is refused and unchanged."""
+    cased = "".join(c.upper() if up else c for c, up in zip(folder, upper, strict=False))
+    root = tmp_path_factory.mktemp("root")
+    relative = "/".join([*above, cased, name])
+    target, outcome = _rewrite(root, relative)
+    assert outcome.status == WriteStatus.REFUSED, (relative, outcome.message)
+    assert target.read_bytes() == b"old {{ t }}\n"
+
+
 @pytest.mark.parametrize("relative", ["wb/.Github/g.md", ".GIT/notes.txt", "a/.GitHub/x.md"])
 def test_git_folders_are_refused_in_any_letter_case(tmp_path: Path, relative: str) -> None:
     """On a case-insensitive file system (macOS) .Github is the .github folder."""
